@@ -1,0 +1,1 @@
+"""imagine-bot: Grok Imagine in Telegram."""

@@ -1,0 +1,46 @@
+"""`python -m bot`: read the settings, run until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from pydantic import ValidationError
+
+from bot.app import run
+from bot.logs import configure_logging
+from bot.settings import Settings, describe_settings_error
+
+
+def main() -> int:
+    try:
+        settings = Settings()  # required fields come from the environment
+    except ValidationError as error:
+        print(describe_settings_error(error), file=sys.stderr)
+        return 2
+    secrets = [
+        settings.telegram_bot_token.get_secret_value(),
+        settings.provider_api_key.get_secret_value(),
+    ]
+    if settings.provider_webhook_hmac_key:
+        secrets.append(settings.provider_webhook_hmac_key.get_secret_value())
+    configure_logging(secrets)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run(settings, stop=stop)
+
+    try:
+        asyncio.run(serve())
+    except NotImplementedError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

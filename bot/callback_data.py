@@ -1,0 +1,51 @@
+"""The data behind inline buttons: short, versioned strings well under Telegram's 64 bytes.
+
+Only our own task ids travel in them; everything else is read from the database when
+the button is pressed, so an old or forged button can at worst point at a task the bot
+then checks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.constants import MAX_CALLBACK_DATA_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Animate:
+    task_id: int
+    index: int  # 0-based, as the upstream counts images
+
+
+@dataclass(frozen=True, slots=True)
+class Reroll:
+    task_id: int
+
+
+ButtonAction = Animate | Reroll
+
+_ANIMATE = re.compile(r"a:(\d{1,18}):(\d)")
+_REROLL = re.compile(r"r:(\d{1,18})")
+
+
+def encode(action: ButtonAction) -> str:
+    match action:
+        case Animate(task_id, index):
+            data = f"a:{task_id}:{index}"
+        case Reroll(task_id):
+            data = f"r:{task_id}"
+    assert len(data.encode()) <= MAX_CALLBACK_DATA_BYTES
+    return data
+
+
+def decode(data: str | None) -> ButtonAction | None:
+    """The action behind `data`, or None for data this bot did not make."""
+    if not data:
+        return None
+    if match := _ANIMATE.fullmatch(data):
+        return Animate(int(match[1]), int(match[2]))
+    if match := _REROLL.fullmatch(data):
+        return Reroll(int(match[1]))
+    return None

@@ -1,0 +1,17 @@
+"""Limits and fixed values that the design depends on, in one place."""
+
+from typing import Final
+
+ASPECT_RATIOS: Final = ("1:1", "2:3", "3:2", "16:9", "9:16")
+DEFAULT_ASPECT_RATIO: Final = "1:1"
+
+# Upstream limits (../shared/UPSTREAM.md).
+MAX_PROMPT_CHARS: Final = 5000
+
+# Telegram limits.
+MAX_MESSAGE_CHARS: Final = 4096
+MAX_CAPTION_CHARS: Final = 1024
+MAX_CALLBACK_DATA_BYTES: Final = 64
+ALBUM_MIN_ITEMS: Final = 2
+ALBUM_MAX_ITEMS: Final = 10
+MAX_CALLBACK_ANSWER_CHARS: Final = 200

@@ -1,0 +1,478 @@
+"""The task engine: drives every task from its row in SQLite to a delivered result or a
+reported failure, in background workers owned by the engine, never by a handler.
+
+A worker reads the task's state, does the one step that state calls for, records the
+new state, and reads again. Because every step starts from what the database says, the
+same code serves a fresh task and one resumed after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from telegram import Bot, InputMediaPhoto, Message, ReplyParameters
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from bot import rendering
+from bot.catalog import Lang, text
+from bot.constants import ALBUM_MAX_ITEMS
+from bot.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskState
+from bot.media import MediaFetcher
+from bot.providers import ErrorKind, ImageRequest, Provider, ProviderError, UpstreamState
+from storage.tasks import NewTask, Task, TaskRepository
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 4
+    initial: float = 1.0
+    maximum: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Every clock the engine runs on; tests pass a fast one."""
+
+    poll: PollSchedule = field(default_factory=PollSchedule)
+    status: StatusCadence = field(default_factory=StatusCadence)
+    create_retry: RetryPolicy = field(default_factory=RetryPolicy)
+    step_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(5, 2.0, 60.0))
+    not_found_grace: float = 60.0  # how long a 404 right after creation is waited out
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        bot: Bot,
+        tasks: TaskRepository,
+        provider: Provider,
+        media: MediaFetcher,
+        timing: Timing | None = None,
+    ) -> None:
+        self._bot = bot
+        self._tasks = tasks
+        self._provider = provider
+        self._media = media
+        self._timing = timing or Timing()
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._workers)
+
+    async def start(self) -> None:
+        """Resume every task a previous run left unfinished."""
+        unfinished = await self._tasks.unfinished()
+        if unfinished:
+            _log.info("resuming %d unfinished tasks", len(unfinished))
+        for task in unfinished:
+            self._spawn(task.id)
+
+    async def stop(self) -> None:
+        """Stop all workers. Their tasks stay in SQLite and resume at the next start."""
+        self._stopping = True
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    async def submit(self, new: NewTask) -> Task:
+        """Record a new task and start working on it; returns as soon as it is recorded."""
+        task = await self._tasks.create(new)
+        self._spawn(task.id)
+        return task
+
+    async def wait_idle(self) -> None:
+        """Wait until no task is being worked on (for tests and benchmarks)."""
+        while self._workers:
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+    def _spawn(self, task_id: int) -> None:
+        if self._stopping or task_id in self._workers:
+            return
+        worker = asyncio.create_task(self._work(task_id), name=f"task-{task_id}")
+        self._workers[task_id] = worker
+        worker.add_done_callback(lambda _: self._workers.pop(task_id, None))
+
+    async def _work(self, task_id: int) -> None:
+        policy = self._timing.step_retry
+        failures = 0
+        while True:
+            task = await self._tasks.get(task_id)
+            if task is None or task.state in (TaskState.DELIVERED, TaskState.REPORTED):
+                return
+            try:
+                await self._step(task)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Whatever broke, the state in SQLite is still true: wait, then redo the step.
+                failures += 1
+                _log.exception("task %d: step %s failed (%d)", task.id, task.state, failures)
+                if failures >= policy.attempts:
+                    await self._give_up(task)
+                    failures = 0
+                    continue
+                await asyncio.sleep(_backoff(policy, failures))
+
+    async def _give_up(self, task: Task) -> None:
+        if task.state is TaskState.FAILED:
+            # Even telling the user failed; stop trying rather than loop forever.
+            await self._tasks.move(task.id, TaskState.REPORTED)
+            return
+        kind = (
+            FailureKind.DELIVERY if task.state is TaskState.DELIVERING else FailureKind.UNAVAILABLE
+        )
+        await self._tasks.move(
+            task.id, TaskState.FAILED, failure_kind=kind, finished_at=time.time()
+        )
+
+    async def _step(self, task: Task) -> None:
+        match task.state:
+            case TaskState.PENDING:
+                await self._submit(task)
+            case TaskState.SUBMITTING:
+                # Only seen after a restart: the create request's outcome is unknown, and
+                # repeating it could make (and bill) a second task.
+                await self._tasks.move(
+                    task.id,
+                    TaskState.FAILED,
+                    failure_kind=FailureKind.INTERRUPTED,
+                    finished_at=time.time(),
+                )
+            case TaskState.RUNNING:
+                await self._watch(task)
+            case TaskState.SUCCEEDED:
+                await self._tasks.move(task.id, TaskState.DELIVERING)
+            case TaskState.DELIVERING:
+                await self._deliver(task)
+            case TaskState.FAILED:
+                await self._report_failure(task)
+
+    # --- pending → running ------------------------------------------------------------
+
+    async def _submit(self, task: Task) -> None:
+        status = asyncio.create_task(self._post_status(task))
+        try:
+            if not await self._tasks.move(task.id, TaskState.SUBMITTING):
+                return
+            try:
+                upstream_id = await self._create_upstream(task)
+            except ProviderError as error:
+                kind = {
+                    ErrorKind.REJECTED: FailureKind.REJECTED,
+                    ErrorKind.UNKNOWN_OUTCOME: FailureKind.INTERRUPTED,
+                }.get(error.kind, FailureKind.UNAVAILABLE)
+                _log.warning("task %d: the upstream did not take it: %s", task.id, error)
+                await self._tasks.move(
+                    task.id,
+                    TaskState.FAILED,
+                    failure_kind=kind,
+                    failure_detail=error.message,
+                    finished_at=time.time(),
+                )
+                return
+            await self._tasks.move(
+                task.id,
+                TaskState.RUNNING,
+                upstream_task_id=upstream_id,
+                submitted_at=time.time(),
+            )
+            _log.info("task %d: upstream task %s", task.id, upstream_id)
+        finally:
+            await status
+
+    async def _create_upstream(self, task: Task) -> str:
+        policy = self._timing.create_retry
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, ProviderError) and e.kind is ErrorKind.TRANSIENT
+            ),
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential_jitter(initial=policy.initial, max=policy.maximum),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._provider.create_image_task(
+                    ImageRequest(prompt=task.prompt, aspect_ratio=task.aspect_ratio)
+                )
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _post_status(self, task: Task) -> None:
+        if task.status_message_id is not None:
+            return
+        lang = Lang(task.lang)
+        where = _placement(task)
+        try:
+            message = await self._bot.send_message(
+                task.chat_id,
+                rendering.status_text(lang, None, time.time() - task.created_at),
+                parse_mode=ParseMode.HTML,
+                message_thread_id=where.message_thread_id,
+                reply_parameters=where.reply_parameters,
+            )
+        except TelegramError as error:
+            _log.warning("task %d: could not post the status message: %s", task.id, error)
+            return
+        await self._tasks.note(task.id, status_message_id=message.message_id)
+
+    # --- running → succeeded | failed ---------------------------------------------------
+
+    async def _watch(self, task: Task) -> None:
+        """Poll the upstream until the task ends, keeping the status message current."""
+        seen: list[UpstreamState | None] = [None]
+        ticker = asyncio.create_task(self._tick_status(task, seen))
+        try:
+            await self._poll(task, seen)
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+    async def _poll(self, task: Task, seen: list[UpstreamState | None]) -> None:
+        assert task.upstream_task_id is not None
+        schedule = self._timing.poll
+        started = task.submitted_at or task.created_at
+        while True:
+            elapsed = time.time() - started
+            if schedule.timed_out(elapsed):
+                await self._fail(task, FailureKind.TIMEOUT, None)
+                return
+            await asyncio.sleep(min(schedule.delay_after(elapsed), schedule.timeout - elapsed))
+            try:
+                status = await self._provider.get_status(task.upstream_task_id)
+            except ProviderError as error:
+                if error.kind is ErrorKind.NOT_FOUND and elapsed > self._timing.not_found_grace:
+                    await self._fail(task, FailureKind.GENERATION, None)
+                    return
+                if error.kind is not ErrorKind.NOT_READY:
+                    _log.info("task %d: status read failed: %s", task.id, error)
+                if error.retry_after:
+                    await asyncio.sleep(error.retry_after)
+                continue
+            seen[0] = status.state
+            if status.state is UpstreamState.SUCCEEDED:
+                await self._tasks.move(
+                    task.id,
+                    TaskState.SUCCEEDED,
+                    result_urls=status.result_urls,
+                    finished_at=time.time(),
+                )
+                return
+            if status.state is UpstreamState.FAILED:
+                await self._fail(task, FailureKind.GENERATION, status.fail_message)
+                return
+
+    async def _fail(self, task: Task, kind: FailureKind, detail: str | None) -> None:
+        await self._tasks.move(
+            task.id,
+            TaskState.FAILED,
+            failure_kind=kind,
+            failure_detail=detail,
+            finished_at=time.time(),
+        )
+
+    async def _tick_status(self, task: Task, seen: list[UpstreamState | None]) -> None:
+        lang = Lang(task.lang)
+        interval = self._timing.status.interval(is_group=task.is_group)
+        shown: str | None = None
+        while True:
+            await self._chat_action(task, ChatAction.UPLOAD_PHOTO)
+            await asyncio.sleep(interval)
+            current = await self._tasks.get(task.id)
+            if current is None or current.status_message_id is None:
+                continue
+            wanted = rendering.status_text(lang, seen[0], time.time() - task.created_at)
+            if wanted == shown:
+                continue
+            try:
+                await self._bot.edit_message_text(
+                    wanted, task.chat_id, current.status_message_id, parse_mode=ParseMode.HTML
+                )
+                shown = wanted
+            except BadRequest as error:
+                if "not modified" not in str(error).lower():
+                    _log.info("task %d: status edit refused: %s", task.id, error)
+                    return
+            except TelegramError as error:
+                _log.info("task %d: status edit failed: %s", task.id, error)
+
+    async def _chat_action(self, task: Task, action: ChatAction) -> None:
+        try:
+            await self._bot.send_chat_action(
+                task.chat_id, action, message_thread_id=task.message_thread_id
+            )
+        except TelegramError as error:
+            _log.info("task %d: chat action failed: %s", task.id, error)
+
+    # --- delivering → delivered -----------------------------------------------------------
+
+    async def _deliver(self, task: Task) -> None:
+        lang = Lang(task.lang)
+        urls = task.result_urls[:ALBUM_MAX_ITEMS]
+        if not task.album_message_ids:
+            await self._chat_action(task, ChatAction.UPLOAD_PHOTO)
+            try:
+                album = await self._send_album(task, urls)
+            except BadRequest as error:
+                _log.warning("task %d: Telegram refused the album: %s", task.id, error)
+                await self._fail(task, FailureKind.DELIVERY, None)
+                return
+            await self._tasks.note(task.id, album_message_ids=[m.message_id for m in album])
+            task = await self._reload(task)
+        if task.buttons_message_id is None:
+            where = _placement(task, reply_to=task.album_message_ids[0])
+            buttons = await self._bot.send_message(
+                task.chat_id,
+                rendering.result_text(lang, task.aspect_ratio),
+                parse_mode=ParseMode.HTML,
+                reply_markup=rendering.result_keyboard(task.id, len(urls)),
+                message_thread_id=where.message_thread_id,
+                reply_parameters=where.reply_parameters,
+            )
+            await self._tasks.note(task.id, buttons_message_id=buttons.message_id)
+        await self._tasks.move(task.id, TaskState.DELIVERED, delivered_at=time.time())
+        await self._remove_status(task)
+        _log.info("task %d: delivered %d images", task.id, len(urls))
+
+    async def _send_album(self, task: Task, urls: tuple[str, ...]) -> tuple[Message, ...]:
+        """Send by URL (Telegram fetches them); if Telegram cannot, fetch and upload."""
+        try:
+            return await self._send_photos(task, list(urls))
+        except BadRequest as error:
+            _log.info("task %d: sending by URL failed (%s); uploading instead", task.id, error)
+        files = await self._media.fetch_all(urls)
+        return await self._send_photos(task, files)
+
+    async def _send_photos(self, task: Task, photos: Sequence[str | bytes]) -> tuple[Message, ...]:
+        caption = rendering.album_caption(task.prompt)
+        where = _placement(task)
+        if len(photos) == 1:
+            message = await self._bot.send_photo(
+                task.chat_id,
+                photos[0],
+                caption=caption,
+                parse_mode=ParseMode.HTML,
+                message_thread_id=where.message_thread_id,
+                reply_parameters=where.reply_parameters,
+            )
+            return (message,)
+        media = [
+            InputMediaPhoto(
+                photo,
+                caption=caption if index == 0 else None,
+                parse_mode=ParseMode.HTML if index == 0 else None,
+            )
+            for index, photo in enumerate(photos)
+        ]
+        return await self._bot.send_media_group(
+            task.chat_id,
+            media,
+            message_thread_id=where.message_thread_id,
+            reply_parameters=where.reply_parameters,
+        )
+
+    async def _remove_status(self, task: Task) -> None:
+        task = await self._reload(task)
+        if task.status_message_id is None:
+            return
+        try:
+            await self._bot.delete_message(task.chat_id, task.status_message_id)
+        except TelegramError as error:
+            _log.info("task %d: could not delete the status message: %s", task.id, error)
+
+    # --- failed → reported ----------------------------------------------------------------
+
+    async def _report_failure(self, task: Task) -> None:
+        message = _failure_text(task)
+        sent = False
+        if task.status_message_id is not None:
+            # The status message becomes the failure notice: one message, nothing stale.
+            try:
+                await self._bot.edit_message_text(
+                    message, task.chat_id, task.status_message_id, parse_mode=ParseMode.HTML
+                )
+                sent = True
+            except BadRequest as error:
+                _log.info("task %d: could not edit the status into the failure: %s", task.id, error)
+        if not sent:
+            where = _placement(task)
+            try:
+                await self._bot.send_message(
+                    task.chat_id,
+                    message,
+                    parse_mode=ParseMode.HTML,
+                    message_thread_id=where.message_thread_id,
+                    reply_parameters=where.reply_parameters,
+                )
+            except Forbidden as error:
+                _log.info("task %d: the chat is closed to the bot: %s", task.id, error)
+        await self._tasks.move(task.id, TaskState.REPORTED)
+
+    async def _reload(self, task: Task) -> Task:
+        fresh = await self._tasks.get(task.id)
+        assert fresh is not None
+        return fresh
+
+
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    """Where a task's messages go: its forum topic, under the message they answer."""
+
+    message_thread_id: int | None
+    reply_parameters: ReplyParameters | None
+
+
+def _placement(task: Task, *, reply_to: int | None = None) -> _Placement:
+    target = reply_to if reply_to is not None else task.request_message_id
+    return _Placement(
+        message_thread_id=task.message_thread_id,
+        reply_parameters=(
+            ReplyParameters(target, allow_sending_without_reply=True)
+            if target is not None
+            else None
+        ),
+    )
+
+
+def _failure_text(task: Task) -> str:
+    lang = Lang(task.lang)
+    match task.failure_kind:
+        case FailureKind.GENERATION if task.failure_detail:
+            return text(lang, "failure.generation", reason=task.failure_detail)
+        case FailureKind.GENERATION:
+            return text(lang, "failure.generation_no_reason")
+        case FailureKind.REJECTED if task.failure_detail:
+            return text(lang, "failure.rejected", reason=task.failure_detail)
+        case FailureKind.TIMEOUT:
+            return text(lang, "failure.timeout")
+        case FailureKind.DELIVERY:
+            return text(lang, "failure.delivery")
+        case FailureKind.INTERRUPTED:
+            return text(lang, "failure.interrupted")
+        case _:
+            return text(lang, "failure.unavailable")
+
+
+def _backoff(policy: RetryPolicy, failures: int) -> float:
+    ceiling = min(policy.maximum, policy.initial * 2.0 ** (failures - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)

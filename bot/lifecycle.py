@@ -1,0 +1,108 @@
+"""The life of a generation task: its states, the moves between them, and its clocks.
+
+Pure: the storage layer enforces these moves with conditional UPDATEs, the engine
+decides them with the functions here.
+
+    pending ──► submitting ──► running ──► succeeded ──► delivering ──► delivered
+       │             │            │                          │
+       └─────────────┴────────────┴──────► failed ◄──────────┘
+                                              │
+                                              ▼
+                                           reported
+
+A state is written before the side effect it leads to: `submitting` before the upstream
+is asked to create the task, `delivering` before the album is sent, `failed` before the
+user is told. After a crash, the state says exactly what is left to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"  # recorded; the upstream has not been asked yet
+    SUBMITTING = "submitting"  # the create request is (or was, at a crash) in flight
+    RUNNING = "running"  # the upstream accepted it and has an id for it
+    SUCCEEDED = "succeeded"  # result URLs recorded; not yet delivered
+    DELIVERING = "delivering"  # one worker claimed delivery
+    DELIVERED = "delivered"  # final: the user has the result
+    FAILED = "failed"  # failure recorded; the user has not been told yet
+    REPORTED = "reported"  # final: the user was told of the failure
+
+
+class TaskKind(StrEnum):
+    TEXT_TO_IMAGE = "text_to_image"
+
+
+class FailureKind(StrEnum):
+    GENERATION = "generation"  # the upstream ran it and it failed (content, model error)
+    REJECTED = "rejected"  # the upstream refused the request (validation)
+    UNAVAILABLE = "unavailable"  # the service cannot take work now (auth, credits, outage)
+    TIMEOUT = "timeout"  # no outcome within the task timeout
+    DELIVERY = "delivery"  # made, but Telegram would not take it
+    INTERRUPTED = "interrupted"  # a restart hit mid-creation; outcome unknown
+
+
+TRANSITIONS: Final[dict[TaskState, frozenset[TaskState]]] = {
+    TaskState.PENDING: frozenset({TaskState.SUBMITTING, TaskState.FAILED}),
+    TaskState.SUBMITTING: frozenset({TaskState.RUNNING, TaskState.FAILED}),
+    TaskState.RUNNING: frozenset({TaskState.SUCCEEDED, TaskState.FAILED}),
+    TaskState.SUCCEEDED: frozenset({TaskState.DELIVERING}),
+    TaskState.DELIVERING: frozenset({TaskState.DELIVERED, TaskState.FAILED}),
+    TaskState.DELIVERED: frozenset(),
+    TaskState.FAILED: frozenset({TaskState.REPORTED}),
+    TaskState.REPORTED: frozenset(),
+}
+
+FINAL_STATES: Final = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
+
+
+def sources_of(target: TaskState) -> frozenset[TaskState]:
+    """The states a task may move to `target` from."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+@dataclass(frozen=True, slots=True)
+class PollSchedule:
+    """When to ask the upstream for a task's status.
+
+    The upstream's own advice: every 2–3 s for the first 30 s, every 5–10 s up to two
+    minutes, then every 15–30 s, and give up after 10–15 minutes. Most images are done in
+    5–15 s, so the first look comes early and the fast phase is dense.
+    """
+
+    first: float = 2.0
+    fast: float = 2.0
+    fast_until: float = 30.0
+    medium: float = 6.0
+    medium_until: float = 120.0
+    slow: float = 15.0
+    timeout: float = 15 * 60.0
+
+    def delay_after(self, elapsed: float) -> float:
+        """Seconds to wait before the next status read, `elapsed` seconds after creation."""
+        if elapsed <= 0:
+            return self.first
+        if elapsed < self.fast_until:
+            return self.fast
+        if elapsed < self.medium_until:
+            return self.medium
+        return self.slow
+
+    def timed_out(self, elapsed: float) -> bool:
+        return elapsed >= self.timeout
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCadence:
+    """How often the status message is edited: Telegram allows about 20 messages a minute
+    in a group, and edits count, so groups get a slower clock than private chats."""
+
+    private: float = 5.0
+    group: float = 10.0
+
+    def interval(self, *, is_group: bool) -> float:
+        return self.group if is_group else self.private

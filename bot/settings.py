@@ -1,0 +1,91 @@
+"""The bot's whole settings surface, read from the environment or a `.env` file.
+
+Names are the environment variables in upper case (pydantic-settings matches them
+case-insensitively). Secrets are `SecretStr`, so they print as `**********`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ProviderName(StrEnum):
+    KIE = "kie"
+    APIKLEY = "apikley"
+    GROK5IMAGINE = "grok5imagine"
+    GROKIMAGINEAPI = "grokimagineapi"
+
+
+DEFAULT_PROVIDER_BASE_URLS: dict[ProviderName, str] = {
+    ProviderName.KIE: "https://api.kie.ai",
+    ProviderName.APIKLEY: "https://api.apikley.ru",
+    ProviderName.GROK5IMAGINE: "https://grok5imagine.com",
+    ProviderName.GROKIMAGINEAPI: "https://grokimagineapi.com",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    telegram_bot_token: SecretStr
+    telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+
+    provider: ProviderName = ProviderName.KIE
+    provider_api_key: SecretStr
+    provider_base_url: AnyHttpUrl | None = None
+    provider_upload_url: AnyHttpUrl | None = None
+    provider_webhook_hmac_key: SecretStr | None = None
+
+    public_url: AnyHttpUrl | None = None
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+
+    database_path: Path = Path("data/imagine-bot.sqlite3")
+
+    chat_daily_credits: int = Field(default=100, ge=0)
+    admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    max_concurrent_tasks: int = Field(default=50, ge=1)
+    max_tasks_per_hour: int = Field(default=500, ge=1)
+
+    @field_validator("admin_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        # "1, 2 3" from the environment; a list or set when built in code.
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.replace(",", " ").split())
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("telegram_bot_token", "provider_api_key")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def telegram_base(self) -> str:
+        return str(self.telegram_api_url).rstrip("/")
+
+    @property
+    def provider_base(self) -> str:
+        url = self.provider_base_url or DEFAULT_PROVIDER_BASE_URLS[self.provider]
+        return str(url).rstrip("/")
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line naming every setting that is missing or malformed, never its value."""
+    problems = []
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"][:1]).upper() or "SETTINGS"
+        reason = "missing" if item["type"] == "missing" else item["msg"]
+        problems.append(f"{name} ({reason})")
+    return "Invalid settings: " + "; ".join(problems)

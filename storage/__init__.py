@@ -1,0 +1,1 @@
+"""SQLite storage: the connection, its migrations and the repositories over it."""

@@ -1,0 +1,107 @@
+"""The one SQLite connection the bot writes through.
+
+aiosqlite runs a connection on its own thread; statements from many coroutines would
+interleave inside each other's transactions. So every statement takes the connection's
+lock, and `transaction()` holds it from BEGIN to COMMIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.migrations import all_migrations
+
+_log = logging.getLogger(__name__)
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Database:
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._connection = connection
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Database:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        connection.row_factory = aiosqlite.Row
+        await connection.execute("PRAGMA journal_mode = WAL")
+        await connection.execute("PRAGMA synchronous = NORMAL")
+        await connection.execute("PRAGMA foreign_keys = ON")
+        await connection.execute("PRAGMA busy_timeout = 5000")
+        database = cls(connection)
+        await database._migrate()
+        return database
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._connection.close()
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement on its own; returns the rows it changed."""
+        async with self._lock:
+            cursor = await self._connection.execute(sql, params)
+            return cursor.rowcount
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run one INSERT; returns the new row's id."""
+        async with self._lock:
+            cursor = await self._connection.execute(sql, params)
+            row_id = cursor.lastrowid
+            assert row_id is not None
+            return row_id
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        async with self._lock:
+            cursor = await self._connection.execute(sql, params)
+            return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
+        async with self._lock:
+            cursor = await self._connection.execute(sql, params)
+            return await cursor.fetchall()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on an exception, holding the lock."""
+        async with self._lock:
+            await self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                await self._connection.execute("ROLLBACK")
+                raise
+            await self._connection.execute("COMMIT")
+
+    async def schema_version(self) -> int:
+        row = await self.fetch_one("PRAGMA user_version")
+        assert row is not None
+        return int(row[0])
+
+    async def _migrate(self) -> None:
+        current = await self.schema_version()
+        for migration in all_migrations():
+            if migration.version <= current:
+                continue
+            _log.info("applying migration %04d_%s", migration.version, migration.name)
+            # executescript commits what is open first, so the script carries its own
+            # transaction: the schema change and the version move together or not at all.
+            async with self._lock:
+                try:
+                    await self._connection.executescript(
+                        f"BEGIN IMMEDIATE;\n{migration.sql}\n"
+                        f"PRAGMA user_version = {migration.version};\nCOMMIT;"
+                    )
+                except BaseException:
+                    if self._connection.in_transaction:
+                        await self._connection.execute("ROLLBACK")
+                    raise
