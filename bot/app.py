@@ -17,6 +17,7 @@ from bot import catalog
 from bot.catalog import Lang
 from bot.engine import Engine, Timing
 from bot.handlers import Handlers
+from bot.logs import quiet_http_logs
 from bot.media import MediaFetcher
 from bot.providers import build_provider
 from bot.settings import Settings
@@ -55,6 +56,7 @@ async def register_commands(bot: Bot) -> None:
 
 async def run(settings: Settings, *, stop: asyncio.Event, timing: Timing | None = None) -> None:
     """Run the bot until `stop` is set, then shut down leaving every task resumable."""
+    quiet_http_logs()
     database = await Database.open(settings.database_path)
     tasks = TaskRepository(database)
     provider = build_provider(settings)

@@ -207,7 +207,7 @@ class Engine:
                 lambda e: isinstance(e, ProviderError) and e.kind is ErrorKind.TRANSIENT
             ),
             stop=stop_after_attempt(policy.attempts),
-            wait=wait_exponential_jitter(initial=policy.initial, max=policy.maximum),
+            wait=wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum),
             reraise=True,
         )
         async for attempt in retrying:

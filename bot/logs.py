@@ -34,6 +34,10 @@ def configure_logging(secrets: Iterable[str], level: int = logging.INFO) -> None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # httpx logs every request URL at INFO, and Bot API URLs carry the bot token.
-    for noisy in ("httpx", "httpcore", "apscheduler"):
+    quiet_http_logs()
+
+
+def quiet_http_logs() -> None:
+    """httpx logs every request URL at INFO, and Bot API URLs carry the bot token."""
+    for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

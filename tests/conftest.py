@@ -1,0 +1,126 @@
+"""Fixtures: the Telegram and kie test servers on loopback, and the bot pointed at them."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import run
+from bot.engine import RetryPolicy, Timing
+from bot.lifecycle import PollSchedule, StatusCadence
+from bot.settings import Settings
+from tests.fakes.kie import FakeKie
+from tests.fakes.telegram import FakeTelegram
+
+BOT_TOKEN = "123456789:AAH-test-token-for-the-fake-server"
+PROVIDER_KEY = "kie-test-key-5f2b9c7e"
+
+# The production clocks, scaled down so a test task takes a fraction of a second.
+FAST = Timing(
+    poll=PollSchedule(
+        first=0.05, fast=0.05, fast_until=5, medium=0.2, medium_until=10, slow=0.5, timeout=5
+    ),
+    status=StatusCadence(private=0.15, group=1.0),
+    create_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
+    step_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
+    not_found_grace=1.0,
+)
+
+
+@dataclass
+class RunningBot:
+    settings: Settings
+    stop_event: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        await asyncio.wait_for(self.task, 15)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        connection = sqlite3.connect(self.settings.database_path)
+        connection.row_factory = sqlite3.Row
+        try:
+            return connection.execute(sql, params).fetchall()
+        finally:
+            connection.close()
+
+    def tasks(self) -> list[sqlite3.Row]:
+        return self.rows("SELECT * FROM tasks ORDER BY id")
+
+
+StartBot = Callable[..., Awaitable[RunningBot]]
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    server = FakeTelegram(BOT_TOKEN)
+    await server.start()
+    yield server
+    await server.stop()
+    assert not server.server_errors, "\n".join(server.server_errors)
+
+
+@pytest.fixture
+async def kie() -> AsyncIterator[FakeKie]:
+    server = FakeKie(PROVIDER_KEY)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def make_settings(
+    telegram: FakeTelegram, kie: FakeKie, tmp_path: Path
+) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "telegram_bot_token": BOT_TOKEN,
+            "telegram_api_url": telegram.url,
+            "provider_api_key": PROVIDER_KEY,
+            "provider_base_url": kie.url,
+            "database_path": tmp_path / "bot.sqlite3",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+@pytest.fixture
+async def start_bot(
+    telegram: FakeTelegram, make_settings: Callable[..., Settings]
+) -> AsyncIterator[StartBot]:
+    running: list[RunningBot] = []
+
+    async def start(timing: Timing = FAST, **overrides: Any) -> RunningBot:
+        settings = make_settings(**overrides)
+        stop = asyncio.Event()
+        polls_before = telegram.polls
+        task = asyncio.create_task(run(settings, stop=stop, timing=timing))
+        bot = RunningBot(settings, stop, task)
+        running.append(bot)
+
+        def polling() -> bool:
+            if task.done():
+                task.result()
+            return telegram.polls > polls_before
+
+        await telegram.wait_for(polling)
+        return bot
+
+    yield start
+    for bot in running:
+        if not bot.task.done():
+            await bot.stop()
+
+
+@pytest.fixture
+async def bot(start_bot: StartBot) -> RunningBot:
+    return await start_bot()

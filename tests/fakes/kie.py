@@ -1,0 +1,241 @@
+"""A kie-dialect upstream for tests: real HTTP on loopback, answering as documented.
+
+Tasks move waiting → generating → success | fail on a clock; right after creation the
+status endpoint answers `422 recordInfo is null` for a moment, as the real one does. The
+result images are served by this server itself (small valid PNGs, one per index).
+What the next task does is set with `scenario` (and `next_scenarios` for one-offs);
+`fail_creates` makes creation answer business errors.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import uuid
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.server import LoopbackServer
+
+MODELS = {
+    "grok-imagine/text-to-image",
+    "grok-imagine/image-to-video",
+    "grok-imagine/text-to-video",
+    "grok-imagine/upscale",
+}
+ASPECT_RATIOS = {"2:3", "3:2", "1:1", "16:9", "9:16"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    duration: float = 0.3  # seconds from creation to the outcome
+    not_ready_for: float = 0.05  # the `recordInfo is null` window after creation
+    outcome: Literal["success", "fail"] = "success"
+    images: int = 6
+    fail_code: str = "500"
+    fail_msg: str = "Internal server error"
+    image_bytes: int = 0  # pad each image to about this size (0: a tiny PNG)
+
+
+@dataclass
+class FakeTask:
+    task_id: str
+    request: dict[str, Any]
+    scenario: Scenario
+    created_at: float
+    status_reads: int = 0
+
+    @property
+    def done_at(self) -> float:
+        return self.created_at + self.scenario.duration
+
+
+@dataclass
+class FakeKie:
+    api_key: str
+    scenario: Scenario = field(default_factory=Scenario)
+    next_scenarios: deque[Scenario] = field(default_factory=deque)
+    tasks: dict[str, FakeTask] = field(default_factory=dict)
+    created: list[FakeTask] = field(default_factory=list)
+    create_attempts: int = 0
+    image_fetches: int = 0
+
+    def __post_init__(self) -> None:
+        self._create_failures: deque[tuple[int, int, str]] = deque()
+        self._server = LoopbackServer(
+            Starlette(
+                routes=[
+                    Route("/api/v1/jobs/createTask", self._create, methods=["POST"]),
+                    Route("/api/v1/jobs/recordInfo", self._record_info, methods=["GET"]),
+                    Route("/api/v1/chat/credit", self._credit, methods=["GET"]),
+                    Route("/files/{task_id}/{index:int}.png", self._image, methods=["GET"]),
+                ]
+            )
+        )
+        self.url = ""
+
+    async def start(self) -> None:
+        self.url = await self._server.start()
+
+    async def stop(self) -> None:
+        await self._server.stop()
+
+    def fail_creates(self, code: int, msg: str, *, times: int = 1, http_status: int = 200) -> None:
+        """The next `times` createTask calls answer `code` (HTTP 200 unless told)."""
+        for _ in range(times):
+            self._create_failures.append((http_status, code, msg))
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    async def _create(self, request: Request) -> Response:
+        self.create_attempts += 1
+        if not self._authorized(request):
+            return _answer(401, "You do not have access permissions")
+        if self._create_failures:
+            http_status, code, msg = self._create_failures.popleft()
+            return _answer(code, msg, http_status=http_status)
+        try:
+            body = await request.json()
+        except ValueError:
+            return _answer(422, "request body is not JSON")
+        problem = _validate_create(body)
+        if problem:
+            return _answer(422, problem)
+        scenario = self.next_scenarios.popleft() if self.next_scenarios else self.scenario
+        task = FakeTask(uuid.uuid4().hex, body, scenario, time.time())
+        self.tasks[task.task_id] = task
+        self.created.append(task)
+        return _answer(200, "success", data={"taskId": task.task_id})
+
+    async def _record_info(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _answer(401, "You do not have access permissions")
+        task_id = request.query_params.get("taskId", "")
+        task = self.tasks.get(task_id)
+        if task is None:
+            return _answer(404, "task not found")
+        task.status_reads += 1
+        now = time.time()
+        if now < task.created_at + task.scenario.not_ready_for:
+            return _answer(422, "recordInfo is null")
+        return _answer(200, "success", data=self.record(task, now))
+
+    async def _credit(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _answer(401, "You do not have access permissions")
+        return _answer(200, "success", data=1000)
+
+    async def _image(self, request: Request) -> Response:
+        task = self.tasks.get(request.path_params["task_id"])
+        index = request.path_params["index"]
+        if task is None or index >= task.scenario.images:
+            return Response(status_code=404)
+        self.image_fetches += 1
+        return Response(
+            png(index, pad_to=task.scenario.image_bytes), media_type="image/png"
+        )
+
+    # --- the task record, as recordInfo and callbacks show it ------------------------------
+
+    def record(self, task: FakeTask, now: float) -> dict[str, Any]:
+        scenario = task.scenario
+        record: dict[str, Any] = {
+            "taskId": task.task_id,
+            "model": task.request["model"],
+            "param": json.dumps(task.request),
+            "createTime": int(task.created_at * 1000),
+            "updateTime": int(now * 1000),
+            "consumeCredits": 0,
+            "costTime": 0,
+            "resultJson": "",
+            "failCode": "",
+            "failMsg": "",
+            "completeTime": None,
+        }
+        if now < task.created_at + scenario.duration * 0.3:
+            record["state"] = "waiting"
+        elif now < task.done_at:
+            record["state"] = "generating"
+        elif scenario.outcome == "success":
+            urls = [f"{self.url}/files/{task.task_id}/{i}.png" for i in range(scenario.images)]
+            record.update(
+                state="success",
+                resultJson=json.dumps({"resultUrls": urls}),
+                consumeCredits=5,
+                costTime=int(scenario.duration),
+                completeTime=int(task.done_at * 1000),
+            )
+        else:
+            record.update(
+                state="fail",
+                failCode=scenario.fail_code,
+                failMsg=scenario.fail_msg,
+                completeTime=int(task.done_at * 1000),
+            )
+        return record
+
+    def _authorized(self, request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {self.api_key}"
+
+
+def _validate_create(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return "request body must be an object"
+    if body.get("model") not in MODELS:
+        return "model is not supported"
+    payload = body.get("input")
+    if not isinstance(payload, dict):
+        return "input is required"
+    callback = body.get("callBackUrl")
+    if callback is not None and not (
+        isinstance(callback, str) and callback.startswith(("http://", "https://"))
+    ):
+        return "callBackUrl must be a URL"
+    if body["model"] == "grok-imagine/text-to-image":
+        prompt = payload.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            return "prompt is required"
+        if len(prompt) > 5000:
+            return "prompt must be at most 5000 characters"
+        ratio = payload.get("aspect_ratio", "1:1")
+        if ratio not in ASPECT_RATIOS:
+            return "aspect_ratio is not supported"
+    return None
+
+
+def _answer(
+    code: int, msg: str, *, data: Any = None, http_status: int = 200
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "msg": msg}
+    if data is not None:
+        body["data"] = data
+    return JSONResponse(body, status_code=http_status)
+
+
+def png(seed: int, *, pad_to: int = 0) -> bytes:
+    """A valid 8×8 PNG of one colour picked by `seed`, optionally padded to `pad_to` bytes."""
+    colour = bytes(((seed * 67) % 256, (seed * 131) % 256, (seed * 29) % 256))
+    raw = b"".join(b"\x00" + colour * 8 for _ in range(8))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
+    image = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+    padding = max(0, pad_to - len(image) - 24)
+    if padding:
+        image += chunk(b"tEXt", b"pad\x00" + b"x" * padding)
+    return image + chunk(b"IEND", b"")

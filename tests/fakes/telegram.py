@@ -1,0 +1,703 @@
+"""A Telegram Bot API server for tests: real HTTP on loopback, strict like Telegram.
+
+It keeps chats and messages, hands updates to `getUpdates` (long polling), records every
+call, and rejects what Telegram rejects: albums of fewer than 2 or more than 10 items,
+`callback_data` over 64 bytes, HTML that does not parse, empty or over-long text and
+captions, edits that change nothing, replies to messages that do not exist, answers to
+unknown callback queries, photo URLs it cannot fetch. Errors can be injected per method
+(`fail_next`), e.g. a 429 with `retry_after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.fakes.server import LoopbackServer
+from tests.fakes.telegram_html import HtmlError, Parsed, parse_html, utf16_len
+
+BOT_ID = 7_000_001
+BOT_USERNAME = "imagine_test_bot"
+MAX_URL_PHOTO_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_PHOTO_BYTES = 10 * 1024 * 1024
+CHAT_ACTIONS = {
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
+    "upload_video_note",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, description: str, parameters: dict[str, Any] | None = None):
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.parameters = parameters
+
+
+def bad_request(description: str) -> ApiError:
+    return ApiError(400, f"Bad Request: {description}")
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float
+    ok: bool
+    result: Any = None
+    error: str | None = None
+
+    def json(self, name: str) -> Any:
+        """A parameter that travels JSON-encoded in form data (reply_markup, media, …)."""
+        value = self.params.get(name)
+        return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass
+class StoredMessage:
+    chat_id: int
+    message_id: int
+    from_bot: bool
+    payload: dict[str, Any]
+    deleted: bool = False
+
+
+@dataclass
+class FakeChat:
+    id: int
+    type: str
+    title: str | None = None
+    is_forum: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        chat: dict[str, Any] = {"id": self.id, "type": self.type}
+        if self.title:
+            chat["title"] = self.title
+        if self.is_forum:
+            chat["is_forum"] = True
+        return chat
+
+
+@dataclass
+class FakeUser:
+    id: int
+    first_name: str
+    language_code: str | None = "en"
+    username: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        user: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.language_code:
+            user["language_code"] = self.language_code
+        if self.username:
+            user["username"] = self.username
+        return user
+
+
+@dataclass
+class _Injected:
+    method: str
+    error: ApiError
+    times: int
+
+
+@dataclass
+class FakeTelegram:
+    token: str
+    calls: list[Call] = field(default_factory=list)
+    commands: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._server = LoopbackServer(
+            Starlette(
+                routes=[
+                    Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
+                ]
+            )
+        )
+        self._chats: dict[int, FakeChat] = {}
+        self._messages: dict[tuple[int, int], StoredMessage] = {}
+        self._next_message_id: dict[int, int] = {}
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._new_update = asyncio.Event()
+        self._queries: dict[str, bool] = {}  # id -> answered
+        self._query_ids = itertools.count(1)
+        self._injected: list[_Injected] = []
+        self._changed = asyncio.Condition()
+        self._fetcher = httpx.AsyncClient(timeout=5.0)
+        self._file_ids = itertools.count(1)
+        self.polls = 0
+        self._closing = False
+        self.server_errors: list[str] = []
+        self.url = ""
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.url = await self._server.start()
+
+    async def stop(self) -> None:
+        self._closing = True
+        self._new_update.set()
+        await asyncio.sleep(0.01)  # let a pending long poll answer before the server closes
+        await self._server.stop()
+        await self._fetcher.aclose()
+
+    # --- driving it from a test ---------------------------------------------------------
+
+    def private_chat(self, user: FakeUser) -> FakeChat:
+        chat = FakeChat(user.id, "private")
+        self._chats[chat.id] = chat
+        return chat
+
+    def group_chat(self, chat_id: int, title: str = "Test group", *, forum: bool = False) -> FakeChat:
+        chat = FakeChat(chat_id, "supergroup" if forum else "group", title, forum)
+        self._chats[chat.id] = chat
+        return chat
+
+    def send_text(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        text: str,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        """A user writes `text`; the bot gets it as a `message` update."""
+        message: dict[str, Any] = {
+            "message_id": self._take_message_id(chat.id),
+            "date": int(time.time()),
+            "chat": chat.as_dict(),
+            "from": user.as_dict(),
+            "text": text,
+        }
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+        if thread_id is not None:
+            message["message_thread_id"] = thread_id
+            message["is_topic_message"] = True
+        if reply_to is not None:
+            replied = self._messages[(chat.id, reply_to)]
+            message["reply_to_message"] = replied.payload
+        self._store(chat.id, message, from_bot=False)
+        self._push({"message": message})
+        return message
+
+    def edit_text(self, chat: FakeChat, user: FakeUser, message_id: int, text: str) -> None:
+        """A user edits an earlier message; the bot gets an `edited_message` update."""
+        stored = self._messages[(chat.id, message_id)]
+        edited = dict(stored.payload, text=text, edit_date=int(time.time()))
+        stored.payload = edited
+        self._push({"edited_message": edited})
+
+    def press(self, chat: FakeChat, user: FakeUser, message_id: int, data: str) -> str:
+        """A user presses an inline button under the bot's message `message_id`."""
+        stored = self._messages[(chat.id, message_id)]
+        query_id = str(next(self._query_ids))
+        self._queries[query_id] = False
+        self._push(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": user.as_dict(),
+                    "message": stored.payload,
+                    "chat_instance": f"ci{chat.id}",
+                    "data": data,
+                }
+            }
+        )
+        return query_id
+
+    def fail_next(
+        self,
+        method: str,
+        code: int,
+        description: str,
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
+        parameters: dict[str, Any] = {}
+        if retry_after is not None:
+            parameters["retry_after"] = retry_after
+        if migrate_to_chat_id is not None:
+            parameters["migrate_to_chat_id"] = migrate_to_chat_id
+        self._injected.append(
+            _Injected(method, ApiError(code, description, parameters or None), times)
+        )
+
+    def message(self, chat_id: int, message_id: int) -> StoredMessage:
+        return self._messages[(chat_id, message_id)]
+
+    def bot_messages(self, chat_id: int) -> list[StoredMessage]:
+        """The bot's messages in a chat that are still there, oldest first."""
+        return [
+            m
+            for (c, _), m in sorted(self._messages.items())
+            if c == chat_id and m.from_bot and not m.deleted
+        ]
+
+    def calls_of(self, method: str, chat_id: int | None = None) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method == method and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
+        ]
+
+    async def wait_for(
+        self, predicate: Callable[[], Any], *, timeout: float = 10.0
+    ) -> Any:
+        """Wait until `predicate()` is truthy; returns its value."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not (value := predicate()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the Telegram test server never saw what was awaited")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except TimeoutError:
+                    continue
+            return value
+
+    async def wait_for_call(
+        self,
+        method: str,
+        chat_id: int | None = None,
+        *,
+        count: int = 1,
+        timeout: float = 10.0,
+    ) -> list[Call]:
+        def enough() -> list[Call] | None:
+            found = [c for c in self.calls_of(method, chat_id) if c.ok]
+            return found if len(found) >= count else None
+
+        result: list[Call] = await self.wait_for(enough, timeout=timeout)
+        return result
+
+    # --- the HTTP side ----------------------------------------------------------------------
+
+    async def _endpoint(self, request: Request) -> JSONResponse:
+        if request.path_params["token"] != self.token:
+            return JSONResponse(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401
+            )
+        method = request.path_params["method"]
+        handler = getattr(self, f"_api_{method.lower()}", None)
+        if handler is None:
+            return JSONResponse(
+                {"ok": False, "error_code": 404, "description": "Not Found"}, status_code=404
+            )
+        params, files = await _read_params(request)
+        call = Call(method, params, time.time(), ok=False)
+        if method != "getUpdates":
+            self.calls.append(call)
+        try:
+            injected = self._take_injected(method)
+            if injected:
+                raise injected
+            result = await handler(params, files)
+        except ApiError as error:
+            return await self._refuse(call, error)
+        except Exception:
+            # A bug in this test server, not a Telegram answer: keep it for the fixture to fail on.
+            self.server_errors.append(traceback.format_exc())
+            return await self._refuse(call, ApiError(500, "Internal Server Error (test server bug)"))
+        call.ok, call.result = True, result
+        await self._notify()
+        return JSONResponse({"ok": True, "result": result})
+
+    async def _refuse(self, call: Call, error: ApiError) -> JSONResponse:
+        call.error = error.description
+        await self._notify()
+        body: dict[str, Any] = {"ok": False, "error_code": error.code, "description": error.description}
+        if error.parameters:
+            body["parameters"] = error.parameters
+        return JSONResponse(body, status_code=error.code)
+
+    def _take_injected(self, method: str) -> ApiError | None:
+        for injected in self._injected:
+            if injected.method == method and injected.times > 0:
+                injected.times -= 1
+                return injected.error
+        return None
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # --- methods ------------------------------------------------------------------------------
+
+    async def _api_getme(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Imagine",
+            "username": BOT_USERNAME,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    async def _api_deletewebhook(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return True
+
+    async def _api_setmycommands(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        commands = _json(params, "commands", required=True)
+        if not isinstance(commands, list) or not 1 <= len(commands) <= 100:
+            raise bad_request("commands must be a non-empty list of at most 100 commands")
+        for command in commands:
+            name = command.get("command", "")
+            if not (1 <= len(name) <= 32 and name.replace("_", "a").isalnum() and name.islower()):
+                raise bad_request("BOT_COMMAND_INVALID")
+            if not 1 <= len(command.get("description", "")) <= 256:
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+        scope = _json(params, "scope") or {"type": "default"}
+        self.commands[(scope["type"], params.get("language_code") or "")] = commands
+        return True
+
+    async def _api_getupdates(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        self.polls += 1
+        await self._notify()
+        offset = _int(params, "offset") or 0
+        timeout = float(params.get("timeout") or 0)
+        limit = _int(params, "limit") or 100
+        if offset:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        deadline = time.monotonic() + timeout
+        while not self._updates and not self._closing and time.monotonic() < deadline:
+            self._new_update.clear()
+            try:
+                await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                break
+        return self._updates[:limit]
+
+    async def _api_sendchataction(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        self._chat(params)
+        if params.get("action") not in CHAT_ACTIONS:
+            raise bad_request("wrong parameter action in request")
+        return True
+
+    async def _api_sendmessage(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        parsed = _parse_text(params, "text")
+        if not parsed.text.strip():
+            raise bad_request("message text is empty")
+        if utf16_len(parsed.text) > 4096:
+            raise bad_request("message is too long")
+        message = self._new_bot_message(chat, params)
+        message["text"] = parsed.text
+        if parsed.entities:
+            message["entities"] = parsed.entities
+        self._attach_markup(message, params)
+        self._store(chat.id, message, from_bot=True)
+        return message
+
+    async def _api_sendphoto(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        message = self._new_bot_message(chat, params)
+        message["photo"] = await self._photo(params.get("photo"), files)
+        self._caption(message, params)
+        self._attach_markup(message, params)
+        self._store(chat.id, message, from_bot=True)
+        return message
+
+    async def _api_sendmediagroup(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        media = _json(params, "media", required=True)
+        if not isinstance(media, list) or not 2 <= len(media) <= 10:
+            raise bad_request("media must include 2-10 items")
+        photos = []
+        for number, item in enumerate(media, start=1):
+            if item.get("type") != "photo":
+                raise bad_request(f"message #{number}: unsupported media type")
+            try:
+                photos.append(await self._photo(item.get("media"), files))
+            except ApiError as error:
+                raise bad_request(
+                    f"failed to send message #{number} with the error message "
+                    f'"{error.description.removeprefix("Bad Request: ")}"'
+                ) from error
+        for item in media:
+            _parse_caption(item)
+        self._check_reply(chat, params)
+        group_id = str(next(self._file_ids))
+        messages = []
+        for item, photo in zip(media, photos, strict=True):
+            message = self._new_bot_message(chat, params)
+            message["photo"] = photo
+            message["media_group_id"] = group_id
+            self._caption(message, item)
+            self._store(chat.id, message, from_bot=True)
+            messages.append(message)
+        return messages
+
+    async def _api_editmessagetext(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        stored = self._messages.get((chat.id, _int(params, "message_id") or 0))
+        if stored is None or stored.deleted:
+            raise bad_request("message to edit not found")
+        if not stored.from_bot:
+            raise bad_request("message can't be edited")
+        if "text" not in stored.payload:
+            raise bad_request("there is no text in the message to edit")
+        parsed = _parse_text(params, "text")
+        if not parsed.text.strip():
+            raise bad_request("message text is empty")
+        if utf16_len(parsed.text) > 4096:
+            raise bad_request("message is too long")
+        markup = _json(params, "reply_markup")
+        if (
+            parsed.text == stored.payload.get("text")
+            and parsed.entities == stored.payload.get("entities", [])
+            and markup == stored.payload.get("reply_markup")
+        ):
+            raise bad_request(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
+        edited = dict(stored.payload, text=parsed.text, edit_date=int(time.time()))
+        edited.pop("entities", None)
+        if parsed.entities:
+            edited["entities"] = parsed.entities
+        edited.pop("reply_markup", None)
+        self._attach_markup(edited, params)
+        stored.payload = edited
+        return edited
+
+    async def _api_deletemessage(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        stored = self._messages.get((chat.id, _int(params, "message_id") or 0))
+        if stored is None or stored.deleted:
+            raise bad_request("message to delete not found")
+        if not stored.from_bot and chat.type == "private":
+            raise bad_request("message can't be deleted for everyone")
+        stored.deleted = True
+        return True
+
+    async def _api_answercallbackquery(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> Any:
+        query_id = params.get("callback_query_id")
+        if query_id not in self._queries or self._queries[query_id]:
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        if len(params.get("text") or "") > 200:
+            raise bad_request("MESSAGE_TOO_LONG")
+        self._queries[query_id] = True
+        return True
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _chat(self, params: dict[str, Any]) -> FakeChat:
+        chat_id = _int(params, "chat_id")
+        chat = self._chats.get(chat_id or 0)
+        if chat is None:
+            raise bad_request("chat not found")
+        thread = _int(params, "message_thread_id")
+        if thread is not None and not chat.is_forum:
+            raise bad_request("message thread not found")
+        return chat
+
+    def _check_reply(self, chat: FakeChat, params: dict[str, Any]) -> None:
+        reply = _json(params, "reply_parameters")
+        if not reply:
+            return
+        target = self._messages.get((chat.id, int(reply["message_id"])))
+        if (target is None or target.deleted) and not reply.get("allow_sending_without_reply"):
+            raise bad_request("message to be replied not found")
+
+    def _new_bot_message(self, chat: FakeChat, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_reply(chat, params)
+        message: dict[str, Any] = {
+            "message_id": self._take_message_id(chat.id),
+            "date": int(time.time()),
+            "chat": chat.as_dict(),
+            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Imagine", "username": BOT_USERNAME},
+        }
+        thread = _int(params, "message_thread_id")
+        if thread is not None:
+            message["message_thread_id"] = thread
+            message["is_topic_message"] = True
+        return message
+
+    def _attach_markup(self, message: dict[str, Any], params: dict[str, Any]) -> None:
+        markup = _json(params, "reply_markup")
+        if markup is None:
+            return
+        for row in markup.get("inline_keyboard", []):
+            for button in row:
+                if not button.get("text"):
+                    raise bad_request("BUTTON_TEXT_INVALID")
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(data.encode()) <= 64:
+                    raise bad_request("BUTTON_DATA_INVALID")
+        message["reply_markup"] = markup
+
+    def _caption(self, message: dict[str, Any], source: dict[str, Any]) -> None:
+        parsed = _parse_caption(source)
+        if parsed and parsed.text:
+            message["caption"] = parsed.text
+            if parsed.entities:
+                message["caption_entities"] = parsed.entities
+
+    async def _photo(self, media: Any, files: dict[str, bytes]) -> list[dict[str, Any]]:
+        if isinstance(media, str) and media.startswith("attach://"):
+            content = files.get(media.removeprefix("attach://"))
+            if content is None:
+                raise bad_request("wrong file identifier/HTTP URL specified")
+            if len(content) > MAX_UPLOAD_PHOTO_BYTES:
+                raise ApiError(413, "Request Entity Too Large")
+        elif isinstance(media, bytes):
+            content = media
+        elif isinstance(media, str) and media.startswith(("http://", "https://")):
+            content = await self._fetch(media)
+        else:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        if not content.startswith((b"\x89PNG", b"\xff\xd8\xff", b"RIFF")):
+            raise bad_request("IMAGE_PROCESS_FAILED")
+        file_number = next(self._file_ids)
+        return [
+            {
+                "file_id": f"photo-{file_number}",
+                "file_unique_id": f"u{file_number}",
+                "width": 64,
+                "height": 64,
+                "file_size": len(content),
+            }
+        ]
+
+    async def _fetch(self, url: str) -> bytes:
+        """Fetch a photo URL the way Telegram's servers do: at most 5 MB, images only."""
+        try:
+            async with self._fetcher.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise bad_request("wrong file identifier/HTTP URL specified")
+                if not response.headers.get("content-type", "").startswith("image/"):
+                    raise bad_request("wrong type of the web page content")
+                content = b""
+                async for chunk in response.aiter_bytes():
+                    content += chunk
+                    if len(content) > MAX_URL_PHOTO_BYTES:
+                        raise bad_request("failed to get HTTP URL content")
+                return content
+        except httpx.HTTPError as error:
+            raise bad_request("failed to get HTTP URL content") from error
+
+    def _take_message_id(self, chat_id: int) -> int:
+        number = self._next_message_id.get(chat_id, 1)
+        self._next_message_id[chat_id] = number + 1
+        return number
+
+    def _store(self, chat_id: int, message: dict[str, Any], *, from_bot: bool) -> None:
+        self._messages[(chat_id, message["message_id"])] = StoredMessage(
+            chat_id, message["message_id"], from_bot, message
+        )
+
+    def _push(self, update: dict[str, Any]) -> None:
+        update["update_id"] = next(self._update_ids)
+        self._updates.append(update)
+        self._new_update.set()
+
+
+# --- request parsing ------------------------------------------------------------------------
+
+
+async def _read_params(request: Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Parameters the way the Bot API takes them: query string, form, multipart or JSON."""
+    params: dict[str, Any] = dict(request.query_params)
+    files: dict[str, bytes] = {}
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        params.update(await request.json())
+    elif content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form(max_part_size=50 * 1024 * 1024)
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                files[key] = await value.read()
+            else:
+                params[key] = value
+    for key, content in files.items():
+        # A file sent directly as the parameter (sendPhoto photo=<file>).
+        params.setdefault(key, content)
+    return params, files
+
+
+def _int(params: dict[str, Any], name: str) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise bad_request(f"invalid {name} specified") from None
+
+
+def _json(params: dict[str, Any], name: str, *, required: bool = False) -> Any:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise bad_request(f"parameter {name} is required")
+        return None
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise bad_request(f"can't parse {name} JSON object") from None
+    return value
+
+
+def _parse_text(params: dict[str, Any], name: str) -> Parsed:
+    raw = params.get(name)
+    if not isinstance(raw, str) or not raw:
+        raise bad_request("message text is empty")
+    return _parse(raw, params.get("parse_mode"))
+
+
+def _parse_caption(source: dict[str, Any]) -> Parsed | None:
+    raw = source.get("caption")
+    if raw is None:
+        return None
+    parsed = _parse(str(raw), source.get("parse_mode"))
+    if utf16_len(parsed.text) > 1024:
+        raise bad_request("message caption is too long")
+    return parsed
+
+
+def _parse(raw: str, parse_mode: str | None) -> Parsed:
+    if parse_mode is None or parse_mode == "":
+        return Parsed(raw, [])
+    if parse_mode != "HTML":
+        raise bad_request(f"unsupported parse_mode {parse_mode!r} in this test server")
+    try:
+        return parse_html(raw)
+    except HtmlError as error:
+        raise bad_request(str(error)) from None
