@@ -54,6 +54,18 @@ class RunningBot:
     def tasks(self) -> list[sqlite3.Row]:
         return self.rows("SELECT * FROM tasks ORDER BY id")
 
+    async def wait_until_settled(self, count: int = 1, timeout: float = 10.0) -> list[sqlite3.Row]:
+        """Wait until `count` tasks exist and every one is final; returns them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            tasks = self.tasks()
+            if len(tasks) >= count and all(t["state"] in ("delivered", "reported") for t in tasks):
+                return tasks
+            if loop.time() > deadline:
+                raise TimeoutError(f"tasks never settled: {[dict(t) for t in tasks]}")
+            await asyncio.sleep(0.02)
+
 
 StartBot = Callable[..., Awaitable[RunningBot]]
 

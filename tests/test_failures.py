@@ -1,0 +1,124 @@
+"""When generation fails, the user gets one clear message in place of the status."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from tests.conftest import FAST, RunningBot, StartBot
+from tests.fakes.kie import FakeKie, Scenario
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+ANN = FakeUser(1001, "Ann", "en")
+
+
+async def failure_text(telegram: FakeTelegram, bot: RunningBot, chat_id: int) -> str:
+    """The failure notice: the status message, edited into it."""
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "reported"
+    notice = telegram.message(chat_id, task["status_message_id"])
+    assert not notice.deleted
+    assert not any(c.ok for c in telegram.calls_of("sendMediaGroup"))
+    text: str = notice.payload["text"]
+    return text
+
+
+async def test_upstream_generation_failure_shows_its_reason_escaped(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+) -> None:
+    kie.scenario = Scenario(outcome="fail", fail_code="400", fail_msg="Prompt <flagged> & blocked")
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine something")
+    text = await failure_text(telegram, bot, chat.id)
+    assert text.startswith("😔 The images could not be generated: Prompt <flagged> & blocked")
+    assert "Traceback" not in text
+    [task] = bot.tasks()
+    assert (task["failure_kind"], task["failure_detail"]) == (
+        "generation",
+        "Prompt <flagged> & blocked",
+    )
+
+
+async def test_upstream_validation_error_is_a_rejection(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+) -> None:
+    kie.fail_creates(422, "prompt violates the content policy")
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine something")
+    text = await failure_text(telegram, bot, chat.id)
+    assert text == "🚫 The image service refused this request: prompt violates the content policy"
+    assert kie.create_attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "msg"),
+    [(401, "bad key"), (402, "Insufficient credits"), (455, "maintenance"), (505, "disabled")],
+)
+async def test_account_and_service_problems_read_as_unavailable(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot, code: int, msg: str
+) -> None:
+    kie.fail_creates(code, msg)
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine something")
+    text = await failure_text(telegram, bot, chat.id)
+    assert text == "🛠 The image service is temporarily unavailable. Please try again later."
+    assert msg not in text  # account details stay with the operator
+    assert kie.create_attempts == 1
+
+
+async def test_transient_server_errors_are_retried(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+) -> None:
+    kie.fail_creates(500, "server error", times=1)
+    kie.fail_creates(502, "bad gateway", times=1, http_status=502)
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine persistence")
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert kie.create_attempts == 3
+    assert len(kie.created) == 1
+
+
+async def test_transient_errors_that_never_end_fail_after_the_retries(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+) -> None:
+    kie.fail_creates(500, "server error", times=10)
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine persistence")
+    text = await failure_text(telegram, bot, chat.id)
+    assert text.startswith("🛠")
+    assert kie.create_attempts == FAST.create_retry.attempts
+
+
+async def test_a_task_that_never_finishes_times_out(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    bot = await start_bot(timing=replace(FAST, poll=replace(FAST.poll, timeout=0.6)))
+    kie.scenario = Scenario(duration=60)
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine forever")
+    text = await failure_text(telegram, bot, chat.id)
+    assert text.startswith("⌛ The image service took too long")
+    assert bot.tasks()[0]["failure_kind"] == "timeout"
+
+
+async def test_failure_reason_in_russian(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+) -> None:
+    ivan = FakeUser(1002, "Иван", "ru")
+    kie.scenario = Scenario(outcome="fail", fail_msg="Inappropriate content")
+    chat = telegram.private_chat(ivan)
+    telegram.send_text(chat, ivan, "/imagine что-то")
+    text = await failure_text(telegram, bot, chat.id)
+    assert text.startswith("😔 Не удалось создать картинки: Inappropriate content")
+
+
+async def test_album_refused_by_telegram_is_reported_not_retried_forever(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+) -> None:
+    telegram.fail_next("sendMediaGroup", 400, "Bad Request: MEDIA_EMPTY", times=2)
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine refused")
+    text = await failure_text(telegram, bot, chat.id)
+    assert text.startswith("😔 The images were made but could not be sent here")

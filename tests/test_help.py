@@ -1,0 +1,44 @@
+"""/start, /help and the command menu."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import RunningBot
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+
+@pytest.mark.parametrize("command", ["/start", "/help"])
+async def test_help_explains_the_commands_with_examples(
+    telegram: FakeTelegram, bot: RunningBot, command: str
+) -> None:
+    ann = FakeUser(1001, "Ann", "en")
+    chat = telegram.private_chat(ann)
+    telegram.send_text(chat, ann, command)
+    [answer] = await telegram.wait_for_call("sendMessage", chat.id)
+    text = answer.result["text"]
+    assert "/imagine prompt" in text
+    assert "/imagine a red fox in snow --ar 3:2" in text
+    assert "16:9" in text
+
+
+async def test_help_in_russian(telegram: FakeTelegram, bot: RunningBot) -> None:
+    ivan = FakeUser(1002, "Иван", "ru-RU")
+    chat = telegram.private_chat(ivan)
+    telegram.send_text(chat, ivan, "/help")
+    [answer] = await telegram.wait_for_call("sendMessage", chat.id)
+    assert "/imagine рыжая лиса в снегу --ar 3:2" in answer.result["text"]
+
+
+async def test_command_menu_registered_for_private_chats_and_groups(
+    telegram: FakeTelegram, bot: RunningBot
+) -> None:
+    assert set(telegram.commands) == {
+        ("all_private_chats", ""),
+        ("all_private_chats", "ru"),
+        ("all_group_chats", ""),
+        ("all_group_chats", "ru"),
+    }
+    for commands in telegram.commands.values():
+        assert [c["command"] for c in commands] == ["imagine", "help"]
+    assert telegram.commands[("all_group_chats", "ru")][0]["description"] == "Картинки по описанию"
