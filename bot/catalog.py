@@ -151,11 +151,15 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
 }
 
 
+def template(lang: Lang, key: str) -> str:
+    """The message `key` in `lang` with its `{fields}` unfilled."""
+    return _MESSAGES[key][lang]
+
+
 def text(lang: Lang, key: str, **params: object) -> str:
     """The message `key` in `lang`, with every parameter HTML-escaped."""
-    template = _MESSAGES[key][lang]
     escaped = {name: html.escape(str(value), quote=False) for name, value in params.items()}
-    return template.format(**escaped)
+    return template(lang, key).format(**escaped)
 
 
 def keys() -> frozenset[str]:

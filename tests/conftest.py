@@ -88,9 +88,7 @@ async def kie() -> AsyncIterator[FakeKie]:
 
 
 @pytest.fixture
-def make_settings(
-    telegram: FakeTelegram, kie: FakeKie, tmp_path: Path
-) -> Callable[..., Settings]:
+def make_settings(telegram: FakeTelegram, kie: FakeKie, tmp_path: Path) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "telegram_bot_token": BOT_TOKEN,

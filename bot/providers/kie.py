@@ -155,13 +155,19 @@ class KieProvider:
             envelope = _Envelope.model_validate(response.json())
         except (ValueError, ValidationError):
             envelope = None
-        if envelope is None or response.status_code != httpx.codes.OK:
-            code = envelope.code if envelope else response.status_code
-            text = envelope.text if envelope else response.reason_phrase
+        if envelope is None:
+            # Not the dialect's JSON at all: a proxy's error page, or a broken answer.
             raise ProviderError(
-                _kind_for(code, fallback_http=response.status_code),
-                text or f"HTTP {response.status_code}",
-                code=code,
+                _kind_for_http(response.status_code),
+                f"HTTP {response.status_code} without a readable body",
+                code=response.status_code,
+                retry_after=retry_after,
+            )
+        if response.status_code != httpx.codes.OK:
+            raise ProviderError(
+                _kind_for(envelope.code, fallback_http=response.status_code),
+                envelope.text or f"HTTP {response.status_code}",
+                code=envelope.code,
                 retry_after=retry_after,
             )
         if envelope.code == 200:
@@ -182,6 +188,16 @@ def _kind_for(code: int, *, fallback_http: int) -> ErrorKind:
     if fallback_http >= 500 or code >= 500:
         return ErrorKind.TRANSIENT
     return ErrorKind.REJECTED
+
+
+def _kind_for_http(status: int) -> ErrorKind:
+    if status in (401, 402, 403):
+        return ErrorKind.UNAVAILABLE
+    if status == 404:
+        return ErrorKind.NOT_FOUND
+    if 400 <= status < 500 and status != 429:
+        return ErrorKind.REJECTED
+    return ErrorKind.TRANSIENT
 
 
 def _result_urls(result_json: str | None) -> tuple[str, ...]:

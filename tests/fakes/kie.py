@@ -139,9 +139,7 @@ class FakeKie:
         if task is None or index >= task.scenario.images:
             return Response(status_code=404)
         self.image_fetches += 1
-        return Response(
-            png(index, pad_to=task.scenario.image_bytes), media_type="image/png"
-        )
+        return Response(png(index, pad_to=task.scenario.image_bytes), media_type="image/png")
 
     # --- the task record, as recordInfo and callbacks show it ------------------------------
 
@@ -211,9 +209,7 @@ def _validate_create(body: Any) -> str | None:
     return None
 
 
-def _answer(
-    code: int, msg: str, *, data: Any = None, http_status: int = 200
-) -> JSONResponse:
+def _answer(code: int, msg: str, *, data: Any = None, http_status: int = 200) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "msg": msg}
     if data is not None:
         body["data"] = data

@@ -173,7 +173,9 @@ class FakeTelegram:
         self._chats[chat.id] = chat
         return chat
 
-    def group_chat(self, chat_id: int, title: str = "Test group", *, forum: bool = False) -> FakeChat:
+    def group_chat(
+        self, chat_id: int, title: str = "Test group", *, forum: bool = False
+    ) -> FakeChat:
         chat = FakeChat(chat_id, "supergroup" if forum else "group", title, forum)
         self._chats[chat.id] = chat
         return chat
@@ -197,7 +199,9 @@ class FakeTelegram:
         }
         if text.startswith("/"):
             command = text.split(maxsplit=1)[0]
-            message["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(command)}]
+            message["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": utf16_len(command)}
+            ]
         if thread_id is not None:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
@@ -267,12 +271,11 @@ class FakeTelegram:
         return [
             c
             for c in self.calls
-            if c.method == method and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
+            if c.method == method
+            and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
         ]
 
-    async def wait_for(
-        self, predicate: Callable[[], Any], *, timeout: float = 10.0
-    ) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = 10.0) -> Any:
         """Wait until `predicate()` is truthy; returns its value."""
         deadline = time.monotonic() + timeout
         async with self._changed:
@@ -328,7 +331,9 @@ class FakeTelegram:
         except Exception:
             # A bug in this test server, not a Telegram answer: keep it for the fixture to fail on.
             self.server_errors.append(traceback.format_exc())
-            return await self._refuse(call, ApiError(500, "Internal Server Error (test server bug)"))
+            return await self._refuse(
+                call, ApiError(500, "Internal Server Error (test server bug)")
+            )
         call.ok, call.result = True, result
         await self._notify()
         return JSONResponse({"ok": True, "result": result})
@@ -336,7 +341,11 @@ class FakeTelegram:
     async def _refuse(self, call: Call, error: ApiError) -> JSONResponse:
         call.error = error.description
         await self._notify()
-        body: dict[str, Any] = {"ok": False, "error_code": error.code, "description": error.description}
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": error.code,
+            "description": error.description,
+        }
         if error.parameters:
             body["parameters"] = error.parameters
         return JSONResponse(body, status_code=error.code)
@@ -541,7 +550,12 @@ class FakeTelegram:
             "message_id": self._take_message_id(chat.id),
             "date": int(time.time()),
             "chat": chat.as_dict(),
-            "from": {"id": BOT_ID, "is_bot": True, "first_name": "Imagine", "username": BOT_USERNAME},
+            "from": {
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "Imagine",
+                "username": BOT_USERNAME,
+            },
         }
         thread = _int(params, "message_thread_id")
         if thread is not None:

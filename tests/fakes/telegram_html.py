@@ -28,9 +28,11 @@ _TAG_ENTITY = {
     "blockquote": "blockquote",
     "tg-emoji": "custom_emoji",
 }
+_CANT = "Can't parse entities:"
 _NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s>]+))?)*)\s*>")
-_ATTR = re.compile(r"([a-zA-Z-]+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+))?")
+_VALUE = r"""(?:"[^"]*"|'[^']*'|[^\s>]+)"""
+_TAG = re.compile(rf"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z-]+(?:\s*=\s*{_VALUE})?)*)\s*>")
+_ATTR = re.compile(rf"([a-zA-Z-]+)(?:\s*=\s*({_VALUE}))?")
 _ENTITY = re.compile(r"&(#[0-9]{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]+);")
 
 
@@ -63,14 +65,12 @@ def parse_html(source: str) -> Parsed:
                 )
             closing, name, raw_attrs = match.group(1) == "/", match.group(2).lower(), match.group(3)
             if name not in _TAG_ENTITY:
-                raise HtmlError(
-                    f'Can\'t parse entities: unsupported start tag "{name}" at byte offset {position}'
-                )
+                raise HtmlError(f"{_CANT} unsupported start tag {name!r} at byte offset {position}")
             offset = utf16_len("".join(out))
             if closing:
                 if not stack or stack[-1][0] != name:
                     raise HtmlError(
-                        f'Can\'t parse entities: unmatched end tag at byte offset {position}, '
+                        f"Can't parse entities: unmatched end tag at byte offset {position}, "
                         f'expected "</{stack[-1][0] if stack else ""}>", found "</{name}>"'
                     )
                 open_name, start, attrs = stack.pop()
@@ -84,14 +84,12 @@ def parse_html(source: str) -> Parsed:
                         entity["url"] = attrs.get("href", "")
                     entities.append(entity)
             else:
-                attrs = {
-                    key.lower(): value.strip("\"'") for key, value in _ATTR.findall(raw_attrs)
-                }
+                attrs = {key.lower(): value.strip("\"'") for key, value in _ATTR.findall(raw_attrs)}
                 if name == "a" and "href" not in attrs:
                     raise HtmlError("Can't parse entities: a tag without href")
                 if name == "span" and attrs.get("class") != "tg-spoiler":
                     raise HtmlError(
-                        f'Can\'t parse entities: unsupported start tag "span" at byte offset {position}'
+                        f"{_CANT} unsupported start tag 'span' at byte offset {position}"
                     )
                 stack.append((name, offset, attrs))
             position = match.end()
@@ -120,7 +118,5 @@ def parse_html(source: str) -> Parsed:
             out.append(char)
             position += 1
     if stack:
-        raise HtmlError(
-            f'Can\'t parse entities: can\'t find end tag corresponding to start tag "{stack[-1][0]}"'
-        )
+        raise HtmlError(f"{_CANT} can't find end tag corresponding to start tag {stack[-1][0]!r}")
     return Parsed("".join(out), sorted(entities, key=lambda e: int(str(e["offset"]))))

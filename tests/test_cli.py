@@ -1,0 +1,87 @@
+"""`python -m bot` as an operator runs it: settings errors, start, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+from tests.conftest import BOT_TOKEN, PROVIDER_KEY
+from tests.fakes.kie import FakeKie
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))}
+    clean["PYTHONPATH"] = str(ROOT)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env={**clean, **env},
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_missing_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    process = await run_bot({"PROVIDER_API_KEY": "super-secret-key-1"}, tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 2
+    assert lines == ["Invalid settings: TELEGRAM_BOT_TOKEN (missing)"]
+
+
+async def test_malformed_setting_is_named_and_secrets_are_not_printed(tmp_path: Path) -> None:
+    process = await run_bot(
+        {
+            "TELEGRAM_BOT_TOKEN": "123:secret-token-value",
+            "PROVIDER_API_KEY": "super-secret-key-2",
+            "PROVIDER": "midjourney",
+            "HTTP_PORT": "eighty",
+        },
+        tmp_path,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    text = stderr.decode()
+    assert process.returncode == 2
+    assert len(text.strip().splitlines()) == 1
+    assert "PROVIDER (" in text
+    assert "HTTP_PORT (" in text
+    assert "secret" not in text
+
+
+async def test_runs_from_a_dotenv_file_and_stops_on_sigterm(
+    telegram: FakeTelegram, kie: FakeKie, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text(
+        f"TELEGRAM_BOT_TOKEN={BOT_TOKEN}\n"
+        f"TELEGRAM_API_URL={telegram.url}\n"
+        f"PROVIDER_API_KEY={PROVIDER_KEY}\n"
+        f"PROVIDER_BASE_URL={kie.url}\n"
+    )
+    process = await run_bot({}, tmp_path)
+    try:
+        await telegram.wait_for(lambda: telegram.polls > 0, timeout=30)
+        ann = FakeUser(1001, "Ann", "en")
+        chat = telegram.private_chat(ann)
+        telegram.send_text(chat, ann, "/imagine a red fox in snow --ar 3:2")
+        # Production clocks: the first status read comes about two seconds in.
+        await telegram.wait_for(lambda: telegram.calls_of("deleteMessage"), timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 15)
+    log = stderr.decode()
+    assert process.returncode == 0, log
+    assert BOT_TOKEN not in log
+    assert PROVIDER_KEY not in log
+    assert "bot @imagine_test_bot is running" in log
+    database = sqlite3.connect(tmp_path / "data" / "imagine-bot.sqlite3")  # the default path
+    assert database.execute("SELECT state FROM tasks").fetchall() == [("delivered",)]
+    database.close()

@@ -1,0 +1,131 @@
+"""The Telegram test server refuses what Telegram refuses; otherwise the other tests prove little.
+
+Driven through PTB's own `Bot`, as the bot under test drives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, InvalidToken, RetryAfter
+
+from tests.conftest import BOT_TOKEN
+from tests.fakes.kie import png
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+ANN = FakeUser(1001, "Ann", "en")
+
+
+@pytest.fixture
+async def api(telegram: FakeTelegram) -> AsyncIterator[Bot]:
+    bot = Bot(BOT_TOKEN, base_url=f"{telegram.url}/bot{{token}}")
+    async with bot:
+        yield bot
+
+
+async def test_unknown_token_is_unauthorized(telegram: FakeTelegram) -> None:
+    bot = Bot("1:wrong", base_url=f"{telegram.url}/bot{{token}}")
+    with pytest.raises(InvalidToken):
+        await bot.get_me()
+
+
+@pytest.mark.parametrize("count", [1, 11])
+async def test_album_needs_two_to_ten_items(telegram: FakeTelegram, api: Bot, count: int) -> None:
+    chat = telegram.private_chat(ANN)
+    media = [InputMediaPhoto(png(i)) for i in range(count)]
+    with pytest.raises(BadRequest, match="(?i)2-10 items"):
+        await api.send_media_group(chat.id, media)
+
+
+async def test_callback_data_over_64_bytes(telegram: FakeTelegram, api: Bot) -> None:
+    chat = telegram.private_chat(ANN)
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="é" * 33)]])
+    with pytest.raises(BadRequest, match="(?i)BUTTON_DATA_INVALID"):
+        await api.send_message(chat.id, "hi", reply_markup=markup)
+    await api.send_message(
+        chat.id,
+        "ok",
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="é" * 32)]]),
+    )
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<b>unclosed",
+        "a < b",
+        "<script>x</script>",
+        "fish & chips",
+        "&nbsp;",
+        "<b><i>x</b></i>",
+        "1 > 0",
+    ],
+)
+async def test_html_that_does_not_parse(telegram: FakeTelegram, api: Bot, html: str) -> None:
+    chat = telegram.private_chat(ANN)
+    with pytest.raises(BadRequest, match="(?i)parse entities"):
+        await api.send_message(chat.id, html, parse_mode=ParseMode.HTML)
+
+
+async def test_html_that_parses(telegram: FakeTelegram, api: Bot) -> None:
+    chat = telegram.private_chat(ANN)
+    message = await api.send_message(
+        chat.id, '<b>a</b> &lt;&amp;&gt; <a href="http://x">y</a> <code>z</code>', parse_mode="HTML"
+    )
+    assert message.text == "a <&> y z"
+
+
+@pytest.mark.parametrize(("text", "error"), [(" ", "text is empty"), ("x" * 4097, "too long")])
+async def test_text_empty_or_too_long(
+    telegram: FakeTelegram, api: Bot, text: str, error: str
+) -> None:
+    chat = telegram.private_chat(ANN)
+    with pytest.raises(BadRequest, match=f"(?i){error}"):
+        await api.send_message(chat.id, text)
+
+
+async def test_caption_over_1024(telegram: FakeTelegram, api: Bot) -> None:
+    chat = telegram.private_chat(ANN)
+    with pytest.raises(BadRequest, match="(?i)caption is too long"):
+        await api.send_photo(chat.id, png(1), caption="x" * 1025)
+
+
+async def test_edit_that_changes_nothing(telegram: FakeTelegram, api: Bot) -> None:
+    chat = telegram.private_chat(ANN)
+    message = await api.send_message(chat.id, "same")
+    with pytest.raises(BadRequest, match="(?i)not modified"):
+        await api.edit_message_text("same", chat.id, message.message_id)
+    await api.edit_message_text("changed", chat.id, message.message_id)
+
+
+async def test_reply_to_a_missing_message(telegram: FakeTelegram, api: Bot) -> None:
+    chat = telegram.private_chat(ANN)
+    with pytest.raises(BadRequest, match="(?i)replied not found"):
+        await api.send_message(chat.id, "x", reply_to_message_id=999)
+
+
+async def test_unknown_chat_and_unknown_callback_query(telegram: FakeTelegram, api: Bot) -> None:
+    with pytest.raises(BadRequest, match="(?i)chat not found"):
+        await api.send_message(424242, "x")
+    with pytest.raises(BadRequest, match="(?i)query is too old"):
+        await api.answer_callback_query("12345")
+
+
+async def test_photo_url_that_cannot_be_fetched(telegram: FakeTelegram, api: Bot) -> None:
+    chat = telegram.private_chat(ANN)
+    with pytest.raises(BadRequest):
+        await api.send_photo(chat.id, "http://127.0.0.1:9/nothing.png")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+async def test_injected_flood_error_carries_retry_after(telegram: FakeTelegram, api: Bot) -> None:
+    chat = telegram.private_chat(ANN)
+    telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
+    with pytest.raises(RetryAfter) as raised:
+        await api.send_message(chat.id, "x")
+    assert raised.value.retry_after in (3, timedelta(seconds=3))
+    await api.send_message(chat.id, "x")

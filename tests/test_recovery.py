@@ -1,0 +1,145 @@
+"""A restart resumes every unfinished task from SQLite and repeats nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+from tests.conftest import StartBot
+from tests.fakes.kie import FakeKie, Scenario
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+ANN = FakeUser(1001, "Ann", "en")
+
+
+async def test_a_running_task_is_delivered_after_a_restart(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=1.5)
+    first = await start_bot()
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine survive a restart")
+    await telegram.wait_for(lambda: kie.created)
+    await telegram.wait_for(lambda: first.tasks()[0]["state"] == "running")
+    await first.stop()
+    assert first.tasks()[0]["state"] == "running"
+    assert not any(c.ok for c in telegram.calls_of("sendMediaGroup"))
+
+    second = await start_bot()
+    [task] = await second.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert len(kie.created) == 1  # resumed, not created again
+    assert len([c for c in telegram.calls_of("sendMediaGroup") if c.ok]) == 1
+    # The status message of the first run was reused and removed at the end.
+    assert len([c for c in telegram.calls_of("sendMessage") if c.ok]) == 2  # status + buttons
+    assert telegram.message(chat.id, task["status_message_id"]).deleted
+
+
+async def test_finished_tasks_are_left_alone_after_a_restart(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    first = await start_bot()
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine once")
+    await first.wait_until_settled()
+    await first.stop()
+    calls_before = len(telegram.calls)
+
+    second = await start_bot()
+    telegram.send_text(chat, ANN, "/help")
+    await telegram.wait_for(
+        lambda: any("Grok Imagine" in c.params["text"] for c in telegram.calls_of("sendMessage"))
+    )
+    await second.stop()
+    later = [c.method for c in telegram.calls[calls_before:]]
+    assert "sendMediaGroup" not in later
+    assert len(kie.created) == 1
+
+
+async def crash_with(start_bot: StartBot, telegram: FakeTelegram, **row: object) -> None:
+    """Leave a task in the database as a crash at that point would, with the bot stopped."""
+    bot = await start_bot()
+    await bot.stop()
+    values = {
+        "kind": "text_to_image",
+        "provider": "kie",
+        "chat_id": ANN.id,
+        "chat_type": "private",
+        "user_id": ANN.id,
+        "lang": "en",
+        "prompt": "after a crash",
+        "aspect_ratio": "1:1",
+        "created_at": time.time(),
+        "updated_at": time.time(),
+        **row,
+    }
+    names = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    connection = sqlite3.connect(bot.settings.database_path)
+    with connection:
+        connection.execute(f"INSERT INTO tasks ({names}) VALUES ({marks})", tuple(values.values()))
+    connection.close()
+
+
+async def test_crash_before_the_upstream_was_asked_submits_it(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    telegram.private_chat(ANN)
+    await crash_with(start_bot, telegram, state="pending")
+    bot = await start_bot()
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert len(kie.created) == 1
+
+
+async def test_crash_during_creation_is_not_blindly_repeated(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    telegram.private_chat(ANN)
+    await crash_with(start_bot, telegram, state="submitting")
+    bot = await start_bot()
+    [task] = await bot.wait_until_settled()
+    assert (task["state"], task["failure_kind"]) == ("reported", "interrupted")
+    assert kie.create_attempts == 0
+    [notice] = [c for c in telegram.calls_of("sendMessage") if c.ok]
+    assert notice.params["text"].startswith(
+        "😔 The bot restarted while this request was being sent"
+    )
+
+
+async def test_crash_after_the_album_sends_only_the_buttons(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    chat = telegram.private_chat(ANN)
+    sent_album = telegram.send_text(chat, ANN, "pretend this is the album")
+    urls = json.dumps([f"{kie.url}/files/x/{i}.png" for i in range(6)])
+    await crash_with(
+        start_bot,
+        telegram,
+        state="delivering",
+        upstream_task_id="x",
+        result_urls=urls,
+        album_message_ids=json.dumps([sent_album["message_id"]]),
+    )
+    bot = await start_bot()
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert telegram.calls_of("sendMediaGroup") == []
+    [buttons] = [c for c in telegram.calls_of("sendMessage") if c.ok]
+    assert buttons.json("reply_parameters")["message_id"] == sent_album["message_id"]
+    assert len(buttons.json("reply_markup")["inline_keyboard"][0]) == 3
+
+
+async def test_crash_after_a_recorded_failure_reports_it(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    telegram.private_chat(ANN)
+    await crash_with(
+        start_bot, telegram, state="failed", failure_kind="generation", failure_detail="boom"
+    )
+    bot = await start_bot()
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "reported"
+    [notice] = [c for c in telegram.calls_of("sendMessage") if c.ok]
+    assert notice.params["text"].startswith("😔 The images could not be generated: boom")

@@ -1,0 +1,88 @@
+"""The SQLite layer: migrations at start-up, and state moves that only one racer wins."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.lifecycle import TaskKind, TaskState
+from storage.database import Database
+from storage.migrations import all_migrations
+from storage.tasks import NewTask, TaskRepository
+
+
+def new_task(**changes: object) -> NewTask:
+    values: dict[str, object] = {
+        "kind": TaskKind.TEXT_TO_IMAGE,
+        "provider": "kie",
+        "chat_id": 1,
+        "chat_type": "private",
+        "user_id": 1,
+        "lang": "en",
+        "prompt": "p",
+        "aspect_ratio": "1:1",
+    }
+    values.update(changes)
+    return NewTask(**values)  # type: ignore[arg-type]
+
+
+async def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "db.sqlite3"
+    database = await Database.open(path)
+    assert await database.schema_version() == len(all_migrations())
+    await database.close()
+    again = await Database.open(path)  # a second start applies nothing twice
+    assert await again.schema_version() == len(all_migrations())
+    row = await again.fetch_one("PRAGMA journal_mode")
+    assert row is not None
+    assert row[0] == "wal"
+    await again.close()
+
+
+async def test_only_one_of_many_racing_moves_wins(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "db.sqlite3")
+    tasks = TaskRepository(database)
+    task = await tasks.create(new_task())
+    await tasks.move(task.id, TaskState.SUBMITTING)
+    await tasks.move(task.id, TaskState.RUNNING, upstream_task_id="u1")
+    await tasks.move(task.id, TaskState.SUCCEEDED, result_urls=["http://x/1.png"])
+    claims = await asyncio.gather(*(tasks.move(task.id, TaskState.DELIVERING) for _ in range(20)))
+    assert claims.count(True) == 1
+    stored = await tasks.get(task.id)
+    assert stored is not None
+    assert stored.state is TaskState.DELIVERING
+    assert stored.result_urls == ("http://x/1.png",)
+    await database.close()
+
+
+async def test_moves_the_lifecycle_does_not_allow_are_refused(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "db.sqlite3")
+    tasks = TaskRepository(database)
+    task = await tasks.create(new_task())
+    assert not await tasks.move(task.id, TaskState.DELIVERED)  # pending cannot jump to the end
+    assert not await tasks.move(task.id, TaskState.RUNNING)  # nor skip submitting
+    assert await tasks.move(task.id, TaskState.FAILED, failure_kind="rejected")
+    assert not await tasks.move(task.id, TaskState.FAILED)  # a failure is recorded once
+    assert [t.id for t in await tasks.unfinished()] == [task.id]
+    assert await tasks.move(task.id, TaskState.REPORTED)
+    assert await tasks.unfinished() == []
+    await database.close()
+
+
+async def test_one_upstream_task_belongs_to_one_task(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "db.sqlite3")
+    tasks = TaskRepository(database)
+    first = await tasks.create(new_task())
+    second = await tasks.create(new_task())
+    for task in (first, second):
+        await tasks.move(task.id, TaskState.SUBMITTING)
+    assert await tasks.move(first.id, TaskState.RUNNING, upstream_task_id="same")
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        await tasks.move(second.id, TaskState.RUNNING, upstream_task_id="same")
+    found = await tasks.find_by_upstream_id("kie", "same")
+    assert found is not None
+    assert found.id == first.id
+    await database.close()
