@@ -36,6 +36,9 @@ from storage.tasks import NewTask, Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
+# A task shows a status message while the user is waiting for the upstream.
+_STATUS_SHOWN_IN = frozenset({TaskState.PENDING, TaskState.SUBMITTING, TaskState.RUNNING})
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -71,6 +74,7 @@ class Engine:
         self._media = media
         self._timing = timing or Timing()
         self._workers: dict[int, asyncio.Task[None]] = {}
+        self._status_posts: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
 
     @property
@@ -112,6 +116,17 @@ class Engine:
         worker.add_done_callback(lambda _: self._workers.pop(task_id, None))
 
     async def _work(self, task_id: int) -> None:
+        first = await self._tasks.get(task_id)
+        if first is None:
+            return
+        # The status message goes out beside the upstream work, never in front of it.
+        self._status_posts[task_id] = asyncio.create_task(self._post_status(first))
+        try:
+            await self._drive(task_id)
+        finally:
+            self._status_posts.pop(task_id).cancel()
+
+    async def _drive(self, task_id: int) -> None:
         policy = self._timing.step_retry
         failures = 0
         while True:
@@ -170,35 +185,28 @@ class Engine:
     # --- pending → running ------------------------------------------------------------
 
     async def _submit(self, task: Task) -> None:
-        status = asyncio.create_task(self._post_status(task))
+        if not await self._tasks.move(task.id, TaskState.SUBMITTING):
+            return
         try:
-            if not await self._tasks.move(task.id, TaskState.SUBMITTING):
-                return
-            try:
-                upstream_id = await self._create_upstream(task)
-            except ProviderError as error:
-                kind = {
-                    ErrorKind.REJECTED: FailureKind.REJECTED,
-                    ErrorKind.UNKNOWN_OUTCOME: FailureKind.INTERRUPTED,
-                }.get(error.kind, FailureKind.UNAVAILABLE)
-                _log.warning("task %d: the upstream did not take it: %s", task.id, error)
-                await self._tasks.move(
-                    task.id,
-                    TaskState.FAILED,
-                    failure_kind=kind,
-                    failure_detail=error.message,
-                    finished_at=time.time(),
-                )
-                return
+            upstream_id = await self._create_upstream(task)
+        except ProviderError as error:
+            kind = {
+                ErrorKind.REJECTED: FailureKind.REJECTED,
+                ErrorKind.UNKNOWN_OUTCOME: FailureKind.INTERRUPTED,
+            }.get(error.kind, FailureKind.UNAVAILABLE)
+            _log.warning("task %d: the upstream did not take it: %s", task.id, error)
             await self._tasks.move(
                 task.id,
-                TaskState.RUNNING,
-                upstream_task_id=upstream_id,
-                submitted_at=time.time(),
+                TaskState.FAILED,
+                failure_kind=kind,
+                failure_detail=error.message,
+                finished_at=time.time(),
             )
-            _log.info("task %d: upstream task %s", task.id, upstream_id)
-        finally:
-            await status
+            return
+        await self._tasks.move(
+            task.id, TaskState.RUNNING, upstream_task_id=upstream_id, submitted_at=time.time()
+        )
+        _log.info("task %d: upstream task %s", task.id, upstream_id)
 
     async def _create_upstream(self, task: Task) -> str:
         policy = self._timing.create_retry
@@ -218,7 +226,7 @@ class Engine:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _post_status(self, task: Task) -> None:
-        if task.status_message_id is not None:
+        if task.status_message_id is not None or task.state not in _STATUS_SHOWN_IN:
             return
         lang = Lang(task.lang)
         where = _placement(task)
@@ -326,11 +334,16 @@ class Engine:
 
     # --- delivering → delivered -----------------------------------------------------------
 
+    async def _status_settled(self, task: Task) -> Task:
+        """Wait for the status message to be posted (or to fail), then re-read the task."""
+        await asyncio.wait([self._status_posts[task.id]])
+        return await self._reload(task)
+
     async def _deliver(self, task: Task) -> None:
+        task = await self._status_settled(task)
         lang = Lang(task.lang)
         urls = task.result_urls[:ALBUM_MAX_ITEMS]
         if not task.album_message_ids:
-            await self._chat_action(task, ChatAction.UPLOAD_PHOTO)
             try:
                 album = await self._send_album(task, urls)
             except BadRequest as error:
@@ -403,6 +416,7 @@ class Engine:
     # --- failed → reported ----------------------------------------------------------------
 
     async def _report_failure(self, task: Task) -> None:
+        task = await self._status_settled(task)
         message = _failure_text(task)
         sent = False
         if task.status_message_id is not None:

@@ -1,0 +1,124 @@
+"""How fast a finished upstream task becomes an album in the chat, in polling mode.
+
+Starts the loopback Telegram and kie test servers and the real bot, sends `/imagine` from
+several chats at once, and prints, per task:
+- completion → album: from the moment the upstream task is done to the album request
+  reaching the Telegram server;
+- update → upstream task: from the update being available to the task existing upstream;
+- status requests per task.
+
+    .venv/bin/python -m bench.delivery                      # production clocks, tasks of 5–15 s
+    .venv/bin/python -m bench.delivery --clock test --tasks 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bot.app import run
+from bot.engine import Timing
+from bot.settings import Settings
+from tests.conftest import BOT_TOKEN, FAST, PROVIDER_KEY
+from tests.fakes.kie import FakeKie, Scenario
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def describe(name: str, values: list[float], unit: str = "ms", scale: float = 1000.0) -> str:
+    scaled = [v * scale for v in values]
+    return (
+        f"{name:<32} median {statistics.median(scaled):8.1f} {unit}   "
+        f"p99 {percentile(scaled, 0.99):8.1f} {unit}   max {max(scaled):8.1f} {unit}"
+    )
+
+
+async def bench(tasks: int, chats: int, clock: str, seed: int) -> None:
+    rng = random.Random(seed)
+    timing = Timing() if clock == "production" else FAST
+    if clock == "test":
+        timing = replace(timing, poll=replace(timing.poll, timeout=120))
+    durations = (5.0, 15.0) if clock == "production" else (0.3, 1.0)
+
+    telegram = FakeTelegram(BOT_TOKEN)
+    kie = FakeKie(PROVIDER_KEY)
+    await telegram.start()
+    await kie.start()
+    stop = asyncio.Event()
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings(
+            _env_file=None,
+            telegram_bot_token=BOT_TOKEN,
+            telegram_api_url=telegram.url,
+            provider_api_key=PROVIDER_KEY,
+            provider_base_url=kie.url,
+            database_path=Path(folder) / "bench.sqlite3",
+        )
+        bot = asyncio.create_task(run(settings, stop=stop, timing=timing))
+        await telegram.wait_for(lambda: telegram.polls > 0)
+
+        users = [FakeUser(10_000 + i, f"user{i}", "en") for i in range(chats)]
+        rooms = [telegram.private_chat(user) for user in users]
+        sent_at: dict[str, float] = {}
+        started = time.time()
+        for number in range(tasks):
+            kie.next_scenarios.append(Scenario(duration=rng.uniform(*durations)))
+            prompt = f"bench prompt {number}"
+            sent_at[prompt] = time.time()
+            telegram.send_text(rooms[number % chats], users[number % chats], f"/imagine {prompt}")
+
+        def albums() -> list[float]:
+            return [c.at for c in telegram.calls_of("sendMediaGroup") if c.ok]
+
+        await telegram.wait_for(lambda: len(albums()) >= tasks, timeout=60 + 30 * tasks)
+        finished = time.time()
+        stop.set()
+        await bot
+
+    await telegram.stop()
+    await kie.stop()
+
+    done_at = {task.task_id: task.done_at for task in kie.created}
+    completion_to_album = []
+    for call in telegram.calls_of("sendMediaGroup"):
+        if call.ok:
+            task_id = call.json("media")[0]["media"].split("/")[-2]
+            completion_to_album.append(call.at - done_at[task_id])
+    update_to_create = [
+        task.created_at - sent_at[task.request["input"]["prompt"]] for task in kie.created
+    ]
+    reads = [float(task.status_reads) for task in kie.created]
+
+    print(
+        f"tasks {tasks}, chats {chats}, clock {clock}, task length {durations[0]}–{durations[1]} s"
+    )
+    print(f"wall time {finished - started:.1f} s, upstream tasks created {len(kie.created)}")
+    print(describe("completion → album request", completion_to_album))
+    print(describe("update → upstream task created", update_to_create))
+    print(describe("status requests per task", reads, unit="req", scale=1.0))
+    telegram_calls = len([c for c in telegram.calls if c.method not in ("getMe", "setMyCommands")])
+    print(f"Telegram calls per task          {telegram_calls / tasks:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tasks", type=int, default=50)
+    parser.add_argument("--chats", type=int, default=25)
+    parser.add_argument("--clock", choices=["production", "test"], default="production")
+    parser.add_argument("--seed", type=int, default=7)
+    arguments = parser.parse_args()
+    asyncio.run(bench(arguments.tasks, arguments.chats, arguments.clock, arguments.seed))
+
+
+if __name__ == "__main__":
+    main()
