@@ -13,8 +13,9 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from telegram import Bot, InputMediaPhoto, Message, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
@@ -37,7 +38,7 @@ from storage.tasks import NewTask, Task, TaskRepository
 _log = logging.getLogger(__name__)
 
 # A task shows a status message while the user is waiting for the upstream.
-_STATUS_SHOWN_IN = frozenset({TaskState.PENDING, TaskState.SUBMITTING, TaskState.RUNNING})
+_STATUS_SHOWN_IN = frozenset({TaskState.PENDING, TaskState.RUNNING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class Engine:
         self._timing = timing or Timing()
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._status_posts: dict[int, asyncio.Task[None]] = {}
+        self._unstoppable: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     @property
@@ -89,13 +91,22 @@ class Engine:
         for task in unfinished:
             self._spawn(task.id)
 
-    async def stop(self) -> None:
-        """Stop all workers. Their tasks stay in SQLite and resume at the next start."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop all workers. Their tasks stay in SQLite and resume at the next start.
+
+        Waiting (polls, sleeps) stops at once; a message on its way to Telegram is given
+        `grace` seconds to arrive and be recorded, so a restart does not send it again.
+        """
         self._stopping = True
         workers = list(self._workers.values())
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        if self._unstoppable:
+            _, late = await asyncio.wait(self._unstoppable, timeout=grace)
+            for send in late:
+                send.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def submit(self, new: NewTask) -> Task:
         """Record a new task and start working on it; returns as soon as it is recorded."""
@@ -120,11 +131,19 @@ class Engine:
         if first is None:
             return
         # The status message goes out beside the upstream work, never in front of it.
-        self._status_posts[task_id] = asyncio.create_task(self._post_status(first))
+        self._status_posts[task_id] = self._unstoppable_task(self._post_status(first))
         try:
             await self._drive(task_id)
         finally:
-            self._status_posts.pop(task_id).cancel()
+            del self._status_posts[task_id]
+
+    def _unstoppable_task(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `work` (a Telegram send and the record of it) to its end even if the worker
+        that started it is cancelled; `stop()` waits for it."""
+        task = asyncio.create_task(work)
+        self._unstoppable.add(task)
+        task.add_done_callback(self._unstoppable.discard)
+        return task
 
     async def _drive(self, task_id: int) -> None:
         policy = self._timing.step_retry
@@ -178,9 +197,9 @@ class Engine:
             case TaskState.SUCCEEDED:
                 await self._tasks.move(task.id, TaskState.DELIVERING)
             case TaskState.DELIVERING:
-                await self._deliver(task)
+                await asyncio.shield(self._unstoppable_task(self._deliver(task)))
             case TaskState.FAILED:
-                await self._report_failure(task)
+                await asyncio.shield(self._unstoppable_task(self._report_failure(task)))
 
     # --- pending → running ------------------------------------------------------------
 
