@@ -382,8 +382,8 @@ class Engine:
                 reply_parameters=where.reply_parameters,
             )
             await self._tasks.note(task.id, buttons_message_id=buttons.message_id)
-        await self._tasks.move(task.id, TaskState.DELIVERED, delivered_at=time.time())
         await self._remove_status(task)
+        await self._tasks.move(task.id, TaskState.DELIVERED, delivered_at=time.time())
         _log.info("task %d: delivered %d images", task.id, len(urls))
 
     async def _send_album(self, task: Task, urls: tuple[str, ...]) -> tuple[Message, ...]:
