@@ -1,7 +1,9 @@
 """Wiring: open the resources, build the PTB application, run until told to stop.
 
 The lifecycle is driven by hand (PTB's `customwebhookbot` pattern) rather than by
-`run_polling`, so the bot shares its event loop with whatever else the process serves.
+`run_polling`, so the bot and its HTTP endpoint share one event loop, and shutdown goes in
+the order that loses nothing: stop taking updates, let in-flight sends finish (every task
+is in SQLite and resumes at the next start), then close the HTTP server and the database.
 """
 
 from __future__ import annotations
@@ -21,17 +23,27 @@ from bot.logs import quiet_http_logs
 from bot.media import MediaFetcher
 from bot.providers import build_provider
 from bot.settings import Settings
+from bot.signing import telegram_webhook_secret
+from bot.web import (
+    TELEGRAM_PREFIX,
+    WebDependencies,
+    build_web_app,
+    callback_url,
+    start_server,
+    stop_server,
+)
 from storage.database import Database
-from storage.tasks import TaskRepository
+from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
 COMMANDS = ("imagine", "help")
+ALLOWED_UPDATES = ["message", "callback_query"]
 
 
 def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
     base = settings.telegram_base
-    return (
+    builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(f"{base}/bot{{token}}")
@@ -40,8 +52,10 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         .rate_limiter(AIORateLimiter(max_retries=3))
         # One chat's slow update never holds up another chat's.
         .concurrent_updates(True)
-        .build()
     )
+    if settings.telegram_webhook:
+        builder = builder.updater(None)  # updates arrive on our own HTTP endpoint
+    return builder.build()
 
 
 async def register_commands(bot: Bot) -> None:
@@ -62,31 +76,83 @@ async def run(settings: Settings, *, stop: asyncio.Event, timing: Timing | None 
     provider = build_provider(settings)
     media_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     application = build_application(settings)
+    public = settings.public_base
+
+    def task_callback_url(task: Task) -> str:
+        assert public is not None
+        return callback_url(public, task)
+
     engine = Engine(
         bot=application.bot,
         tasks=tasks,
         provider=provider,
         media=MediaFetcher(media_client),
         timing=timing,
+        callback_url=task_callback_url if public else None,
     )
     Handlers(engine=engine, tasks=tasks, provider_name=provider.name).register(application)
+
+    webhook_secret = None
+    if settings.telegram_webhook:
+        webhook_secret = telegram_webhook_secret(settings.telegram_bot_token.get_secret_value())
+    taking_updates = asyncio.Event()
+    web = None
+    if public:
+        hmac_key = settings.provider_webhook_hmac_key
+        web = build_web_app(
+            WebDependencies(
+                tasks=tasks,
+                nudge=engine.nudge,
+                tasks_in_flight=lambda: engine.in_flight,
+                database_ok=database.ping,
+                hmac_key=hmac_key.get_secret_value() if hmac_key else None,
+                telegram=application if webhook_secret else None,
+                telegram_secret=webhook_secret,
+                taking_updates=taking_updates.is_set,
+            )
+        )
+    server = None
     try:
         async with application:
             await register_commands(application.bot)
+            if web is not None:
+                server = await start_server(web, settings.http_host, settings.http_port)
             await application.start()
-            assert application.updater is not None
-            await application.updater.start_polling(
-                allowed_updates=["message", "callback_query"], drop_pending_updates=False
-            )
+            taking_updates.set()
+            if webhook_secret:
+                await application.bot.set_webhook(
+                    f"{public}{TELEGRAM_PREFIX}/{webhook_secret}",
+                    secret_token=webhook_secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                    drop_pending_updates=False,
+                )
+            else:
+                assert application.updater is not None
+                await application.updater.start_polling(
+                    allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
+                )
             await engine.start()
-            _log.info("bot @%s is running", application.bot.username)
+            mode = "webhook" if webhook_secret else "polling"
+            results = "callbacks" if public else "polling"
+            _log.info(
+                "bot @%s is running: updates by %s, results by %s",
+                application.bot.username,
+                mode,
+                results,
+            )
             await stop.wait()
             _log.info("stopping")
-            await application.updater.stop()
+            # 1. No new updates: Telegram keeps what it could not deliver for the next start.
+            taking_updates.clear()
+            if application.updater is not None:
+                await application.updater.stop()
+            # 2. In-flight work: sends finish, the rest waits in SQLite.
             await engine.stop()
             await application.stop()
     finally:
         await engine.stop()
+        if server is not None:
+            await stop_server(*server)
         await provider.aclose()
         await media_client.aclose()
         await database.close()

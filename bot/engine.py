@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,12 @@ class Timing:
     """Every clock the engine runs on; tests pass a fast one."""
 
     poll: PollSchedule = field(default_factory=PollSchedule)
+    # With callbacks the poll is only a net for a callback that never comes: sparse.
+    callback_net: PollSchedule = field(
+        default_factory=lambda: PollSchedule(
+            first=20.0, fast=10.0, fast_until=120.0, medium=20.0, medium_until=300.0, slow=30.0
+        )
+    )
     status: StatusCadence = field(default_factory=StatusCadence)
     create_retry: RetryPolicy = field(default_factory=RetryPolicy)
     step_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(5, 2.0, 60.0))
@@ -68,12 +74,16 @@ class Engine:
         provider: Provider,
         media: MediaFetcher,
         timing: Timing | None = None,
+        callback_url: Callable[[Task], str] | None = None,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
         self._provider = provider
         self._media = media
         self._timing = timing or Timing()
+        self._callback_url = callback_url
+        # Set by a callback: "look now" for the task's worker.
+        self._nudges: dict[int, asyncio.Event] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._status_posts: dict[int, asyncio.Task[None]] = {}
         self._unstoppable: set[asyncio.Task[None]] = set()
@@ -114,6 +124,17 @@ class Engine:
         self._spawn(task.id)
         return task
 
+    def nudge(self, task_id: int) -> bool:
+        """The upstream says the task changed: have its worker read the status now.
+
+        Returns False when no worker is watching that task (it is finished, or unknown).
+        """
+        nudge = self._nudges.get(task_id)
+        if nudge is None:
+            return False
+        nudge.set()
+        return True
+
     async def wait_idle(self) -> None:
         """Wait until no task is being worked on (for tests and benchmarks)."""
         while self._workers:
@@ -132,10 +153,12 @@ class Engine:
             return
         # The status message goes out beside the upstream work, never in front of it.
         self._status_posts[task_id] = self._unstoppable_task(self._post_status(first))
+        self._nudges[task_id] = asyncio.Event()
         try:
             await self._drive(task_id)
         finally:
             del self._status_posts[task_id]
+            del self._nudges[task_id]
 
     def _unstoppable_task(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `work` (a Telegram send and the record of it) to its end even if the worker
@@ -182,7 +205,8 @@ class Engine:
     async def _step(self, task: Task) -> None:
         match task.state:
             case TaskState.PENDING:
-                await self._submit(task)
+                # Once the upstream is asked, its answer must be recorded, shutdown or not.
+                await asyncio.shield(self._unstoppable_task(self._submit(task)))
             case TaskState.SUBMITTING:
                 # Only seen after a restart: the create request's outcome is unknown, and
                 # repeating it could make (and bill) a second task.
@@ -240,7 +264,11 @@ class Engine:
         async for attempt in retrying:
             with attempt:
                 return await self._provider.create_image_task(
-                    ImageRequest(prompt=task.prompt, aspect_ratio=task.aspect_ratio)
+                    ImageRequest(
+                        prompt=task.prompt,
+                        aspect_ratio=task.aspect_ratio,
+                        callback_url=self._callback_url(task) if self._callback_url else None,
+                    )
                 )
         raise AssertionError("unreachable: tenacity reraises the last error")
 
@@ -277,14 +305,18 @@ class Engine:
 
     async def _poll(self, task: Task, seen: list[UpstreamState | None]) -> None:
         assert task.upstream_task_id is not None
-        schedule = self._timing.poll
+        schedule = self._timing.callback_net if self._callback_url else self._timing.poll
+        nudge = self._nudges[task.id]
         started = task.submitted_at or task.created_at
         while True:
             elapsed = time.time() - started
             if schedule.timed_out(elapsed):
                 await self._fail(task, FailureKind.TIMEOUT, None)
                 return
-            await asyncio.sleep(min(schedule.delay_after(elapsed), schedule.timeout - elapsed))
+            delay = min(schedule.delay_after(elapsed), schedule.timeout - elapsed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(nudge.wait(), delay)
+            nudge.clear()
             try:
                 status = await self._provider.get_status(task.upstream_task_id)
             except ProviderError as error:

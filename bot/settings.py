@@ -10,7 +10,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -44,6 +51,7 @@ class Settings(BaseSettings):
     provider_webhook_hmac_key: SecretStr | None = None
 
     public_url: AnyHttpUrl | None = None
+    telegram_webhook: bool = False
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=1, le=65535)
 
@@ -71,6 +79,16 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
+    @model_validator(mode="after")
+    def _webhook_needs_public_url(self) -> Settings:
+        if self.telegram_webhook and self.public_url is None:
+            raise ValueError("TELEGRAM_WEBHOOK=true needs PUBLIC_URL")
+        return self
+
+    @property
+    def public_base(self) -> str | None:
+        return str(self.public_url).rstrip("/") if self.public_url else None
+
     @property
     def telegram_base(self) -> str:
         return str(self.telegram_api_url).rstrip("/")
@@ -87,5 +105,8 @@ def describe_settings_error(error: ValidationError) -> str:
     for item in error.errors():
         name = "_".join(str(part) for part in item["loc"][:1]).upper() or "SETTINGS"
         reason = "missing" if item["type"] == "missing" else item["msg"]
+        if not item["loc"]:  # a rule across settings names its own
+            problems.append(reason.removeprefix("Value error, "))
+            continue
         problems.append(f"{name} ({reason})")
     return "Invalid settings: " + "; ".join(problems)

@@ -82,6 +82,15 @@ class Database:
                 raise
             await self._connection.execute("COMMIT")
 
+    async def ping(self) -> bool:
+        """True if the database answers a query within two seconds."""
+        try:
+            async with asyncio.timeout(2.0):
+                await self.fetch_one("SELECT 1")
+        except Exception:
+            return False
+        return True
+
     async def schema_version(self) -> int:
         row = await self.fetch_one("PRAGMA user_version")
         assert row is not None

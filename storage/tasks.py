@@ -8,6 +8,7 @@ one sees `True`.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,7 @@ class Task:
     failure_detail: str | None
     album_message_ids: tuple[int, ...]
     buttons_message_id: int | None
+    callback_secret: str | None
     created_at: float
     submitted_at: float | None
     finished_at: float | None
@@ -88,6 +90,7 @@ class Task:
             failure_detail=row["failure_detail"],
             album_message_ids=tuple(json.loads(row["album_message_ids"] or "[]")),
             buttons_message_id=row["buttons_message_id"],
+            callback_secret=row["callback_secret"],
             created_at=row["created_at"],
             submitted_at=row["submitted_at"],
             finished_at=row["finished_at"],
@@ -126,8 +129,8 @@ class TaskRepository:
             """
             INSERT INTO tasks (kind, state, provider, chat_id, chat_type, user_id, lang,
                                message_thread_id, request_message_id, prompt, aspect_ratio,
-                               parent_task_id, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               parent_task_id, callback_secret, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
                 new.kind,
@@ -142,6 +145,7 @@ class TaskRepository:
                 new.prompt,
                 new.aspect_ratio,
                 new.parent_task_id,
+                secrets.token_urlsafe(24),
                 now,
                 now,
             ),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.app import run
@@ -70,6 +72,32 @@ class RunningBot:
 StartBot = Callable[..., Awaitable[RunningBot]]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def public_endpoint() -> dict[str, Any]:
+    """Settings that give the bot its own HTTP endpoint on loopback (callback mode)."""
+    port = free_port()
+    return {"public_url": f"http://127.0.0.1:{port}", "http_host": "127.0.0.1", "http_port": port}
+
+
+async def wait_for_http(url: str, timeout: float = 10.0) -> None:
+    async with httpx.AsyncClient() as client:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                await client.get(url)
+                return
+            except httpx.TransportError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
     server = FakeTelegram(BOT_TOKEN)
@@ -117,12 +145,18 @@ async def start_bot(
         bot = RunningBot(settings, stop, task)
         running.append(bot)
 
-        def polling() -> bool:
+        webhooks_before = len(telegram.calls_of("setWebhook"))
+
+        def taking_updates() -> bool:
             if task.done():
                 task.result()
+            if settings.telegram_webhook:
+                return len(telegram.calls_of("setWebhook")) > webhooks_before
             return telegram.polls > polls_before
 
-        await telegram.wait_for(polling)
+        await telegram.wait_for(taking_updates)
+        if settings.public_url:
+            await wait_for_http(f"{settings.public_base}/healthz")
         return bot
 
     yield start

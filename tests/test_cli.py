@@ -7,10 +7,11 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
-from tests.conftest import BOT_TOKEN, PROVIDER_KEY
-from tests.fakes.kie import FakeKie
+from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, public_endpoint
+from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,3 +86,44 @@ async def test_runs_from_a_dotenv_file_and_stops_on_sigterm(
     database = sqlite3.connect(tmp_path / "data" / "imagine-bot.sqlite3")  # the default path
     assert database.execute("SELECT state FROM tasks").fetchall() == [("delivered",)]
     database.close()
+
+
+async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
+    telegram: FakeTelegram, kie: FakeKie, tmp_path: Path, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=4.0)
+    endpoint = public_endpoint()
+    database = tmp_path / "bot.sqlite3"
+    process = await run_bot(
+        {
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_API_URL": telegram.url,
+            "PROVIDER_API_KEY": PROVIDER_KEY,
+            "PROVIDER_BASE_URL": kie.url,
+            "PUBLIC_URL": endpoint["public_url"],
+            "HTTP_HOST": endpoint["http_host"],
+            "HTTP_PORT": str(endpoint["http_port"]),
+            "DATABASE_PATH": str(database),
+        },
+        tmp_path,
+    )
+    await telegram.wait_for(lambda: telegram.polls > 0, timeout=30)
+    users = [FakeUser(2000 + i, f"u{i}", "en") for i in range(3)]
+    for user in users:
+        telegram.send_text(telegram.private_chat(user), user, f"/imagine in flight {user.id}")
+    await telegram.wait_for(lambda: len(kie.created) == 3)
+
+    stopping = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), 15)
+    assert time.monotonic() - stopping < 10
+    assert process.returncode == 0, stderr.decode()
+    handed_back = sqlite3.connect(database)
+    assert handed_back.execute("SELECT state FROM tasks").fetchall() == [("running",)] * 3
+    handed_back.close()
+
+    bot = await start_bot(database_path=database, **endpoint)
+    tasks = await bot.wait_until_settled(count=3)
+    assert [t["state"] for t in tasks] == ["delivered"] * 3
+    assert len(kie.created) == 3
+    assert len([c for c in telegram.calls_of("sendMediaGroup") if c.ok]) == 3

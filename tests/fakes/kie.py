@@ -9,6 +9,10 @@ What the next task does is set with `scenario` (and `next_scenarios` for one-off
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import struct
 import time
@@ -18,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -43,6 +48,16 @@ class Scenario:
     fail_code: str = "500"
     fail_msg: str = "Internal server error"
     image_bytes: int = 0  # pad each image to about this size (0: a tiny PNG)
+    callback: Literal["send", "drop"] = "send"  # when the task has a callBackUrl
+    callback_delay: float = 0.0  # after the task is done
+    callback_repeats: int = 1  # the same callback, sent this many times
+
+
+@dataclass(frozen=True)
+class CallbackAttempt:
+    task_id: str
+    at: float
+    status: int | None  # None: the bot could not be reached
 
 
 @dataclass
@@ -67,9 +82,13 @@ class FakeKie:
     created: list[FakeTask] = field(default_factory=list)
     create_attempts: int = 0
     image_fetches: int = 0
+    hmac_key: str | None = None  # sign callbacks, as an account with signing turned on does
+    callbacks: list[CallbackAttempt] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._create_failures: deque[tuple[int, int, str]] = deque()
+        self._callback_senders: set[asyncio.Task[None]] = set()
+        self._callback_client = httpx.AsyncClient(timeout=15.0)
         self._server = LoopbackServer(
             Starlette(
                 routes=[
@@ -86,6 +105,10 @@ class FakeKie:
         self.url = await self._server.start()
 
     async def stop(self) -> None:
+        for sender in self._callback_senders:
+            sender.cancel()
+        await asyncio.gather(*self._callback_senders, return_exceptions=True)
+        await self._callback_client.aclose()
         await self._server.stop()
 
     def fail_creates(self, code: int, msg: str, *, times: int = 1, http_status: int = 200) -> None:
@@ -113,7 +136,53 @@ class FakeKie:
         task = FakeTask(uuid.uuid4().hex, body, scenario, time.time())
         self.tasks[task.task_id] = task
         self.created.append(task)
+        if body.get("callBackUrl") and scenario.callback == "send":
+            sender = asyncio.create_task(self._send_callbacks(task, body["callBackUrl"]))
+            self._callback_senders.add(sender)
+            sender.add_done_callback(self._callback_senders.discard)
         return _answer(200, "success", data={"taskId": task.task_id})
+
+    async def _send_callbacks(self, task: FakeTask, url: str) -> None:
+        """POST the documented callback when the task ends; retry on failure like the
+        upstream does (it gives up after a few tries)."""
+        await asyncio.sleep(max(0.0, task.done_at + task.scenario.callback_delay - time.time()))
+        for _ in range(task.scenario.callback_repeats):
+            for attempt in range(3):
+                status = await self.post_callback(task, url)
+                if status is not None and 200 <= status < 300:
+                    break
+                await asyncio.sleep(0.2 * (attempt + 1))
+
+    async def post_callback(
+        self, task: FakeTask, url: str, *, body: dict[str, Any] | None = None
+    ) -> int | None:
+        record = self.record(task, time.time())
+        if body is None:
+            success = record["state"] == "success"
+            body = {
+                "code": 200 if success else 501,
+                "msg": "Playground task completed successfully."
+                if success
+                else "Playground task failed.",
+                "data": record,
+            }
+        headers = {}
+        if self.hmac_key:
+            timestamp = str(int(time.time()))
+            digest = hmac.new(
+                self.hmac_key.encode(), f"{task.task_id}.{timestamp}".encode(), hashlib.sha256
+            ).digest()
+            headers = {
+                "X-Webhook-Timestamp": timestamp,
+                "X-Webhook-Signature": base64.b64encode(digest).decode(),
+            }
+        try:
+            response = await self._callback_client.post(url, json=body, headers=headers)
+            status: int | None = response.status_code
+        except httpx.HTTPError:
+            status = None
+        self.callbacks.append(CallbackAttempt(task.task_id, time.time(), status))
+        return status
 
     async def _record_info(self, request: Request) -> Response:
         if not self._authorized(request):

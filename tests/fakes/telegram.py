@@ -11,6 +11,7 @@ unknown callback queries, photo URLs it cannot fetch. Errors can be injected per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -116,6 +117,13 @@ class FakeUser:
         return user
 
 
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    secret: str | None
+    allowed_updates: list[str] | None
+
+
 @dataclass
 class _Injected:
     method: str
@@ -151,6 +159,10 @@ class FakeTelegram:
         self._file_ids = itertools.count(1)
         self.polls = 0
         self._closing = False
+        self.webhook: Webhook | None = None
+        self.webhook_deliveries: list[tuple[int, int | None]] = []
+        self.webhook_retry_delay = 0.2
+        self._pump: asyncio.Task[None] | None = None
         self.server_errors: list[str] = []
         self.url = ""
 
@@ -160,6 +172,7 @@ class FakeTelegram:
         self.url = await self._server.start()
 
     async def stop(self) -> None:
+        await self._stop_pump()
         self._closing = True
         self._new_update.set()
         await asyncio.sleep(0.01)  # let a pending long poll answer before the server closes
@@ -375,7 +388,55 @@ class FakeTelegram:
         }
 
     async def _api_deletewebhook(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        await self._stop_pump()
+        self.webhook = None
+        if params.get("drop_pending_updates") in (True, "true", "True"):
+            self._updates.clear()
         return True
+
+    async def _api_setwebhook(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        url = params.get("url", "")
+        if not url.startswith(("http://", "https://")):
+            raise bad_request("bad webhook: invalid URL")
+        secret = params.get("secret_token")
+        if secret is not None and not (
+            1 <= len(secret) <= 256 and all(c.isalnum() or c in "_-" for c in secret)
+        ):
+            raise bad_request("bad webhook: secret token contains unallowed characters")
+        if params.get("drop_pending_updates") in (True, "true", "True"):
+            self._updates.clear()
+        await self._stop_pump()
+        self.webhook = Webhook(url, secret, _json(params, "allowed_updates"))
+        self._pump = asyncio.create_task(self._deliver_to_webhook(self.webhook))
+        return True
+
+    async def _deliver_to_webhook(self, webhook: Webhook) -> None:
+        """Send pending updates one by one; keep and retry what the bot does not accept."""
+        headers = {"X-Telegram-Bot-Api-Secret-Token": webhook.secret} if webhook.secret else {}
+        while True:
+            if not self._updates:
+                self._new_update.clear()
+                await self._new_update.wait()
+                continue
+            update = self._updates[0]
+            try:
+                response = await self._fetcher.post(webhook.url, json=update, headers=headers)
+                status: int | None = response.status_code
+            except httpx.HTTPError:
+                status = None
+            self.webhook_deliveries.append((update["update_id"], status))
+            await self._notify()
+            if status is not None and 200 <= status < 300:
+                self._updates.pop(0)
+            else:
+                await asyncio.sleep(self.webhook_retry_delay)
+
+    async def _stop_pump(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
 
     async def _api_setmycommands(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         commands = _json(params, "commands", required=True)
@@ -392,6 +453,12 @@ class FakeTelegram:
         return True
 
     async def _api_getupdates(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        if self.webhook is not None:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         self.polls += 1
         await self._notify()
         offset = _int(params, "offset") or 0

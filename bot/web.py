@@ -1,0 +1,181 @@
+"""The bot's own HTTP endpoint: upstream callbacks, Telegram webhook updates, health.
+
+A callback is a hint, never the truth: a valid one only tells the task's worker to read
+the status from the upstream now. Everything slow happens after the answer, which goes
+out within milliseconds (the upstream gives up after 15 s and retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from telegram import Update
+from telegram.ext import Application
+
+from bot.signing import callback_signature_valid, secrets_match
+from storage.tasks import Task, TaskRepository
+
+_log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000
+CALLBACK_PREFIX = "/callbacks"
+TELEGRAM_PREFIX = "/telegram"
+
+
+def callback_url(public_url: str, task: Task) -> str:
+    """Where the upstream reports on `task`: its id and its own unguessable secret."""
+    return f"{public_url.rstrip('/')}{CALLBACK_PREFIX}/{task.id}/{task.callback_secret}"
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def read_json(request: Request) -> Any:
+    """The request's JSON body, or `BodyError` for a wrong type, an oversize body or junk."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise BodyError(415, "expected application/json")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyError(413, "body too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise BodyError(413, "body too large")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise BodyError(400, "body is not JSON") from None
+
+
+@dataclass(frozen=True)
+class WebDependencies:
+    tasks: TaskRepository
+    nudge: Callable[[int], bool]
+    tasks_in_flight: Callable[[], int]
+    database_ok: Callable[[], Awaitable[bool]]
+    hmac_key: str | None = None
+    telegram: Application | None = None  # type: ignore[type-arg]
+    telegram_secret: str | None = None
+    taking_updates: Callable[[], bool] = lambda: True
+
+
+def build_web_app(deps: WebDependencies) -> Starlette:
+    async def upstream_callback(request: Request) -> Response:
+        task = await deps.tasks.get(request.path_params["task_id"])
+        if task is None or not secrets_match(task.callback_secret, request.path_params["secret"]):
+            return PlainTextResponse("not found", status_code=404)
+        try:
+            payload = await read_json(request)
+        except BodyError as error:
+            return PlainTextResponse(error.reason, status_code=error.status)
+        data = payload.get("data") if isinstance(payload, dict) else None
+        upstream_id = data.get("taskId") if isinstance(data, dict) else None
+        if not isinstance(upstream_id, str) or not upstream_id:
+            return PlainTextResponse("no data.taskId", status_code=400)
+        if task.upstream_task_id is not None and upstream_id != task.upstream_task_id:
+            return PlainTextResponse("not this task", status_code=400)
+        if deps.hmac_key and not callback_signature_valid(
+            deps.hmac_key,
+            upstream_id,
+            request.headers.get("x-webhook-timestamp"),
+            request.headers.get("x-webhook-signature"),
+            now=time.time(),
+        ):
+            return PlainTextResponse("bad signature", status_code=401)
+        watched = deps.nudge(task.id)
+        _log.info("task %d: callback (%s)", task.id, "read now" if watched else "already done")
+        return JSONResponse({"ok": True})
+
+    async def healthz(request: Request) -> Response:
+        database = await deps.database_ok()
+        body = {
+            "status": "ok" if database else "unavailable",
+            "database": database,
+            "tasks_in_flight": deps.tasks_in_flight(),
+        }
+        return JSONResponse(body, status_code=200 if database else 503)
+
+    async def telegram_update(request: Request) -> Response:
+        application = deps.telegram
+        if application is None or not secrets_match(
+            deps.telegram_secret, request.path_params["secret"]
+        ):
+            return PlainTextResponse("not found", status_code=404)
+        token = request.headers.get("x-telegram-bot-api-secret-token", "")
+        if not secrets_match(deps.telegram_secret, token):
+            return PlainTextResponse("forbidden", status_code=403)
+        if not deps.taking_updates():
+            # Shutting down: a non-2xx answer makes Telegram keep the update and retry.
+            return PlainTextResponse("shutting down", status_code=503)
+        try:
+            payload = await read_json(request)
+            update = Update.de_json(payload, application.bot)
+        except BodyError as error:
+            return PlainTextResponse(error.reason, status_code=error.status)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return PlainTextResponse("not an update", status_code=400)
+        await application.update_queue.put(update)
+        return Response(status_code=200)
+
+    return Starlette(
+        routes=[
+            Route(CALLBACK_PREFIX + "/{task_id:int}/{secret}", upstream_callback, methods=["POST"]),
+            Route(TELEGRAM_PREFIX + "/{secret}", telegram_update, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the bot's event loop. The process's signals stay the bot's: it decides
+    the order of shutdown, and stops the HTTP server last."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def start_server(
+    app: Starlette, host: str, port: int
+) -> tuple[EmbeddedServer, asyncio.Task[None]]:
+    server = EmbeddedServer(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises what stopped it (port in use, …)
+            raise RuntimeError("the HTTP server stopped during start-up")
+        await asyncio.sleep(0.01)
+    return server, serving
+
+
+async def stop_server(server: EmbeddedServer, serving: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    await serving

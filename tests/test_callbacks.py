@@ -1,0 +1,193 @@
+"""Results by upstream callback to the bot's own HTTP endpoint, polling as the net."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from bot.lifecycle import PollSchedule
+from bot.signing import callback_signature
+from tests.conftest import FAST, RunningBot, StartBot, public_endpoint
+from tests.fakes.kie import FakeKie, Scenario
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+ANN = FakeUser(1001, "Ann", "en")
+
+
+def albums(telegram: FakeTelegram) -> list[list[str]]:
+    return [
+        [m["media"] for m in c.json("media")] for c in telegram.calls_of("sendMediaGroup") if c.ok
+    ]
+
+
+async def imagine(telegram: FakeTelegram, bot: RunningBot, kie: FakeKie) -> str:
+    """Send /imagine and wait until the upstream has the task; returns its callback URL."""
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine a fox by callback")
+    await telegram.wait_for(lambda: kie.created)
+    url: str = kie.created[0].request["callBackUrl"]
+    return url
+
+
+async def test_delivered_by_callback_with_one_status_read(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    bot = await start_bot(**public_endpoint())  # the polling net first looks after 20 s
+    url = await imagine(telegram, bot, kie)
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert url == f"{bot.settings.public_base}/callbacks/{task['id']}/{task['callback_secret']}"
+    assert len(task["callback_secret"]) >= 32
+    assert [c.status for c in kie.callbacks] == [200]
+    assert kie.created[0].status_reads == 1
+
+
+async def test_duplicate_callbacks_deliver_one_album(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(callback_repeats=4)
+    bot = await start_bot(**public_endpoint())
+    await imagine(telegram, bot, kie)
+    await bot.wait_until_settled()
+    await telegram.wait_for(lambda: len(kie.callbacks) == 4)
+    assert [c.status for c in kie.callbacks] == [200] * 4
+    assert len(albums(telegram)) == 1
+    assert kie.created[0].status_reads == 1
+
+
+async def test_forged_success_delivers_nothing_and_the_real_result_still_comes(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=1.0)
+    bot = await start_bot(**public_endpoint())
+    url = await imagine(telegram, bot, kie)
+    upstream = kie.created[0]
+    forged = {
+        "code": 200,
+        "msg": "success",
+        "data": {
+            "taskId": upstream.task_id,
+            "state": "success",
+            "resultJson": json.dumps({"resultUrls": ["https://evil.example/1.png"] * 6}),
+        },
+    }
+    async with httpx.AsyncClient() as client:
+        response = await client.post(url, json=forged)
+    assert response.status_code == 200  # a well-formed hint; its content is not believed
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert albums(telegram) == [[f"{kie.url}/files/{upstream.task_id}/{i}.png" for i in range(6)]]
+    assert upstream.status_reads == 2  # one for the forged hint, one for the real callback
+
+
+async def test_unknown_task_or_wrong_secret_is_not_found(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=0.8)
+    bot = await start_bot(**public_endpoint())
+    url = await imagine(telegram, bot, kie)
+    base = url.rsplit("/", 2)[0]
+    body = {"code": 200, "data": {"taskId": kie.created[0].task_id, "state": "success"}}
+    async with httpx.AsyncClient() as client:
+        for wrong in (url[:-1] + "x", f"{base}/999/{url.rsplit('/', 1)[1]}", f"{base}/1"):
+            response = await client.post(wrong, json=body)
+            assert response.status_code == 404, wrong
+    assert kie.created[0].status_reads == 0
+    await bot.wait_until_settled()
+
+
+async def test_signed_callbacks_are_checked(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.hmac_key = "hmac-key-0f9e8d"
+    kie.scenario = Scenario(duration=0.8)
+    bot = await start_bot(provider_webhook_hmac_key="hmac-key-0f9e8d", **public_endpoint())
+    url = await imagine(telegram, bot, kie)
+    task_id = kie.created[0].task_id
+    body = {"code": 200, "data": {"taskId": task_id, "state": "success"}}
+    now = str(int(time.time()))
+    stale = str(int(time.time()) - 3600)
+    async with httpx.AsyncClient() as client:
+        for headers in (
+            {},
+            {"X-Webhook-Timestamp": now, "X-Webhook-Signature": "AAAA"},
+            {"X-Webhook-Timestamp": now},
+            {
+                "X-Webhook-Timestamp": stale,
+                "X-Webhook-Signature": _sign("hmac-key-0f9e8d", task_id, stale),
+            },
+            {"X-Webhook-Timestamp": now, "X-Webhook-Signature": _sign("other-key", task_id, now)},
+        ):
+            response = await client.post(url, json=body, headers=headers)
+            assert response.status_code == 401, headers
+    assert kie.created[0].status_reads == 0
+    [task] = await bot.wait_until_settled()  # the upstream's own signed callback gets through
+    assert task["state"] == "delivered"
+    assert [c.status for c in kie.callbacks] == [200]
+
+
+def _sign(key: str, task_id: str, timestamp: str) -> str:
+    return callback_signature(key, task_id, timestamp)
+
+
+async def test_lost_callback_is_caught_by_the_polling_net(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(callback="drop", duration=0.3)
+    net = PollSchedule(first=0.6, fast=0.3, fast_until=5, medium=0.5, medium_until=10, slow=1)
+    bot = await start_bot(timing=replace(FAST, callback_net=net), **public_endpoint())
+    await imagine(telegram, bot, kie)
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert kie.callbacks == []
+    assert 1 <= kie.created[0].status_reads <= 2
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status"),
+    [
+        (b"{}", {"Content-Type": "text/plain"}, 415),
+        (b"not json at all", {"Content-Type": "application/json"}, 400),
+        (b"[1, 2, 3]", {"Content-Type": "application/json"}, 400),
+        (b'{"code": 200, "data": {}}', {"Content-Type": "application/json"}, 400),
+        (
+            b'{"code": 200, "data": {"taskId": "someone-else"}}',
+            {"Content-Type": "application/json"},
+            400,
+        ),
+        (b'{"pad": "' + b"x" * 1_100_000 + b'"}', {"Content-Type": "application/json"}, 413),
+    ],
+)
+async def test_junk_bodies_are_refused_and_change_nothing(
+    telegram: FakeTelegram,
+    kie: FakeKie,
+    start_bot: StartBot,
+    content: bytes,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    kie.scenario = Scenario(duration=0.6)
+    bot = await start_bot(**public_endpoint())
+    url = await imagine(telegram, bot, kie)
+    async with httpx.AsyncClient() as client:
+        response = await client.post(url, content=content, headers=headers)
+    assert response.status_code == status
+    assert kie.created[0].status_reads == 0
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+
+
+async def test_healthz_reports_the_database_and_tasks_in_flight(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=30)
+    bot = await start_bot(**public_endpoint())
+    await imagine(telegram, bot, kie)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{bot.settings.public_base}/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": True, "tasks_in_flight": 1}

@@ -1,0 +1,83 @@
+"""Telegram webhook mode: updates arrive on the bot's own endpoint, guarded by a secret."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import StartBot, public_endpoint
+from tests.fakes.kie import FakeKie
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+ANN = FakeUser(1001, "Ann", "en")
+
+
+async def test_updates_by_webhook_reach_the_bot(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    bot = await start_bot(telegram_webhook=True, **public_endpoint())
+    assert telegram.webhook is not None
+    assert telegram.webhook.url.startswith(f"{bot.settings.public_base}/telegram/")
+    secret = telegram.webhook.url.rsplit("/", 1)[1]
+    assert telegram.webhook.secret == secret
+    assert len(secret) >= 32
+    assert telegram.webhook.allowed_updates == ["message", "callback_query"]
+    assert telegram.polls == 0
+
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine a fox by webhook")
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert [status for _, status in telegram.webhook_deliveries] == [200]
+
+
+async def test_requests_without_the_secret_token_are_refused(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    bot = await start_bot(telegram_webhook=True, **public_endpoint())
+    assert telegram.webhook is not None
+    url = telegram.webhook.url
+    update = {
+        "update_id": 99,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": 1001, "type": "private"},
+            "from": {"id": 1001, "is_bot": False, "first_name": "Mallory"},
+            "text": "/imagine forged",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 8}],
+        },
+    }
+    async with httpx.AsyncClient() as client:
+        no_token = await client.post(url, json=update)
+        wrong_token = await client.post(
+            url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}
+        )
+        wrong_path = await client.post(
+            f"{bot.settings.public_base}/telegram/guess",
+            json=update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": telegram.webhook.secret or ""},
+        )
+    assert (no_token.status_code, wrong_token.status_code, wrong_path.status_code) == (
+        403,
+        403,
+        404,
+    )
+    assert bot.tasks() == []
+    assert kie.create_attempts == 0
+
+
+async def test_updates_sent_while_the_bot_is_down_arrive_after_a_restart(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    endpoint = public_endpoint()
+    first = await start_bot(telegram_webhook=True, **endpoint)
+    await first.stop()
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine while you were out")
+    await telegram.wait_for(lambda: telegram.webhook_deliveries)  # refused: nobody listens
+    assert telegram.webhook_deliveries[0][1] is None
+
+    second = await start_bot(telegram_webhook=True, **endpoint)
+    [task] = await second.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert task["prompt"] == "while you were out"
