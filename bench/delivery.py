@@ -1,13 +1,14 @@
-"""How fast a finished upstream task becomes an album in the chat, in polling mode.
+"""How fast a finished upstream task becomes an album in the chat, by callback or polling.
 
 Starts the loopback Telegram and kie test servers and the real bot, sends `/imagine` from
 several chats at once, and prints, per task:
-- completion → album: from the moment the upstream task is done to the album request
-  reaching the Telegram server;
+- completion → album: from the moment the upstream task is done (polling mode) or from its
+  callback (callback mode) to the album request reaching the Telegram server;
 - update → upstream task: from the update being available to the task existing upstream;
 - status requests per task.
 
     .venv/bin/python -m bench.delivery                      # production clocks, tasks of 5–15 s
+    .venv/bin/python -m bench.delivery --results polling
     .venv/bin/python -m bench.delivery --clock test --tasks 200
 """
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from bot.app import run
 from bot.engine import Timing
 from bot.settings import Settings
-from tests.conftest import BOT_TOKEN, FAST, PROVIDER_KEY
+from tests.conftest import BOT_TOKEN, FAST, PROVIDER_KEY, public_endpoint
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -43,7 +44,7 @@ def describe(name: str, values: list[float], unit: str = "ms", scale: float = 10
     )
 
 
-async def bench(tasks: int, chats: int, clock: str, seed: int) -> None:
+async def bench(tasks: int, chats: int, clock: str, results: str, spread: float, seed: int) -> None:
     rng = random.Random(seed)
     timing = Timing() if clock == "production" else FAST
     if clock == "test":
@@ -56,8 +57,10 @@ async def bench(tasks: int, chats: int, clock: str, seed: int) -> None:
     await kie.start()
     stop = asyncio.Event()
     with tempfile.TemporaryDirectory() as folder:
+        endpoint = public_endpoint() if results == "callback" else {}
         settings = Settings(
             _env_file=None,
+            **endpoint,
             telegram_bot_token=BOT_TOKEN,
             telegram_api_url=telegram.url,
             provider_api_key=PROVIDER_KEY,
@@ -76,6 +79,8 @@ async def bench(tasks: int, chats: int, clock: str, seed: int) -> None:
             prompt = f"bench prompt {number}"
             sent_at[prompt] = time.time()
             telegram.send_text(rooms[number % chats], users[number % chats], f"/imagine {prompt}")
+            if spread:
+                await asyncio.sleep(spread / tasks)
 
         def albums() -> list[float]:
             return [c.at for c in telegram.calls_of("sendMediaGroup") if c.ok]
@@ -89,6 +94,10 @@ async def bench(tasks: int, chats: int, clock: str, seed: int) -> None:
     await kie.stop()
 
     done_at = {task.task_id: task.done_at for task in kie.created}
+    if results == "callback":
+        done_at = {}
+        for attempt in kie.callbacks:
+            done_at.setdefault(attempt.task_id, attempt.at)
     completion_to_album = []
     for call in telegram.calls_of("sendMediaGroup"):
         if call.ok:
@@ -100,10 +109,12 @@ async def bench(tasks: int, chats: int, clock: str, seed: int) -> None:
     reads = [float(task.status_reads) for task in kie.created]
 
     print(
-        f"tasks {tasks}, chats {chats}, clock {clock}, task length {durations[0]}–{durations[1]} s"
+        f"tasks {tasks} from {chats} chats over {spread:.0f} s, results by {results}, "
+        f"clock {clock}, task length {durations[0]}–{durations[1]} s"
     )
     print(f"wall time {finished - started:.1f} s, upstream tasks created {len(kie.created)}")
-    print(describe("completion → album request", completion_to_album))
+    start = "callback" if results == "callback" else "completion"
+    print(describe(f"{start} → album request", completion_to_album))
     print(describe("update → upstream task created", update_to_create))
     print(describe("status requests per task", reads, unit="req", scale=1.0))
     telegram_calls = len([c for c in telegram.calls if c.method not in ("getMe", "setMyCommands")])
@@ -115,9 +126,22 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--chats", type=int, default=25)
     parser.add_argument("--clock", choices=["production", "test"], default="production")
+    parser.add_argument("--results", choices=["callback", "polling"], default="callback")
+    parser.add_argument(
+        "--spread", type=float, default=0.0, help="seconds to send the updates over"
+    )
     parser.add_argument("--seed", type=int, default=7)
     arguments = parser.parse_args()
-    asyncio.run(bench(arguments.tasks, arguments.chats, arguments.clock, arguments.seed))
+    asyncio.run(
+        bench(
+            arguments.tasks,
+            arguments.chats,
+            arguments.clock,
+            arguments.results,
+            arguments.spread,
+            arguments.seed,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -84,8 +84,8 @@ class PollSchedule:
 
     def delay_after(self, elapsed: float) -> float:
         """Seconds to wait before the next status read, `elapsed` seconds after creation."""
-        if elapsed <= 0:
-            return self.first
+        if elapsed < self.first:
+            return self.first - elapsed
         if elapsed < self.fast_until:
             return self.fast
         if elapsed < self.medium_until:

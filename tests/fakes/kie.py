@@ -145,7 +145,8 @@ class FakeKie:
     async def _send_callbacks(self, task: FakeTask, url: str) -> None:
         """POST the documented callback when the task ends; retry on failure like the
         upstream does (it gives up after a few tries)."""
-        await asyncio.sleep(max(0.0, task.done_at + task.scenario.callback_delay - time.time()))
+        due = task.done_at + task.scenario.callback_delay
+        await asyncio.sleep(max(0.0, due - time.time()) + 0.002)  # timers may wake a hair early
         for _ in range(task.scenario.callback_repeats):
             for attempt in range(3):
                 status = await self.post_callback(task, url)
