@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 
 import httpx
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import catalog
+from bot.admin import AdminCommands
+from bot.billing import Billing
 from bot.catalog import Lang
 from bot.engine import Engine, Timing
 from bot.handlers import Handlers
@@ -32,12 +36,15 @@ from bot.web import (
     start_server,
     stop_server,
 )
+from storage.chats import ChatRepository
 from storage.database import Database
+from storage.ledger import LedgerRepository
+from storage.stats import StatsRepository
 from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
-COMMANDS = ("imagine", "help")
+COMMANDS = ("imagine", "quota", "settings", "help")
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
@@ -68,8 +75,16 @@ async def register_commands(bot: Bot) -> None:
             )
 
 
-async def run(settings: Settings, *, stop: asyncio.Event, timing: Timing | None = None) -> None:
-    """Run the bot until `stop` is set, then shut down leaving every task resumable."""
+async def run(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    timing: Timing | None = None,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Run the bot until `stop` is set, then shut down leaving every task resumable.
+
+    `clock` tells the UTC day for credits (tests move it across midnight)."""
     quiet_http_logs()
     database = await Database.open(settings.database_path)
     tasks = TaskRepository(database)
@@ -90,7 +105,27 @@ async def run(settings: Settings, *, stop: asyncio.Event, timing: Timing | None 
         timing=timing,
         callback_url=task_callback_url if public else None,
     )
-    Handlers(engine=engine, tasks=tasks, provider_name=provider.name).register(application)
+    chats = ChatRepository(database)
+    ledger = LedgerRepository(database)
+    billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)
+    Handlers(
+        engine=engine,
+        tasks=tasks,
+        chats=chats,
+        billing=billing,
+        provider_name=provider.name,
+        operator_ids=settings.admin_user_ids,
+        spicy_allowed=settings.allow_spicy,
+        default_user_cap=settings.group_user_daily_credits,
+    ).register(application)
+    AdminCommands(
+        operator_ids=settings.admin_user_ids,
+        billing=billing,
+        ledger=ledger,
+        chats=chats,
+        stats=StatsRepository(database),
+        provider=provider,
+    ).register(application)
 
     webhook_secret = None
     if settings.telegram_webhook:

@@ -24,8 +24,6 @@ class Reroll:
     task_id: int
 
 
-ButtonAction = Animate | Reroll
-
 _ANIMATE = re.compile(r"a:(\d{1,18}):(\d)")
 _REROLL = re.compile(r"r:(\d{1,18})")
 
@@ -36,6 +34,8 @@ def encode(action: ButtonAction) -> str:
             data = f"a:{task_id}:{index}"
         case Reroll(task_id):
             data = f"r:{task_id}"
+        case ChangeSetting(setting):
+            data = f"s:{setting}"
     assert len(data.encode()) <= MAX_CALLBACK_DATA_BYTES
     return data
 
@@ -48,4 +48,20 @@ def decode(data: str | None) -> ButtonAction | None:
         return Animate(int(match[1]), int(match[2]))
     if match := _REROLL.fullmatch(data):
         return Reroll(int(match[1]))
+    if match := _SETTING.fullmatch(data):
+        return ChangeSetting(match[1])
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSetting:
+    """A press on the /settings keyboard: which setting to move to its next value."""
+
+    setting: str  # one of SETTINGS
+
+
+SETTINGS = ("buttons", "spicy", "ratio", "cap")
+_SETTING = re.compile(r"s:(buttons|spicy|ratio|cap)")
+
+
+ButtonAction = Animate | Reroll | ChangeSetting

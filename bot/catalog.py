@@ -148,6 +148,148 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.EN: "🔁 Making a new set…",
         Lang.RU: "🔁 Делаю новый набор…",
     },
+    "failure.refunded": {
+        Lang.EN: "💳 The {cost} credits were returned.",
+        Lang.RU: "💳 {cost} кредитов возвращены.",
+    },
+    "button.not_yours": {
+        Lang.EN: "Only the person who asked, or a chat admin, can use these buttons.",
+        Lang.RU: "Этими кнопками может пользоваться только автор запроса или админ чата.",
+    },
+    "command.quota": {
+        Lang.EN: "Credits left and costs",
+        Lang.RU: "Остаток кредитов и цены",
+    },
+    "command.settings": {
+        Lang.EN: "Chat settings",
+        Lang.RU: "Настройки чата",
+    },
+    "duration.hours": {
+        Lang.EN: "{hours} h {minutes} min",
+        Lang.RU: "{hours} ч {minutes} мин",
+    },
+    "duration.minutes": {
+        Lang.EN: "{minutes} min",
+        Lang.RU: "{minutes} мин",
+    },
+    "quota.summary": {
+        Lang.EN: "💳 <b>Credits in this chat</b>\n"
+        "Today: {daily_left} of {daily_limit} left\n"
+        "Granted: {granted}\n"
+        "{user_line}"
+        "/imagine costs {cost_image}.\n"
+        "Daily credits renew in {renews_in} (00:00 UTC).",
+        Lang.RU: "💳 <b>Кредиты этого чата</b>\n"
+        "Сегодня: осталось {daily_left} из {daily_limit}\n"
+        "Подарено: {granted}\n"
+        "{user_line}"
+        "/imagine стоит {cost_image}.\n"
+        "Дневные кредиты обновятся через {renews_in} (00:00 UTC).",
+    },
+    "quota.user_line": {
+        Lang.EN: "Your share today: {user_left} of {user_cap} left\n",
+        Lang.RU: "Ваша доля сегодня: осталось {user_left} из {user_cap}\n",
+    },
+    "quota.out_of_credits": {
+        Lang.EN: "💳 Not enough credits: /imagine costs {cost}, and this chat has {available} "
+        "left ({daily_left} of today's {daily_limit}, {granted} granted). "
+        "Daily credits renew in {renews_in} (00:00 UTC).",
+        Lang.RU: "💳 Недостаточно кредитов: /imagine стоит {cost}, а у чата осталось {available} "
+        "({daily_left} из дневных {daily_limit}, подарено {granted}). "
+        "Дневные кредиты обновятся через {renews_in} (00:00 UTC).",
+    },
+    "quota.user_cap_reached": {
+        Lang.EN: "💳 You have used your share for today in this group: {user_left} of "
+        "{user_cap} credits left, and /imagine costs {cost}. It renews in {renews_in} (00:00 UTC).",
+        Lang.RU: "💳 Вы израсходовали свою долю в этой группе на сегодня: осталось {user_left} "
+        "из {user_cap}, а /imagine стоит {cost}. Обновится через {renews_in} (00:00 UTC).",
+    },
+    "admin.granted": {
+        Lang.EN: "✅ Granted {amount} credits to chat {chat}. Its granted credits: {granted}.",
+        Lang.RU: "✅ Чату {chat} подарено {amount} кредитов. Подаренных всего: {granted}.",
+    },
+    "admin.quota_set": {
+        Lang.EN: "✅ Chat {chat} now gets {daily} credits a day.",
+        Lang.RU: "✅ Чат {chat} теперь получает {daily} кредитов в день.",
+    },
+    "admin.usage_grant": {
+        Lang.EN: "Usage: <code>/grant &lt;chat id|here&gt; &lt;credits&gt;</code>, "
+        "credits from 1 to 1000000.",
+        Lang.RU: "Формат: <code>/grant &lt;id чата|here&gt; &lt;кредиты&gt;</code>, "
+        "от 1 до 1000000.",
+    },
+    "admin.usage_setquota": {
+        Lang.EN: "Usage: <code>/setquota &lt;chat id|here&gt; &lt;daily credits&gt;</code>, "
+        "from 0 to 1000000.",
+        Lang.RU: "Формат: <code>/setquota &lt;id чата|here&gt; &lt;кредитов в день&gt;</code>, "
+        "от 0 до 1000000.",
+    },
+    "admin.balance": {
+        Lang.EN: "🏦 The upstream account ({provider}) has {credits} credits.",
+        Lang.RU: "🏦 На счёте у поставщика ({provider}): {credits} кредитов.",
+    },
+    "admin.balance_failed": {
+        Lang.EN: "🏦 Could not read the upstream balance: {reason}",
+        Lang.RU: "🏦 Не удалось узнать баланс у поставщика: {reason}",
+    },
+    "admin.stats": {
+        Lang.EN: "📊 <b>The last {days} days (UTC)</b>\n<pre>{table}</pre>\n"
+        "<b>Top chats</b>\n<pre>{top}</pre>",
+        Lang.RU: "📊 <b>Последние {days} дней (UTC)</b>\n<pre>{table}</pre>\n"
+        "<b>Самые активные чаты</b>\n<pre>{top}</pre>",
+    },
+    "admin.stats_empty": {
+        Lang.EN: "nothing yet",
+        Lang.RU: "пока пусто",
+    },
+    "settings.title": {
+        Lang.EN: "⚙️ <b>Settings for this chat</b>\nIn groups only admins can change them.",
+        Lang.RU: "⚙️ <b>Настройки чата</b>\nВ группах менять их могут только админы.",
+    },
+    "settings.buttons_requester": {
+        Lang.EN: "🔘 Result buttons: the requester and admins",
+        Lang.RU: "🔘 Кнопки под результатом: автор и админы",
+    },
+    "settings.buttons_everyone": {
+        Lang.EN: "🔘 Result buttons: everyone",
+        Lang.RU: "🔘 Кнопки под результатом: все",
+    },
+    "settings.spicy_on": {
+        Lang.EN: "🌶 Spicy mode: allowed",
+        Lang.RU: "🌶 Режим spicy: разрешён",
+    },
+    "settings.spicy_off": {
+        Lang.EN: "🌶 Spicy mode: off",
+        Lang.RU: "🌶 Режим spicy: выключен",
+    },
+    "settings.spicy_disabled": {
+        Lang.EN: "🌶 Spicy mode: off on this bot",
+        Lang.RU: "🌶 Режим spicy: выключен в этом боте",
+    },
+    "settings.ratio": {
+        Lang.EN: "📐 Default ratio: {ratio}",
+        Lang.RU: "📐 Формат по умолчанию: {ratio}",
+    },
+    "settings.cap": {
+        Lang.EN: "👤 Per-member daily cap: {cap}",
+        Lang.RU: "👤 Лимит участника в день: {cap}",
+    },
+    "settings.cap_none": {
+        Lang.EN: "👤 Per-member daily cap: none",
+        Lang.RU: "👤 Лимит участника в день: нет",
+    },
+    "settings.only_admins": {
+        Lang.EN: "Only chat admins can change the settings.",
+        Lang.RU: "Менять настройки могут только админы чата.",
+    },
+    "settings.spicy_unavailable": {
+        Lang.EN: "Spicy mode is turned off on this bot.",
+        Lang.RU: "Режим spicy выключен в этом боте.",
+    },
+    "settings.saved": {
+        Lang.EN: "Saved.",
+        Lang.RU: "Сохранено.",
+    },
 }
 
 
@@ -156,9 +298,16 @@ def template(lang: Lang, key: str) -> str:
     return _MESSAGES[key][lang]
 
 
+class Markup(str):
+    """Text that is already Telegram HTML (another catalog message): not escaped again."""
+
+
 def text(lang: Lang, key: str, **params: object) -> str:
-    """The message `key` in `lang`, with every parameter HTML-escaped."""
-    escaped = {name: html.escape(str(value), quote=False) for name, value in params.items()}
+    """The message `key` in `lang`, with every parameter HTML-escaped but `Markup`."""
+    escaped = {
+        name: value if isinstance(value, Markup) else html.escape(str(value), quote=False)
+        for name, value in params.items()
+    }
     return template(lang, key).format(**escaped)
 
 

@@ -33,7 +33,8 @@ from bot.constants import ALBUM_MAX_ITEMS
 from bot.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskState
 from bot.media import MediaFetcher
 from bot.providers import ErrorKind, ImageRequest, Provider, ProviderError, UpstreamState
-from storage.tasks import NewTask, Task, TaskRepository
+from bot.quota import Refusal
+from storage.tasks import Charge, NewTask, Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
@@ -118,10 +119,12 @@ class Engine:
                 send.cancel()
             await asyncio.gather(*late, return_exceptions=True)
 
-    async def submit(self, new: NewTask) -> Task:
-        """Record a new task and start working on it; returns as soon as it is recorded."""
-        task = await self._tasks.create(new)
-        self._spawn(task.id)
+    async def submit(self, new: NewTask, charge: Charge | None = None) -> Task | Refusal:
+        """Record a new task (and reserve its cost) and start working on it; returns as soon
+        as it is recorded, or the refusal if the chat cannot pay for it."""
+        task = await self._tasks.create(new, charge)
+        if isinstance(task, Task):
+            self._spawn(task.id)
         return task
 
     def nudge(self, task_id: int) -> bool:
@@ -521,6 +524,13 @@ def _placement(task: Task, *, reply_to: int | None = None) -> _Placement:
 
 def _failure_text(task: Task) -> str:
     lang = Lang(task.lang)
+    reason = _failure_reason(task, lang)
+    if task.cost:
+        return f"{reason}\n{text(lang, 'failure.refunded', cost=task.cost)}"
+    return reason
+
+
+def _failure_reason(task: Task, lang: Lang) -> str:
     match task.failure_kind:
         case FailureKind.GENERATION if task.failure_detail:
             return text(lang, "failure.generation", reason=task.failure_detail)

@@ -1,4 +1,4 @@
-"""Telegram update handlers: validate, record, hand over to the engine, return.
+"""Telegram update handlers for everyone: validate, record, hand over to the engine, return.
 
 Nothing here waits for a generation.
 """
@@ -7,33 +7,65 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Message, MessageEntity, Update
-from telegram.constants import ParseMode
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
-from bot import callback_data, catalog
-from bot.callback_data import Animate, Reroll
+from bot import callback_data, catalog, rendering
+from bot.billing import GROUP_CHAT_TYPES, Billing
+from bot.callback_data import Animate, ChangeSetting, Reroll
 from bot.catalog import Lang, language_for
+from bot.constants import DEFAULT_ASPECT_RATIO
 from bot.engine import Engine
 from bot.lifecycle import TaskKind
 from bot.parsing import ParseError, parse_imagine
-from storage.tasks import NewTask, TaskRepository
+from bot.quota import Refusal
+from storage.chats import ChatRepository, ChatSettings
+from storage.tasks import NewTask, Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
 # New messages only: an edited `/imagine` must not start (and bill) a second task.
 _NEW_MESSAGES = filters.UpdateType.MESSAGE
+_ADMIN_STATUSES = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 
 
 class Handlers:
-    def __init__(self, *, engine: Engine, tasks: TaskRepository, provider_name: str) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        tasks: TaskRepository,
+        chats: ChatRepository,
+        billing: Billing,
+        provider_name: str,
+        operator_ids: frozenset[int],
+        spicy_allowed: bool,
+        default_user_cap: int,
+    ) -> None:
         self._engine = engine
         self._tasks = tasks
+        self._chats = chats
+        self._billing = billing
         self._provider_name = provider_name
+        self._operators = operator_ids
+        self._spicy_allowed = spicy_allowed
+        self._default_user_cap = default_user_cap
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         application.add_handler(CommandHandler(["start", "help"], self.help, filters=_NEW_MESSAGES))
         application.add_handler(CommandHandler("imagine", self.imagine, filters=_NEW_MESSAGES))
+        application.add_handler(CommandHandler("quota", self.quota, filters=_NEW_MESSAGES))
+        application.add_handler(CommandHandler("settings", self.settings, filters=_NEW_MESSAGES))
+        application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
         application.add_handler(CallbackQueryHandler(self.button))
         application.add_error_handler(self.error)
 
@@ -49,24 +81,65 @@ class Handlers:
         if message is None or user is None:
             return
         lang = _lang(update)
-        parsed = parse_imagine(_text_after_command(message))
-        if isinstance(parsed, ParseError):
-            await _refuse(message, lang, parsed)
-            return
-        await self._engine.submit(
-            NewTask(
-                kind=TaskKind.TEXT_TO_IMAGE,
-                provider=self._provider_name,
-                chat_id=message.chat_id,
-                chat_type=message.chat.type,
-                user_id=user.id,
-                lang=lang,
-                prompt=parsed.prompt,
-                aspect_ratio=parsed.aspect_ratio,
-                message_thread_id=message.message_thread_id if message.is_topic_message else None,
-                request_message_id=message.message_id,
-            )
+        chat = await self._chats.get(message.chat_id)
+        parsed = parse_imagine(
+            _text_after_command(message), default_ratio=chat.default_ratio or DEFAULT_ASPECT_RATIO
         )
+        if isinstance(parsed, ParseError):
+            await message.reply_text(
+                catalog.text(lang, parsed.key, **parsed.params), parse_mode=ParseMode.HTML
+            )
+            return
+        new = NewTask(
+            kind=TaskKind.TEXT_TO_IMAGE,
+            provider=self._provider_name,
+            chat_id=message.chat_id,
+            chat_type=message.chat.type,
+            user_id=user.id,
+            lang=lang,
+            prompt=parsed.prompt,
+            aspect_ratio=parsed.aspect_ratio,
+            message_thread_id=message.message_thread_id if message.is_topic_message else None,
+            request_message_id=message.message_id,
+        )
+        await self._submit(new, message)
+
+    async def quota(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None:
+            return
+        balance = await self._billing.balance(message.chat_id, message.chat.type, user.id)
+        text = rendering.quota_text(
+            _lang(update), balance, self._billing.costs, self._billing.clock()
+        )
+        await message.reply_text(text, parse_mode=ParseMode.HTML)
+
+    async def settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        lang = _lang(update)
+        chat = await self._chats.get(message.chat_id)
+        await message.reply_text(
+            catalog.text(lang, "settings.title"),
+            parse_mode=ParseMode.HTML,
+            reply_markup=self._settings_keyboard(lang, message.chat.type, chat),
+        )
+
+    async def migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        if message.migrate_to_chat_id:
+            old, new = message.chat_id, message.migrate_to_chat_id
+        elif message.migrate_from_chat_id:
+            old, new = message.migrate_from_chat_id, message.chat_id
+        else:
+            return
+        # Telegram sends both halves; the second finds nothing left to move.
+        await self._chats.migrate(old, new)
+        _log.info("chat %d became supergroup %d; its tasks, credits and settings moved", old, new)
 
     async def button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -75,34 +148,111 @@ class Handlers:
         lang = _lang(update)
         action = callback_data.decode(query.data)
         message = query.message
-        task = await self._tasks.get(action.task_id) if action else None
-        # A button only acts on a task of the chat it is shown in.
-        if action is None or task is None or message is None or task.chat_id != message.chat.id:
+        if action is None or message is None:
             await query.answer(catalog.text(lang, "button.unknown"))
+            return
+        if isinstance(action, ChangeSetting):
+            await self._change_setting(query, message.chat.id, message.chat.type, action, lang)
+            return
+        task = await self._tasks.get(action.task_id)
+        # A button only acts on a task of the chat it is shown in.
+        if task is None or task.chat_id != message.chat.id:
+            await query.answer(catalog.text(lang, "button.unknown"))
+            return
+        if not await self._may_press(context.bot, task, query.from_user.id):
+            await query.answer(catalog.text(lang, "button.not_yours"), show_alert=True)
             return
         match action:
             case Animate():
                 await query.answer(catalog.text(lang, "button.animate_soon"))
             case Reroll():
-                await self._engine.submit(
-                    NewTask(
-                        kind=task.kind,
-                        provider=self._provider_name,
-                        chat_id=task.chat_id,
-                        chat_type=task.chat_type,
-                        user_id=query.from_user.id,
-                        lang=lang,
-                        prompt=task.prompt,
-                        aspect_ratio=task.aspect_ratio,
-                        message_thread_id=task.message_thread_id,
-                        request_message_id=message.message_id,
-                        parent_task_id=task.id,
-                    )
+                new = NewTask(
+                    kind=task.kind,
+                    provider=self._provider_name,
+                    chat_id=task.chat_id,
+                    chat_type=task.chat_type,
+                    user_id=query.from_user.id,
+                    lang=lang,
+                    prompt=task.prompt,
+                    aspect_ratio=task.aspect_ratio,
+                    message_thread_id=task.message_thread_id,
+                    request_message_id=message.message_id,
+                    parent_task_id=task.id,
                 )
                 await query.answer(catalog.text(lang, "button.reroll_started"))
+                if isinstance(message, Message):
+                    await self._submit(new, message)
 
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         _log.error("error while handling an update", exc_info=context.error)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _submit(self, new: NewTask, answer_to: Message) -> None:
+        """Reserve and record the task, or tell the chat why it cannot be paid for."""
+        charge = await self._billing.charge(new.kind, new.chat_id, new.chat_type)
+        result = await self._engine.submit(new, charge)
+        if isinstance(result, Refusal):
+            await answer_to.reply_text(
+                rendering.refusal_text(Lang(new.lang), result, charge.now),
+                parse_mode=ParseMode.HTML,
+                do_quote=True,
+            )
+
+    async def _may_press(self, bot: Bot, task: Task, user_id: int) -> bool:
+        if user_id == task.user_id or user_id in self._operators:
+            return True
+        chat = await self._chats.get(task.chat_id)
+        if chat.buttons_for == "everyone":
+            return True
+        return task.is_group and await _is_chat_admin(bot, task.chat_id, user_id)
+
+    async def _change_setting(
+        self, query: CallbackQuery, chat_id: int, chat_type: str, action: ChangeSetting, lang: Lang
+    ) -> None:
+        user_id = query.from_user.id
+        is_group = chat_type in GROUP_CHAT_TYPES
+        may_change = (
+            not is_group
+            or user_id in self._operators
+            or await _is_chat_admin(query.get_bot(), chat_id, user_id)
+        )
+        if not may_change:
+            await query.answer(catalog.text(lang, "settings.only_admins"), show_alert=True)
+            return
+        if action.setting == "spicy" and not self._spicy_allowed:
+            await query.answer(catalog.text(lang, "settings.spicy_unavailable"))
+            return
+        if action.setting in ("buttons", "cap") and not is_group:
+            await query.answer(catalog.text(lang, "button.unknown"))
+            return
+        current = await self._chats.get(chat_id)
+        updated = await self._chats.update(chat_id, **rendering.next_value(action.setting, current))
+        await query.answer(catalog.text(lang, "settings.saved"))
+        try:
+            await query.edit_message_reply_markup(self._settings_keyboard(lang, chat_type, updated))
+        except BadRequest as error:
+            _log.info("settings keyboard not refreshed: %s", error)
+
+    def _settings_keyboard(
+        self, lang: Lang, chat_type: str, chat: ChatSettings
+    ) -> InlineKeyboardMarkup:
+        return rendering.settings_keyboard(
+            lang,
+            chat,
+            is_group=chat_type in GROUP_CHAT_TYPES,
+            spicy_allowed=self._spicy_allowed,
+            default_cap=self._default_user_cap,
+        )
+
+
+async def _is_chat_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
+    try:
+        member = await bot.get_chat_member(chat_id, user_id)
+    except TelegramError as error:
+        _log.info("could not check chat %d member %d: %s", chat_id, user_id, error)
+        return False
+    return member.status in _ADMIN_STATUSES
 
 
 def _lang(update: Update) -> Lang:
@@ -118,9 +268,3 @@ def _text_after_command(message: Message) -> str:
         # The command is ASCII, so its UTF-16 length is its length in characters.
         return text[entities[0].length :]
     return text
-
-
-async def _refuse(message: Message, lang: Lang, error: ParseError) -> None:
-    await message.reply_text(
-        catalog.text(lang, error.key, **error.params), parse_mode=ParseMode.HTML
-    )

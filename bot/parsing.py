@@ -30,12 +30,14 @@ class ParseError:
 _RATIO_FLAG = re.compile(r"(?:(?<=\s)|^)(?:--|—|–)ar(?:(?:=|[ \t]+)(?P<value>[^\s]+))?(?=\s|$)")
 
 
-def parse_imagine(text: str) -> ImagineRequest | ParseError:
+def parse_imagine(
+    text: str, default_ratio: str = DEFAULT_ASPECT_RATIO
+) -> ImagineRequest | ParseError:
     """Parse `<prompt> [--ar W:H]`; the prompt keeps every character but the flag."""
     matches = list(_RATIO_FLAG.finditer(text))
     if len(matches) > 1:
         return ParseError("error.repeated_ratio", {})
-    aspect_ratio = DEFAULT_ASPECT_RATIO
+    aspect_ratio = default_ratio
     if matches:
         match = matches[0]
         value = match.group("value")

@@ -10,10 +10,13 @@ import html
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import callback_data
-from bot.callback_data import Animate, Reroll
-from bot.catalog import Lang, text
-from bot.constants import MAX_CAPTION_CHARS
+from bot.callback_data import Animate, ChangeSetting, Reroll
+from bot.catalog import Lang, Markup, text
+from bot.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
 from bot.providers.base import UpstreamState
+from bot.quota import Balance, Costs, Refusal, next_renewal
+from storage.chats import ChatSettings
+from storage.stats import ChatStats, DayStats
 
 ANIMATE_BUTTONS_PER_ROW = 3
 
@@ -66,3 +69,124 @@ def result_keyboard(task_id: int, image_count: int) -> InlineKeyboardMarkup:
 
 def result_text(lang: Lang, aspect_ratio: str) -> str:
     return text(lang, "result.buttons", ratio=aspect_ratio)
+
+
+def duration_text(lang: Lang, seconds: float) -> str:
+    minutes = max(1, int(seconds + 59) // 60)
+    if minutes < 60:
+        return text(lang, "duration.minutes", minutes=minutes)
+    return text(lang, "duration.hours", hours=minutes // 60, minutes=minutes % 60)
+
+
+def quota_text(lang: Lang, balance: Balance, costs: Costs, now: float) -> str:
+    user_line = ""
+    if balance.user_cap is not None:
+        user_line = text(
+            lang, "quota.user_line", user_left=balance.user_left, user_cap=balance.user_cap
+        )
+    return text(
+        lang,
+        "quota.summary",
+        daily_left=balance.daily_left,
+        daily_limit=balance.daily_limit,
+        granted=balance.granted,
+        user_line=Markup(user_line),
+        cost_image=costs.text_to_image,
+        renews_in=duration_text(lang, next_renewal(now) - now),
+    )
+
+
+def refusal_text(lang: Lang, refusal: Refusal, now: float) -> str:
+    balance = refusal.balance
+    renews_in = duration_text(lang, next_renewal(now) - now)
+    if refusal.reason == "user":
+        return text(
+            lang,
+            "quota.user_cap_reached",
+            user_left=balance.user_left,
+            user_cap=balance.user_cap,
+            cost=refusal.cost,
+            renews_in=renews_in,
+        )
+    return text(
+        lang,
+        "quota.out_of_credits",
+        cost=refusal.cost,
+        available=balance.available,
+        daily_left=balance.daily_left,
+        daily_limit=balance.daily_limit,
+        granted=balance.granted,
+        renews_in=renews_in,
+    )
+
+
+# The values the /settings buttons step through.
+CAP_STEPS = (0, 10, 25, 50, 100)
+
+
+def next_value(setting: str, chat: ChatSettings) -> dict[str, object]:
+    """The change one press on `setting` makes: each press moves to the next value."""
+    match setting:
+        case "buttons":
+            return {"buttons_for": "everyone" if chat.buttons_for == "requester" else "requester"}
+        case "spicy":
+            return {"allow_spicy": not chat.allow_spicy}
+        case "ratio":
+            current = chat.default_ratio or DEFAULT_ASPECT_RATIO
+            following = ASPECT_RATIOS[(ASPECT_RATIOS.index(current) + 1) % len(ASPECT_RATIOS)]
+            return {"default_ratio": following}
+        case "cap":
+            current_cap = chat.user_daily_cap or 0
+            later = [step for step in CAP_STEPS if step > current_cap]
+            return {"user_daily_cap": later[0] if later else 0}
+    raise ValueError(setting)
+
+
+def settings_keyboard(
+    lang: Lang, chat: ChatSettings, *, is_group: bool, spicy_allowed: bool, default_cap: int
+) -> InlineKeyboardMarkup:
+    def button(label: str, setting: str) -> list[InlineKeyboardButton]:
+        data = callback_data.encode(ChangeSetting(setting))
+        return [InlineKeyboardButton(label, callback_data=data)]
+
+    rows = []
+    if is_group:
+        key = (
+            "settings.buttons_everyone"
+            if chat.buttons_for == "everyone"
+            else "settings.buttons_requester"
+        )
+        rows.append(button(text(lang, key), "buttons"))
+    if not spicy_allowed:
+        rows.append(button(text(lang, "settings.spicy_disabled"), "spicy"))
+    else:
+        rows.append(
+            button(
+                text(lang, "settings.spicy_on" if chat.allow_spicy else "settings.spicy_off"),
+                "spicy",
+            )
+        )
+    rows.append(
+        button(
+            text(lang, "settings.ratio", ratio=chat.default_ratio or DEFAULT_ASPECT_RATIO), "ratio"
+        )
+    )
+    if is_group:
+        cap = default_cap if chat.user_daily_cap is None else chat.user_daily_cap
+        label = text(lang, "settings.cap", cap=cap) if cap else text(lang, "settings.cap_none")
+        rows.append(button(label, "cap"))
+    return InlineKeyboardMarkup(rows)
+
+
+def stats_text(lang: Lang, days: int, daily: list[DayStats], top: list[ChatStats]) -> str:
+    if daily:
+        lines = ["day         tasks  failed  credits"]
+        lines += [f"{d.day}  {d.tasks:>5}  {d.failed:>6}  {d.credits:>7}" for d in daily]
+        table = "\n".join(lines)
+    else:
+        table = text(lang, "admin.stats_empty")
+    if top:
+        top_table = "\n".join(f"{c.chat_id:>15}  {c.tasks:>5}  {c.credits:>7}" for c in top)
+    else:
+        top_table = text(lang, "admin.stats_empty")
+    return text(lang, "admin.stats", days=days, table=table, top=top_table)

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     database_path: Path = Path("data/imagine-bot.sqlite3")
 
     chat_daily_credits: int = Field(default=100, ge=0)
+    group_user_daily_credits: int = Field(default=0, ge=0)  # 0: no per-user cap
+    cost_text_to_image: int = Field(default=5, ge=0)
+    cost_image_to_video: int = Field(default=24, ge=0)
+    cost_text_to_video: int = Field(default=24, ge=0)
+    cost_upscale: int = Field(default=12, ge=0)
+    allow_spicy: bool = True  # false: spicy mode is off everywhere, whatever a chat says
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     max_concurrent_tasks: int = Field(default=50, ge=1)
     max_tasks_per_hour: int = Field(default=500, ge=1)

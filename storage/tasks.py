@@ -16,6 +16,8 @@ from typing import Any
 import aiosqlite
 
 from bot.lifecycle import FINAL_STATES, FailureKind, TaskKind, TaskState, sources_of
+from bot.quota import Refusal, Reservation, reserve, utc_day
+from storage import ledger
 from storage.database import Database
 
 
@@ -32,6 +34,16 @@ class NewTask:
     message_thread_id: int | None = None
     request_message_id: int | None = None
     parent_task_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What a new task costs and the limits it must fit in, at the moment `now`."""
+
+    cost: int
+    daily_limit: int
+    user_cap: int | None
+    now: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +69,7 @@ class Task:
     album_message_ids: tuple[int, ...]
     buttons_message_id: int | None
     callback_secret: str | None
+    cost: int
     created_at: float
     submitted_at: float | None
     finished_at: float | None
@@ -91,6 +104,7 @@ class Task:
             album_message_ids=tuple(json.loads(row["album_message_ids"] or "[]")),
             buttons_message_id=row["buttons_message_id"],
             callback_secret=row["callback_secret"],
+            cost=row["cost"],
             created_at=row["created_at"],
             submitted_at=row["submitted_at"],
             finished_at=row["finished_at"],
@@ -123,33 +137,63 @@ class TaskRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def create(self, new: NewTask) -> Task:
+    async def create(self, new: NewTask, charge: Charge | None = None) -> Task | Refusal:
+        """Record a task and reserve its cost in one transaction, or refuse it unrecorded."""
         now = time.time()
-        task_id = await self._db.insert(
-            """
-            INSERT INTO tasks (kind, state, provider, chat_id, chat_type, user_id, lang,
-                               message_thread_id, request_message_id, prompt, aspect_ratio,
-                               parent_task_id, callback_secret, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            (
-                new.kind,
-                TaskState.PENDING,
-                new.provider,
-                new.chat_id,
-                new.chat_type,
-                new.user_id,
-                new.lang,
-                new.message_thread_id,
-                new.request_message_id,
-                new.prompt,
-                new.aspect_ratio,
-                new.parent_task_id,
-                secrets.token_urlsafe(24),
-                now,
-                now,
-            ),
-        )
+        async with self._db.transaction() as connection:
+            reservation: Reservation | Refusal | None = None
+            if charge is not None and charge.cost > 0:
+                day = utc_day(charge.now)
+                current = await ledger.balance(
+                    connection,
+                    chat_id=new.chat_id,
+                    day=day,
+                    daily_limit=charge.daily_limit,
+                    user_id=new.user_id,
+                    user_cap=charge.user_cap,
+                )
+                reservation = reserve(current, charge.cost)
+                if isinstance(reservation, Refusal):
+                    return reservation
+            cursor = await connection.execute(
+                """
+                INSERT INTO tasks (kind, state, provider, chat_id, chat_type, user_id, lang,
+                                   message_thread_id, request_message_id, prompt, aspect_ratio,
+                                   parent_task_id, callback_secret, cost, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    new.kind,
+                    TaskState.PENDING,
+                    new.provider,
+                    new.chat_id,
+                    new.chat_type,
+                    new.user_id,
+                    new.lang,
+                    new.message_thread_id,
+                    new.request_message_id,
+                    new.prompt,
+                    new.aspect_ratio,
+                    new.parent_task_id,
+                    secrets.token_urlsafe(24),
+                    charge.cost if charge else 0,
+                    now,
+                    now,
+                ),
+            )
+            task_id = cursor.lastrowid
+            assert task_id is not None
+            if isinstance(reservation, Reservation) and charge is not None:
+                await ledger.record_reserve(
+                    connection,
+                    chat_id=new.chat_id,
+                    user_id=new.user_id,
+                    task_id=task_id,
+                    amount=reservation.amount,
+                    from_daily=reservation.from_daily,
+                    day=utc_day(charge.now),
+                    now=now,
+                )
         task = await self.get(task_id)
         assert task is not None
         return task
@@ -181,18 +225,27 @@ class TaskRepository:
         sources = tuple(sources_of(to))
         assignments = "".join(f", {name} = ?" for name in fields)
         marks = ", ".join("?" for _ in sources)
-        changed = await self._db.execute(
-            f"UPDATE tasks SET state = ?, updated_at = ?{assignments} "
-            f"WHERE id = ? AND state IN ({marks})",
-            (
-                to,
-                time.time(),
-                *(_encode(name, value) for name, value in fields.items()),
-                task_id,
-                *sources,
-            ),
-        )
-        return changed == 1
+        now = time.time()
+        async with self._db.transaction() as connection:
+            cursor = await connection.execute(
+                f"UPDATE tasks SET state = ?, updated_at = ?{assignments} "
+                f"WHERE id = ? AND state IN ({marks})",
+                (
+                    to,
+                    now,
+                    *(_encode(name, value) for name, value in fields.items()),
+                    task_id,
+                    *sources,
+                ),
+            )
+            if cursor.rowcount != 1:
+                return False
+            # The credits follow the outcome, in the same transaction as the outcome.
+            if to is TaskState.FAILED:
+                await ledger.settle(connection, task_id, "refund", now)
+            elif to is TaskState.DELIVERED:
+                await ledger.settle(connection, task_id, "commit", now)
+        return True
 
     async def note(self, task_id: int, **fields: Any) -> None:
         """Record the Telegram messages a task owns, without changing its state."""

@@ -39,6 +39,7 @@ async def test_reroll_makes_a_new_task_with_the_same_prompt_and_ratio(
     reroll = keyboard[-1][0]
     assert reroll["text"] == "🔁"
 
+    telegram.set_member_status(group, BOB, "administrator")  # admins may press anyone's buttons
     query = telegram.press(group, BOB, buttons, reroll["callback_data"])
     assert await answer_to(telegram, query) == "🔁 Делаю новый набор…"
     first, second = await bot.wait_until_settled(count=2)

@@ -47,7 +47,10 @@ async def test_upstream_validation_error_is_a_rejection(
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine something")
     text = await failure_text(telegram, bot, chat.id)
-    assert text == "🚫 The image service refused this request: prompt violates the content policy"
+    assert text == (
+        "🚫 The image service refused this request: prompt violates the content policy\n"
+        "💳 The 5 credits were returned."
+    )
     assert kie.create_attempts == 1
 
 
@@ -62,7 +65,10 @@ async def test_account_and_service_problems_read_as_unavailable(
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine something")
     text = await failure_text(telegram, bot, chat.id)
-    assert text == "🛠 The image service is temporarily unavailable. Please try again later."
+    assert text == (
+        "🛠 The image service is temporarily unavailable. Please try again later.\n"
+        "💳 The 5 credits were returned."
+    )
     assert msg not in text  # account details stay with the operator
     assert kie.create_attempts == 1
 

@@ -11,7 +11,13 @@ import pytest
 from bot.lifecycle import TaskKind, TaskState
 from storage.database import Database
 from storage.migrations import all_migrations
-from storage.tasks import NewTask, TaskRepository
+from storage.tasks import NewTask, Task, TaskRepository
+
+
+async def create(tasks: TaskRepository, new: NewTask) -> Task:
+    task = await tasks.create(new)
+    assert isinstance(task, Task)
+    return task
 
 
 def new_task(**changes: object) -> NewTask:
@@ -45,7 +51,7 @@ async def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
 async def test_only_one_of_many_racing_moves_wins(tmp_path: Path) -> None:
     database = await Database.open(tmp_path / "db.sqlite3")
     tasks = TaskRepository(database)
-    task = await tasks.create(new_task())
+    task = await create(tasks, new_task())
     await tasks.move(task.id, TaskState.SUBMITTING)
     await tasks.move(task.id, TaskState.RUNNING, upstream_task_id="u1")
     await tasks.move(task.id, TaskState.SUCCEEDED, result_urls=["http://x/1.png"])
@@ -61,7 +67,7 @@ async def test_only_one_of_many_racing_moves_wins(tmp_path: Path) -> None:
 async def test_moves_the_lifecycle_does_not_allow_are_refused(tmp_path: Path) -> None:
     database = await Database.open(tmp_path / "db.sqlite3")
     tasks = TaskRepository(database)
-    task = await tasks.create(new_task())
+    task = await create(tasks, new_task())
     assert not await tasks.move(task.id, TaskState.DELIVERED)  # pending cannot jump to the end
     assert not await tasks.move(task.id, TaskState.RUNNING)  # nor skip submitting
     assert await tasks.move(task.id, TaskState.FAILED, failure_kind="rejected")
@@ -75,8 +81,8 @@ async def test_moves_the_lifecycle_does_not_allow_are_refused(tmp_path: Path) ->
 async def test_one_upstream_task_belongs_to_one_task(tmp_path: Path) -> None:
     database = await Database.open(tmp_path / "db.sqlite3")
     tasks = TaskRepository(database)
-    first = await tasks.create(new_task())
-    second = await tasks.create(new_task())
+    first = await create(tasks, new_task())
+    second = await create(tasks, new_task())
     for task in (first, second):
         await tasks.move(task.id, TaskState.SUBMITTING)
     assert await tasks.move(first.id, TaskState.RUNNING, upstream_task_id="same")

@@ -133,6 +133,14 @@ class KieProvider:
             )
         return UpstreamStatus(state)
 
+    async def get_account_credits(self) -> float:
+        envelope = await self._call("GET", "/api/v1/chat/credit")
+        if not isinstance(envelope.data, int | float):
+            raise ProviderError(
+                ErrorKind.TRANSIENT, "the credit endpoint answered without a number"
+            )
+        return float(envelope.data)
+
     async def _call(
         self, method: str, path: str, *, creates: bool = False, **kwargs: Any
     ) -> _Envelope:

@@ -146,6 +146,8 @@ class FakeTelegram:
             )
         )
         self._chats: dict[int, FakeChat] = {}
+        self._users: dict[int, FakeUser] = {}
+        self._member_status: dict[tuple[int, int], str] = {}
         self._messages: dict[tuple[int, int], StoredMessage] = {}
         self._next_message_id: dict[int, int] = {}
         self._updates: list[dict[str, Any]] = []
@@ -203,6 +205,7 @@ class FakeTelegram:
         reply_to: int | None = None,
     ) -> dict[str, Any]:
         """A user writes `text`; the bot gets it as a `message` update."""
+        self._users[user.id] = user
         message: dict[str, Any] = {
             "message_id": self._take_message_id(chat.id),
             "date": int(time.time()),
@@ -234,6 +237,7 @@ class FakeTelegram:
 
     def press(self, chat: FakeChat, user: FakeUser, message_id: int, data: str) -> str:
         """A user presses an inline button under the bot's message `message_id`."""
+        self._users[user.id] = user
         stored = self._messages[(chat.id, message_id)]
         query_id = str(next(self._query_ids))
         self._queries[query_id] = False
@@ -249,6 +253,11 @@ class FakeTelegram:
             }
         )
         return query_id
+
+    def set_member_status(self, chat: FakeChat, user: FakeUser, status: str) -> None:
+        """`creator`, `administrator` or `member`, as getChatMember will report it."""
+        self._users[user.id] = user
+        self._member_status[(chat.id, user.id)] = status
 
     def fail_next(
         self,
@@ -474,6 +483,38 @@ class FakeTelegram:
             except TimeoutError:
                 break
         return self._updates[:limit]
+
+    async def _api_getchatmember(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        user_id = _int(params, "user_id")
+        user = self._users.get(user_id or 0)
+        if user is None:
+            raise bad_request("user not found")
+        status = self._member_status.get((chat.id, user.id), "member")
+        member: dict[str, Any] = {"user": user.as_dict(), "status": status}
+        if status == "creator":
+            member["is_anonymous"] = False
+        elif status == "administrator":
+            member.update(
+                {
+                    name: name == "can_manage_chat"
+                    for name in (
+                        "can_be_edited",
+                        "is_anonymous",
+                        "can_manage_chat",
+                        "can_delete_messages",
+                        "can_manage_video_chats",
+                        "can_restrict_members",
+                        "can_promote_members",
+                        "can_change_info",
+                        "can_invite_users",
+                        "can_post_stories",
+                        "can_edit_stories",
+                        "can_delete_stories",
+                    )
+                }
+            )
+        return member
 
     async def _api_sendchataction(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         self._chat(params)

@@ -1,0 +1,136 @@
+"""Operator commands (ADMIN_USER_IDS only): grant credits, set a chat's daily quota, read
+the figures and the upstream account's balance. To anyone else they do not exist."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from telegram import Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, CommandHandler, ContextTypes, filters
+
+from bot import catalog, rendering
+from bot.billing import Billing
+from bot.catalog import Lang, language_for
+from bot.providers import Provider, ProviderError
+from bot.quota import utc_day
+from storage.chats import ChatRepository
+from storage.ledger import LedgerRepository
+from storage.stats import StatsRepository
+
+MAX_CREDITS = 1_000_000
+STATS_DAYS = 7
+
+
+class AdminCommands:
+    def __init__(
+        self,
+        *,
+        operator_ids: frozenset[int],
+        billing: Billing,
+        ledger: LedgerRepository,
+        chats: ChatRepository,
+        stats: StatsRepository,
+        provider: Provider,
+    ) -> None:
+        self._operators = operator_ids
+        self._billing = billing
+        self._ledger = ledger
+        self._chats = chats
+        self._stats = stats
+        self._provider = provider
+
+    def register(self, application: Application) -> None:  # type: ignore[type-arg]
+        # Only operators' new messages reach these handlers; others' fall through unanswered.
+        only_operators = filters.User(user_id=self._operators) & filters.UpdateType.MESSAGE
+        for name, callback in (
+            ("grant", self.grant),
+            ("setquota", self.set_quota),
+            ("stats", self.stats),
+            ("balance", self.balance),
+        ):
+            application.add_handler(CommandHandler(name, callback, filters=only_operators))
+
+    async def grant(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, lang, operator = _message(update), _lang(update), _user_id(update)
+        target = _chat_and_amount(message, context.args, minimum=1)
+        if target is None:
+            await _reply(message, catalog.text(lang, "admin.usage_grant"))
+            return
+        chat_id, amount = target
+        now = self._billing.clock()
+        await self._ledger.grant(
+            chat_id=chat_id, operator_id=operator, amount=amount, day=utc_day(now), now=now
+        )
+        balance = await self._billing.balance(chat_id, "private", None)
+        await _reply(
+            message,
+            catalog.text(
+                lang, "admin.granted", amount=amount, chat=chat_id, granted=balance.granted
+            ),
+        )
+
+    async def set_quota(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, lang = _message(update), _lang(update)
+        target = _chat_and_amount(message, context.args, minimum=0)
+        if target is None:
+            await _reply(message, catalog.text(lang, "admin.usage_setquota"))
+            return
+        chat_id, daily = target
+        await self._chats.update(chat_id, daily_credits=daily)
+        await _reply(message, catalog.text(lang, "admin.quota_set", chat=chat_id, daily=daily))
+
+    async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, lang = _message(update), _lang(update)
+        since = datetime.now(UTC).date() - timedelta(days=STATS_DAYS - 1)
+        daily = await self._stats.per_day(since.isoformat())
+        top = await self._stats.top_chats(since.isoformat())
+        await _reply(message, rendering.stats_text(lang, STATS_DAYS, daily, top))
+
+    async def balance(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, lang = _message(update), _lang(update)
+        try:
+            credits = await self._provider.get_account_credits()
+        except ProviderError as error:
+            await _reply(message, catalog.text(lang, "admin.balance_failed", reason=error.message))
+            return
+        await _reply(
+            message,
+            catalog.text(lang, "admin.balance", provider=self._provider.name, credits=credits),
+        )
+
+
+def _chat_and_amount(
+    message: Message, args: list[str] | None, *, minimum: int
+) -> tuple[int, int] | None:
+    """`<chat id|here> <number>` from the command's arguments, or None if malformed."""
+    if not args or len(args) != 2:
+        return None
+    where, number = args
+    try:
+        chat_id = message.chat_id if where.lower() == "here" else int(where)
+        amount = int(number)
+    except ValueError:
+        return None
+    if not minimum <= amount <= MAX_CREDITS:
+        return None
+    return chat_id, amount
+
+
+def _message(update: Update) -> Message:
+    assert update.effective_message is not None
+    return update.effective_message
+
+
+def _user_id(update: Update) -> int:
+    assert update.effective_user is not None
+    return update.effective_user.id
+
+
+def _lang(update: Update) -> Lang:
+    user = update.effective_user
+    return language_for(user.language_code if user else None)
+
+
+async def _reply(message: Message, text: str) -> None:
+    await message.reply_text(text, parse_mode=ParseMode.HTML)

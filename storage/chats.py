@@ -1,0 +1,67 @@
+"""Per-chat settings, and moving a chat's data when a group becomes a supergroup."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import Any
+
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSettings:
+    chat_id: int
+    daily_credits: int | None = None  # None: the bot-wide CHAT_DAILY_CREDITS
+    user_daily_cap: int | None = None  # None: GROUP_USER_DAILY_CREDITS; 0: no cap
+    buttons_for: str = "requester"  # "requester" (and the chat's admins) or "everyone"
+    allow_spicy: bool = False
+    default_ratio: str | None = None
+
+
+_COLUMNS = [f.name for f in fields(ChatSettings)]
+
+
+class ChatRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def get(self, chat_id: int) -> ChatSettings:
+        row = await self._db.fetch_one(
+            f"SELECT {', '.join(_COLUMNS)} FROM chat_settings WHERE chat_id = ?", (chat_id,)
+        )
+        if row is None:
+            return ChatSettings(chat_id)
+        values = dict(zip(_COLUMNS, row, strict=True))
+        values["allow_spicy"] = bool(values["allow_spicy"])
+        return ChatSettings(**values)
+
+    async def update(self, chat_id: int, **changes: Any) -> ChatSettings:
+        unknown = set(changes) - set(_COLUMNS[1:])
+        if unknown or not changes:
+            raise ValueError(f"not chat settings: {sorted(unknown)}")
+        names = ", ".join(changes)
+        marks = ", ".join("?" for _ in changes)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in changes)
+        await self._db.execute(
+            f"INSERT INTO chat_settings (chat_id, {names}, updated_at) VALUES (?, {marks}, ?)"
+            f" ON CONFLICT (chat_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at",
+            (chat_id, *changes.values(), time.time()),
+        )
+        return await self.get(chat_id)
+
+    async def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup: its tasks, credits and settings follow it."""
+        async with self._db.transaction() as connection:
+            await connection.execute(
+                "UPDATE tasks SET chat_id = ?, chat_type = 'supergroup' WHERE chat_id = ?",
+                (new_chat_id, old_chat_id),
+            )
+            await connection.execute(
+                "UPDATE ledger SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
+            )
+            await connection.execute(
+                "UPDATE chat_settings SET chat_id = ? WHERE chat_id = ?"
+                " AND NOT EXISTS (SELECT 1 FROM chat_settings WHERE chat_id = ?)",
+                (new_chat_id, old_chat_id, new_chat_id),
+            )

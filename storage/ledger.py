@@ -1,0 +1,161 @@
+"""The credit ledger: append-only rows, balances derived from them.
+
+Functions take the connection of an open transaction (`Database.transaction()`), so a
+reservation is written in the same transaction as the task it pays for, and a refund or
+commit in the same transaction as the state move that causes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from bot.quota import Balance
+from storage.database import Database
+
+
+async def balance(
+    connection: aiosqlite.Connection,
+    *,
+    chat_id: int,
+    day: str,
+    daily_limit: int,
+    user_id: int | None = None,
+    user_cap: int | None = None,
+) -> Balance:
+    cursor = await connection.execute(
+        """
+        SELECT
+          COALESCE(SUM(CASE WHEN day = :day AND kind = 'reserve' THEN from_daily
+                            WHEN day = :day AND kind = 'refund' THEN -from_daily END), 0),
+          COALESCE(SUM(CASE kind WHEN 'grant' THEN amount
+                                 WHEN 'reserve' THEN from_daily - amount
+                                 WHEN 'refund' THEN amount - from_daily END), 0),
+          COALESCE(SUM(CASE WHEN day = :day AND user_id IS :user AND kind = 'reserve' THEN amount
+                            WHEN day = :day AND user_id IS :user AND kind = 'refund' THEN -amount
+                       END), 0)
+        FROM ledger WHERE chat_id = :chat AND kind != 'commit'
+        """,
+        {"chat": chat_id, "day": day, "user": user_id},
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    daily_spent, granted, user_spent = row
+    return Balance(
+        daily_limit=daily_limit,
+        daily_spent=daily_spent,
+        granted=granted,
+        user_cap=user_cap,
+        user_spent=user_spent,
+    )
+
+
+async def record_reserve(
+    connection: aiosqlite.Connection,
+    *,
+    chat_id: int,
+    user_id: int,
+    task_id: int,
+    amount: int,
+    from_daily: int,
+    day: str,
+    now: float,
+) -> None:
+    await connection.execute(
+        "INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, day, created_at)"
+        " VALUES (?, ?, ?, 'reserve', ?, ?, ?, ?)",
+        (chat_id, user_id, task_id, amount, from_daily, day, now),
+    )
+
+
+async def settle(connection: aiosqlite.Connection, task_id: int, kind: str, now: float) -> None:
+    """Commit or refund a task's reservation; a second settlement of it is a no-op."""
+    assert kind in ("commit", "refund")
+    await connection.execute(
+        """
+        INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, day, created_at)
+        SELECT chat_id, user_id, task_id, ?, amount, from_daily, day, ?
+        FROM ledger WHERE task_id = ? AND kind = 'reserve'
+        ON CONFLICT DO NOTHING
+        """,
+        (kind, now, task_id),
+    )
+
+
+async def record_grant(
+    connection: aiosqlite.Connection,
+    *,
+    chat_id: int,
+    operator_id: int,
+    amount: int,
+    day: str,
+    now: float,
+) -> None:
+    await connection.execute(
+        "INSERT INTO ledger (chat_id, user_id, kind, amount, day, created_at)"
+        " VALUES (?, ?, 'grant', ?, ?, ?)",
+        (chat_id, operator_id, amount, day, now),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    id: int
+    chat_id: int
+    user_id: int | None
+    task_id: int | None
+    kind: str
+    amount: int
+    from_daily: int
+    day: str
+
+
+async def rows_for_chat(connection: aiosqlite.Connection, chat_id: int) -> list[LedgerRow]:
+    cursor = await connection.execute(
+        "SELECT id, chat_id, user_id, task_id, kind, amount, from_daily, day"
+        " FROM ledger WHERE chat_id = ? ORDER BY id",
+        (chat_id,),
+    )
+    return [LedgerRow(*row) for row in await cursor.fetchall()]
+
+
+class LedgerRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def balance(
+        self,
+        *,
+        chat_id: int,
+        day: str,
+        daily_limit: int,
+        user_id: int | None = None,
+        user_cap: int | None = None,
+    ) -> Balance:
+        async with self._db.transaction() as connection:
+            return await balance(
+                connection,
+                chat_id=chat_id,
+                day=day,
+                daily_limit=daily_limit,
+                user_id=user_id,
+                user_cap=user_cap,
+            )
+
+    async def grant(
+        self, *, chat_id: int, operator_id: int, amount: int, day: str, now: float
+    ) -> None:
+        async with self._db.transaction() as connection:
+            await record_grant(
+                connection,
+                chat_id=chat_id,
+                operator_id=operator_id,
+                amount=amount,
+                day=day,
+                now=now,
+            )
+
+    async def rows(self, chat_id: int) -> list[LedgerRow]:
+        async with self._db.transaction() as connection:
+            return await rows_for_chat(connection, chat_id)
