@@ -9,7 +9,7 @@ import logging
 
 from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -231,7 +231,7 @@ class Handlers:
         await query.answer(catalog.text(lang, "settings.saved"))
         try:
             await query.edit_message_reply_markup(self._settings_keyboard(lang, chat_type, updated))
-        except BadRequest as error:
+        except TelegramError as error:
             _log.info("settings keyboard not refreshed: %s", error)
 
     def _settings_keyboard(

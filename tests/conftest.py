@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,19 @@ class RunningBot:
 StartBot = Callable[..., Awaitable[RunningBot]]
 
 
+class FakeClock:
+    """Wall-clock time that a test can move, for what depends on the UTC day."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -137,11 +151,13 @@ async def start_bot(
 ) -> AsyncIterator[StartBot]:
     running: list[RunningBot] = []
 
-    async def start(timing: Timing = FAST, **overrides: Any) -> RunningBot:
+    async def start(
+        timing: Timing = FAST, clock: Callable[[], float] = time.time, **overrides: Any
+    ) -> RunningBot:
         settings = make_settings(**overrides)
         stop = asyncio.Event()
         polls_before = telegram.polls
-        task = asyncio.create_task(run(settings, stop=stop, timing=timing))
+        task = asyncio.create_task(run(settings, stop=stop, timing=timing, clock=clock))
         bot = RunningBot(settings, stop, task)
         running.append(bot)
 

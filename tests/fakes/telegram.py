@@ -148,6 +148,7 @@ class FakeTelegram:
         self._chats: dict[int, FakeChat] = {}
         self._users: dict[int, FakeUser] = {}
         self._member_status: dict[tuple[int, int], str] = {}
+        self._migrated: dict[int, int] = {}
         self._messages: dict[tuple[int, int], StoredMessage] = {}
         self._next_message_id: dict[int, int] = {}
         self._updates: list[dict[str, Any]] = []
@@ -253,6 +254,27 @@ class FakeTelegram:
             }
         )
         return query_id
+
+    def migrate(self, group: FakeChat, supergroup_id: int) -> FakeChat:
+        """The group becomes a supergroup with a new id, as Telegram tells the bot: a service
+        message in each chat. The old id refuses messages from then on."""
+        supergroup = FakeChat(supergroup_id, "supergroup", group.title)
+        self._chats[supergroup_id] = supergroup
+        self._migrated[group.id] = supergroup_id
+        for chat, name, value in (
+            (group, "migrate_to_chat_id", supergroup_id),
+            (supergroup, "migrate_from_chat_id", group.id),
+        ):
+            message = {
+                "message_id": self._take_message_id(chat.id),
+                "date": int(time.time()),
+                "chat": chat.as_dict(),
+                "from": {"id": 1087968824, "is_bot": True, "first_name": "Group"},
+                name: value,
+            }
+            self._store(chat.id, message, from_bot=False)
+            self._push({"message": message})
+        return supergroup
 
     def set_member_status(self, chat: FakeChat, user: FakeUser, status: str) -> None:
         """`creator`, `administrator` or `member`, as getChatMember will report it."""
@@ -609,6 +631,27 @@ class FakeTelegram:
         stored.payload = edited
         return edited
 
+    async def _api_editmessagereplymarkup(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> Any:
+        chat = self._chat(params)
+        stored = self._messages.get((chat.id, _int(params, "message_id") or 0))
+        if stored is None or stored.deleted:
+            raise bad_request("message to edit not found")
+        if not stored.from_bot:
+            raise bad_request("message can't be edited")
+        markup = _json(params, "reply_markup")
+        if markup == stored.payload.get("reply_markup"):
+            raise bad_request(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
+        edited = dict(stored.payload, edit_date=int(time.time()))
+        edited.pop("reply_markup", None)
+        self._attach_markup(edited, params)
+        stored.payload = edited
+        return edited
+
     async def _api_deletemessage(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         chat = self._chat(params)
         stored = self._messages.get((chat.id, _int(params, "message_id") or 0))
@@ -639,6 +682,12 @@ class FakeTelegram:
         chat = self._chats.get(chat_id or 0)
         if chat is None:
             raise bad_request("chat not found")
+        if chat.id in self._migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self._migrated[chat.id]},
+            )
         thread = _int(params, "message_thread_id")
         if thread is not None and not chat.is_forum:
             raise bad_request("message thread not found")
