@@ -34,7 +34,9 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
             "Examples:\n"
             "<code>/imagine a red fox in snow --ar 3:2</code>\n"
             "<code>/imagine neon city at night, rain, cinematic --ar 9:16</code>\n\n"
-            "Under the images, 🔁 makes a new set from the same prompt."
+            "Under the images, 🔁 makes a new set from the same prompt.\n\n"
+            "/quota shows this chat's credits and what things cost.\n"
+            "/settings changes how the bot behaves in this chat."
         ),
         Lang.RU: (
             "<b>Grok Imagine в Telegram</b>\n\n"
@@ -45,7 +47,9 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
             "Примеры:\n"
             "<code>/imagine рыжая лиса в снегу --ar 3:2</code>\n"
             "<code>/imagine неоновый город ночью, дождь, кино --ar 9:16</code>\n\n"
-            "Под картинками кнопка 🔁 делает новый набор по тому же описанию."
+            "Под картинками кнопка 🔁 делает новый набор по тому же описанию.\n\n"
+            "/quota — кредиты чата и цены.\n"
+            "/settings — настройки бота в этом чате."
         ),
     },
     "command.imagine": {
