@@ -379,3 +379,26 @@ async def test_crash_during_the_upstream_call_refunds(
     assert ledger(bot, chat.id) == [("reserve", 5, task["id"]), ("refund", 5, task["id"])]
     text = await quota_text(telegram, chat, ANN)
     assert "Today: 100 of 100 left" in text
+
+
+async def test_private_chat_owner_changes_settings_and_spicy_can_be_off_everywhere(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    bot = await start_bot(allow_spicy=False)
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/settings")
+    [panel] = await telegram.wait_for_call("sendMessage", chat.id)
+    message_id = panel.result["message_id"]
+    rows = panel.result["reply_markup"]["inline_keyboard"]
+    # No group-only rows in a private chat; spicy shows as off for the whole bot.
+    assert [row[0]["text"] for row in rows] == [
+        "🌶 Spicy mode: off on this bot",
+        "📐 Default ratio: 1:1",
+    ]
+    query = telegram.press(chat, ANN, message_id, "s:spicy")
+    await telegram.wait_for(lambda: _answered(telegram, query) is not None)
+    assert _answered(telegram, query) == "Spicy mode is turned off on this bot."
+    query = telegram.press(chat, ANN, message_id, "s:ratio")
+    await telegram.wait_for(lambda: _answered(telegram, query) == "Saved.")
+    [row] = bot.rows("SELECT allow_spicy, default_ratio FROM chat_settings")
+    assert (row["allow_spicy"], row["default_ratio"]) == (0, "2:3")
