@@ -19,8 +19,10 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import catalog
 from bot.admin import AdminCommands
+from bot.animate import Animations, SubmitTask
 from bot.billing import Billing
 from bot.catalog import Lang
+from bot.delivery import Deliverer
 from bot.engine import Engine, Timing
 from bot.handlers import Handlers
 from bot.logs import quiet_http_logs
@@ -38,13 +40,15 @@ from bot.web import (
 )
 from storage.chats import ChatRepository
 from storage.database import Database
+from storage.drafts import DraftRepository
 from storage.ledger import LedgerRepository
+from storage.served_files import ServedFiles
 from storage.stats import StatsRepository
 from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
-COMMANDS = ("imagine", "quota", "settings", "help")
+COMMANDS = ("imagine", "video", "animate", "upscale", "quota", "settings", "help")
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
@@ -101,13 +105,27 @@ async def run(
         bot=application.bot,
         tasks=tasks,
         provider=provider,
-        media=MediaFetcher(media_client),
+        deliverer=Deliverer(application.bot, MediaFetcher(media_client)),
         timing=timing,
         callback_url=task_callback_url if public else None,
     )
     chats = ChatRepository(database)
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)
+    served_files = ServedFiles(database)
+
+    def animations(submit: SubmitTask) -> Animations:
+        return Animations(
+            drafts=DraftRepository(database),
+            chats=chats,
+            provider=provider,
+            served_files=served_files,
+            public_url=public,
+            spicy_allowed=settings.allow_spicy,
+            provider_name=provider.name,
+            submit=submit,
+        )
+
     Handlers(
         engine=engine,
         tasks=tasks,
@@ -117,6 +135,7 @@ async def run(
         operator_ids=settings.admin_user_ids,
         spicy_allowed=settings.allow_spicy,
         default_user_cap=settings.group_user_daily_credits,
+        animations_factory=animations,
     ).register(application)
     AdminCommands(
         operator_ids=settings.admin_user_ids,
@@ -137,6 +156,7 @@ async def run(
         web = build_web_app(
             WebDependencies(
                 tasks=tasks,
+                served_files=served_files,
                 nudge=engine.nudge,
                 tasks_in_flight=lambda: engine.in_flight,
                 database_ok=database.ping,

@@ -36,6 +36,12 @@ def encode(action: ButtonAction) -> str:
             data = f"r:{task_id}"
         case ChangeSetting(setting):
             data = f"s:{setting}"
+        case Upscale(task_id):
+            data = f"u:{task_id}"
+        case PickMode(draft_id, mode):
+            data = f"m:{draft_id}:{mode}"
+        case NoPrompt(draft_id):
+            data = f"n:{draft_id}"
     assert len(data.encode()) <= MAX_CALLBACK_DATA_BYTES
     return data
 
@@ -50,7 +56,33 @@ def decode(data: str | None) -> ButtonAction | None:
         return Reroll(int(match[1]))
     if match := _SETTING.fullmatch(data):
         return ChangeSetting(match[1])
+    if match := _UPSCALE.fullmatch(data):
+        return Upscale(int(match[1]))
+    if match := _PICK_MODE.fullmatch(data):
+        return PickMode(int(match[1]), match[2])
+    if match := _NO_PROMPT.fullmatch(data):
+        return NoPrompt(int(match[1]))
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Upscale:
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PickMode:
+    """A mode chosen for an animation being set up."""
+
+    draft_id: int
+    mode: str  # "fun" | "normal" | "spicy"
+
+
+@dataclass(frozen=True, slots=True)
+class NoPrompt:
+    """Animate without a motion prompt."""
+
+    draft_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +94,9 @@ class ChangeSetting:
 
 SETTINGS = ("buttons", "spicy", "ratio", "cap")
 _SETTING = re.compile(r"s:(buttons|spicy|ratio|cap)")
+_UPSCALE = re.compile(r"u:(\d{1,18})")
+_PICK_MODE = re.compile(r"m:(\d{1,18}):(fun|normal|spicy)")
+_NO_PROMPT = re.compile(r"n:(\d{1,18})")
 
 
-ButtonAction = Animate | Reroll | ChangeSetting
+ButtonAction = Animate | Reroll | Upscale | PickMode | NoPrompt | ChangeSetting

@@ -34,7 +34,12 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
             "Examples:\n"
             "<code>/imagine a red fox in snow --ar 3:2</code>\n"
             "<code>/imagine neon city at night, rain, cinematic --ar 9:16</code>\n\n"
-            "Under the images, 🔁 makes a new set from the same prompt.\n\n"
+            "Under the images, 🎬 animates one (pick a mode, add a motion prompt if you like) "
+            "and 🔁 makes a new set from the same prompt.\n\n"
+            "/video <i>prompt</i> makes a video: <code>/video waves at sunset --ar 16:9</code>\n"
+            "/animate as a reply to an image (yours or mine), or as a photo's caption, "
+            "animates it.\n"
+            "/upscale as a reply to a video or image I made improves it.\n\n"
             "/quota shows this chat's credits and what things cost.\n"
             "/settings changes how the bot behaves in this chat."
         ),
@@ -47,7 +52,11 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
             "Примеры:\n"
             "<code>/imagine рыжая лиса в снегу --ar 3:2</code>\n"
             "<code>/imagine неоновый город ночью, дождь, кино --ar 9:16</code>\n\n"
-            "Под картинками кнопка 🔁 делает новый набор по тому же описанию.\n\n"
+            "Под картинками 🎬 оживляет картинку (выберите режим и, если хотите, опишите "
+            "движение), а 🔁 делает новый набор по тому же описанию.\n\n"
+            "/video <i>описание</i> — видео: <code>/video волны на закате --ar 16:9</code>\n"
+            "/animate ответом на картинку (вашу или мою) или подписью к фото оживляет её.\n"
+            "/upscale ответом на моё видео или картинку улучшает качество.\n\n"
             "/quota — кредиты чата и цены.\n"
             "/settings — настройки бота в этом чате."
         ),
@@ -143,10 +152,6 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
     "button.unknown": {
         Lang.EN: "This button is no longer valid.",
         Lang.RU: "Эта кнопка больше не работает.",
-    },
-    "button.animate_soon": {
-        Lang.EN: "Animation is coming soon.",
-        Lang.RU: "Оживление картинок скоро появится.",
     },
     "button.reroll_started": {
         Lang.EN: "🔁 Making a new set…",
@@ -293,6 +298,110 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
     "settings.saved": {
         Lang.EN: "Saved.",
         Lang.RU: "Сохранено.",
+    },
+    "delivery.links": {
+        Lang.EN: "📎 Too large to send through Telegram, so here are links "
+        "(valid about a day):\n{items}",
+        Lang.RU: "📎 Слишком большие файлы для Telegram, вот ссылки "
+        "(работают около суток):\n{items}",
+    },
+    "delivery.link": {
+        Lang.EN: "{link}: {size} MB",
+        Lang.RU: "{link}: {size} МБ",
+    },
+    "button.upscale": {
+        Lang.EN: "⬆ Upscale",
+        Lang.RU: "⬆ Улучшить",
+    },
+    "button.again": {
+        Lang.EN: "🔁 Again",
+        Lang.RU: "🔁 Ещё раз",
+    },
+    "command.video": {
+        Lang.EN: "Make a video from a prompt",
+        Lang.RU: "Видео по описанию",
+    },
+    "command.animate": {
+        Lang.EN: "Animate an image (reply or caption)",
+        Lang.RU: "Оживить картинку (ответом или подписью)",
+    },
+    "command.upscale": {
+        Lang.EN: "Upscale a result (reply to it)",
+        Lang.RU: "Улучшить результат (ответом)",
+    },
+    "mode.fun": {Lang.EN: "😄 Fun", Lang.RU: "😄 Весёлый"},
+    "mode.normal": {Lang.EN: "🎞 Normal", Lang.RU: "🎞 Обычный"},
+    "mode.spicy": {Lang.EN: "🌶 Spicy", Lang.RU: "🌶 Spicy"},
+    "button.no_prompt": {Lang.EN: "▶ No prompt", Lang.RU: "▶ Без описания"},
+    "animate.subject_image": {
+        Lang.EN: "image {index}",
+        Lang.RU: "картинку {index}",
+    },
+    "animate.subject_photo": {
+        Lang.EN: "your photo",
+        Lang.RU: "ваше фото",
+    },
+    "animate.prompt_line": {
+        Lang.EN: "\nMotion: <i>{prompt}</i>",
+        Lang.RU: "\nДвижение: <i>{prompt}</i>",
+    },
+    "animate.choose_mode": {
+        Lang.EN: "🎬 Animating {subject}.{prompt_line}\nPick a mode:",
+        Lang.RU: "🎬 Оживляю {subject}.{prompt_line}\nВыберите режим:",
+    },
+    "animate.ask_prompt": {
+        Lang.EN: "🎬 Animating {subject}, mode {mode}.\n"
+        "Reply to this message with how it should move, or press “No prompt”.",
+        Lang.RU: "🎬 Оживляю {subject}, режим {mode}.\n"
+        "Ответьте на это сообщение, как всё должно двигаться, или нажмите «Без описания».",
+    },
+    "animate.started": {
+        Lang.EN: "🎬 Animating {subject}, mode {mode}.{prompt_line}",
+        Lang.RU: "🎬 Оживляю {subject}, режим {mode}.{prompt_line}",
+    },
+    "animate.already_open": {
+        Lang.EN: "The choice for this image is waiting above.",
+        Lang.RU: "Выбор для этой картинки ждёт выше.",
+    },
+    "animate.used": {
+        Lang.EN: "This animation has already started.",
+        Lang.RU: "Это оживление уже запущено.",
+    },
+    "animate.spicy_unavailable": {
+        Lang.EN: "Spicy mode is not available here.",
+        Lang.RU: "Режим spicy здесь недоступен.",
+    },
+    "animate.usage": {
+        Lang.EN: "Reply <code>/animate</code> to one of my images or to a photo, or send a photo "
+        "with <code>/animate</code> as its caption. A motion prompt may follow the command.",
+        Lang.RU: "Ответьте <code>/animate</code> на мою картинку или на фото, или пришлите фото "
+        "с подписью <code>/animate</code>. После команды можно описать движение.",
+    },
+    "animate.bad_type": {
+        Lang.EN: "I can animate JPEG, PNG or WEBP images only.",
+        Lang.RU: "Оживить можно только картинки JPEG, PNG или WEBP.",
+    },
+    "animate.too_large": {
+        Lang.EN: "That image is {size} MB; the limit is 10 MB.",
+        Lang.RU: "Это изображение весит {size} МБ, а можно не больше 10 МБ.",
+    },
+    "animate.own_unavailable": {
+        Lang.EN: "Animating your own photos is not available on this bot.",
+        Lang.RU: "Оживлять свои фото в этом боте нельзя.",
+    },
+    "animate.download_failed": {
+        Lang.EN: "I could not get that photo. Please send it again.",
+        Lang.RU: "Не удалось получить это фото. Пришлите его ещё раз.",
+    },
+    "video.empty_prompt": {
+        Lang.EN: "Tell me what the video should show, for example:\n"
+        "<code>/video a red fox running through snow --ar 16:9</code>",
+        Lang.RU: "Напишите, что должно быть в видео, например:\n"
+        "<code>/video рыжая лиса бежит по снегу --ar 16:9</code>",
+    },
+    "upscale.usage": {
+        Lang.EN: "Reply <code>/upscale</code> to a video or an image I made.",
+        Lang.RU: "Ответьте <code>/upscale</code> на видео или картинку, которые я сделал.",
     },
 }
 

@@ -13,11 +13,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from telegram import Bot, InputMediaPhoto, Message, ReplyParameters
+from telegram import Bot
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from tenacity import (
@@ -29,10 +29,15 @@ from tenacity import (
 
 from bot import rendering
 from bot.catalog import Lang, text
-from bot.constants import ALBUM_MAX_ITEMS
-from bot.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskState
-from bot.media import MediaFetcher
-from bot.providers import ErrorKind, ImageRequest, Provider, ProviderError, UpstreamState
+from bot.delivery import Deliverer, MediaKind, Placement, media_kind
+from bot.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskKind, TaskState
+from bot.providers import (
+    ErrorKind,
+    GenerationRequest,
+    Provider,
+    ProviderError,
+    UpstreamState,
+)
 from bot.quota import Refusal
 from storage.tasks import Charge, NewTask, Task, TaskRepository
 
@@ -73,14 +78,14 @@ class Engine:
         bot: Bot,
         tasks: TaskRepository,
         provider: Provider,
-        media: MediaFetcher,
+        deliverer: Deliverer,
         timing: Timing | None = None,
         callback_url: Callable[[Task], str] | None = None,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
         self._provider = provider
-        self._media = media
+        self._deliverer = deliverer
         self._timing = timing or Timing()
         self._callback_url = callback_url
         # Set by a callback: "look now" for the task's worker.
@@ -264,16 +269,27 @@ class Engine:
             wait=wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum),
             reraise=True,
         )
+        request = await self._generation_request(task)
         async for attempt in retrying:
             with attempt:
-                return await self._provider.create_image_task(
-                    ImageRequest(
-                        prompt=task.prompt,
-                        aspect_ratio=task.aspect_ratio,
-                        callback_url=self._callback_url(task) if self._callback_url else None,
-                    )
-                )
+                return await self._provider.create_task(request)
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _generation_request(self, task: Task) -> GenerationRequest:
+        source_upstream_id = None
+        if task.source_task_id is not None:
+            source = await self._tasks.get(task.source_task_id)
+            source_upstream_id = source.upstream_task_id if source else None
+        return GenerationRequest(
+            kind=task.kind,
+            prompt=task.prompt or None,
+            aspect_ratio=task.aspect_ratio or None,
+            mode=task.mode,
+            source_task_id=source_upstream_id,
+            index=task.source_index,
+            image_url=task.image_url,
+            callback_url=self._callback_url(task) if self._callback_url else None,
+        )
 
     async def _post_status(self, task: Task) -> None:
         if task.status_message_id is not None or task.state not in _STATUS_SHOWN_IN:
@@ -395,68 +411,54 @@ class Engine:
 
     async def _deliver(self, task: Task) -> None:
         task = await self._status_settled(task)
-        lang = Lang(task.lang)
-        urls = task.result_urls[:ALBUM_MAX_ITEMS]
-        if not task.album_message_ids:
-            try:
-                album = await self._send_album(task, urls)
-            except BadRequest as error:
-                _log.warning("task %d: Telegram refused the album: %s", task.id, error)
+        if task.buttons_message_id is None and not task.album_message_ids:
+            probes = await self._deliverer.probe(task.result_urls)
+            if not probes:
                 await self._fail(task, FailureKind.DELIVERY, None)
                 return
-            await self._tasks.note(task.id, album_message_ids=[m.message_id for m in album])
+            lang = Lang(task.lang)
+            caption = rendering.album_caption(task.prompt)
+            try:
+                if media_kind(probes[0]) is MediaKind.VIDEO:
+                    await self._chat_action(task, ChatAction.UPLOAD_VIDEO)
+                    markup = rendering.video_keyboard(lang, task.id, task.kind)
+                    sent = await self._deliverer.send_video(
+                        _placement(task), probes[0], caption, markup, lang
+                    )
+                else:
+                    sent = await self._deliverer.send_images(
+                        _placement(task), probes, caption, lang
+                    )
+            except BadRequest as error:
+                _log.warning("task %d: Telegram refused the result: %s", task.id, error)
+                await self._fail(task, FailureKind.DELIVERY, None)
+                return
+            if sent.first_message_id is None:
+                await self._fail(task, FailureKind.DELIVERY, None)
+                return
+            await self._tasks.note(
+                task.id, album_message_ids=sent.message_ids, media_file_ids=sent.file_ids
+            )
+            if media_kind(probes[0]) is MediaKind.VIDEO:
+                # A single video carries its buttons itself.
+                await self._tasks.note(task.id, buttons_message_id=sent.first_message_id)
             task = await self._reload(task)
-        if task.buttons_message_id is None:
-            where = _placement(task, reply_to=task.album_message_ids[0])
+        if task.buttons_message_id is None and task.kind is TaskKind.TEXT_TO_IMAGE:
+            lang = Lang(task.lang)
+            first = next(m for m in task.album_message_ids if m)
+            where = _placement(task, reply_to=first)
             buttons = await self._bot.send_message(
                 task.chat_id,
                 rendering.result_text(lang, task.aspect_ratio),
                 parse_mode=ParseMode.HTML,
-                reply_markup=rendering.result_keyboard(task.id, len(urls)),
+                reply_markup=rendering.result_keyboard(task.id, len(task.result_urls)),
                 message_thread_id=where.message_thread_id,
                 reply_parameters=where.reply_parameters,
             )
             await self._tasks.note(task.id, buttons_message_id=buttons.message_id)
         await self._remove_status(task)
         await self._tasks.move(task.id, TaskState.DELIVERED, delivered_at=time.time())
-        _log.info("task %d: delivered %d images", task.id, len(urls))
-
-    async def _send_album(self, task: Task, urls: tuple[str, ...]) -> tuple[Message, ...]:
-        """Send by URL (Telegram fetches them); if Telegram cannot, fetch and upload."""
-        try:
-            return await self._send_photos(task, list(urls))
-        except BadRequest as error:
-            _log.info("task %d: sending by URL failed (%s); uploading instead", task.id, error)
-        files = await self._media.fetch_all(urls)
-        return await self._send_photos(task, files)
-
-    async def _send_photos(self, task: Task, photos: Sequence[str | bytes]) -> tuple[Message, ...]:
-        caption = rendering.album_caption(task.prompt)
-        where = _placement(task)
-        if len(photos) == 1:
-            message = await self._bot.send_photo(
-                task.chat_id,
-                photos[0],
-                caption=caption,
-                parse_mode=ParseMode.HTML,
-                message_thread_id=where.message_thread_id,
-                reply_parameters=where.reply_parameters,
-            )
-            return (message,)
-        media = [
-            InputMediaPhoto(
-                photo,
-                caption=caption if index == 0 else None,
-                parse_mode=ParseMode.HTML if index == 0 else None,
-            )
-            for index, photo in enumerate(photos)
-        ]
-        return await self._bot.send_media_group(
-            task.chat_id,
-            media,
-            message_thread_id=where.message_thread_id,
-            reply_parameters=where.reply_parameters,
-        )
+        _log.info("task %d: delivered %d items", task.id, len(task.result_urls))
 
     async def _remove_status(self, task: Task) -> None:
         task = await self._reload(task)
@@ -502,23 +504,11 @@ class Engine:
         return fresh
 
 
-@dataclass(frozen=True, slots=True)
-class _Placement:
-    """Where a task's messages go: its forum topic, under the message they answer."""
-
-    message_thread_id: int | None
-    reply_parameters: ReplyParameters | None
-
-
-def _placement(task: Task, *, reply_to: int | None = None) -> _Placement:
-    target = reply_to if reply_to is not None else task.request_message_id
-    return _Placement(
+def _placement(task: Task, *, reply_to: int | None = None) -> Placement:
+    return Placement(
+        chat_id=task.chat_id,
         message_thread_id=task.message_thread_id,
-        reply_parameters=(
-            ReplyParameters(target, allow_sending_without_reply=True)
-            if target is not None
-            else None
-        ),
+        reply_to=reply_to if reply_to is not None else task.request_message_id,
     )
 
 

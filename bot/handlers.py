@@ -6,6 +6,7 @@ Nothing here waits for a generation.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.constants import ChatMemberStatus, ParseMode
@@ -20,8 +21,9 @@ from telegram.ext import (
 )
 
 from bot import callback_data, catalog, rendering
+from bot.animate import Animations, OwnImageRefused, SubmitTask
 from bot.billing import GROUP_CHAT_TYPES, Billing
-from bot.callback_data import Animate, ChangeSetting, Reroll
+from bot.callback_data import Animate, ChangeSetting, NoPrompt, PickMode, Reroll, Upscale
 from bot.catalog import Lang, language_for
 from bot.constants import DEFAULT_ASPECT_RATIO
 from bot.engine import Engine
@@ -50,6 +52,7 @@ class Handlers:
         operator_ids: frozenset[int],
         spicy_allowed: bool,
         default_user_cap: int,
+        animations_factory: Callable[[SubmitTask], Animations],
     ) -> None:
         self._engine = engine
         self._tasks = tasks
@@ -59,13 +62,32 @@ class Handlers:
         self._operators = operator_ids
         self._spicy_allowed = spicy_allowed
         self._default_user_cap = default_user_cap
+        self._animations = animations_factory(self._submit)
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         application.add_handler(CommandHandler(["start", "help"], self.help, filters=_NEW_MESSAGES))
         application.add_handler(CommandHandler("imagine", self.imagine, filters=_NEW_MESSAGES))
+        application.add_handler(CommandHandler("video", self.video, filters=_NEW_MESSAGES))
+        application.add_handler(CommandHandler("animate", self.animate, filters=_NEW_MESSAGES))
+        application.add_handler(CommandHandler("upscale", self.upscale, filters=_NEW_MESSAGES))
+        # "/animate" as the caption of a photo (or of an image sent as a file).
+        application.add_handler(
+            MessageHandler(
+                _NEW_MESSAGES
+                & (filters.PHOTO | filters.Document.IMAGE)
+                & filters.CaptionRegex(r"^/animate(@\w+)?(\s|$)"),
+                self.animate,
+            )
+        )
         application.add_handler(CommandHandler("quota", self.quota, filters=_NEW_MESSAGES))
         application.add_handler(CommandHandler("settings", self.settings, filters=_NEW_MESSAGES))
         application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
+        # A reply to an animation's "how should it move?" message: the motion prompt.
+        application.add_handler(
+            MessageHandler(
+                _NEW_MESSAGES & filters.REPLY & filters.TEXT & ~filters.COMMAND, self.reply
+            )
+        )
         application.add_handler(CallbackQueryHandler(self.button))
         application.add_error_handler(self.error)
 
@@ -76,33 +98,83 @@ class Handlers:
         await message.reply_text(catalog.text(_lang(update), "help"), parse_mode=ParseMode.HTML)
 
     async def imagine(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._from_prompt(update, TaskKind.TEXT_TO_IMAGE, "error.empty_prompt")
+
+    async def video(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._from_prompt(update, TaskKind.TEXT_TO_VIDEO, "video.empty_prompt")
+
+    async def animate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/animate [motion prompt]: on one of our images, or on a photo of the user's own
+        (the command as its caption, or as a reply to it)."""
         message = update.effective_message
         user = update.effective_user
         if message is None or user is None:
             return
         lang = _lang(update)
-        chat = await self._chats.get(message.chat_id)
-        parsed = parse_imagine(
-            _text_after_command(message), default_ratio=chat.default_ratio or DEFAULT_ASPECT_RATIO
-        )
-        if isinstance(parsed, ParseError):
-            await message.reply_text(
-                catalog.text(lang, parsed.key, **parsed.params), parse_mode=ParseMode.HTML
-            )
+        prompt = _text_after_command(message).strip() or None
+        replied = message.reply_to_message
+        try:
+            if message.photo or message.document:
+                await self._animations.open_for_own_image(
+                    context.bot,
+                    message=message,
+                    image=message,
+                    user_id=user.id,
+                    lang=lang,
+                    prompt=prompt,
+                )
+                return
+            if replied is not None:
+                ours = await self._tasks.find_by_message(message.chat_id, replied.message_id)
+                if ours is not None and ours[0].kind is TaskKind.TEXT_TO_IMAGE:
+                    task, index = ours
+                    await self._animations.open_for_image(
+                        context.bot,
+                        task=task,
+                        index=index,
+                        user_id=user.id,
+                        lang=lang,
+                        prompt=prompt,
+                        answer_to=message.message_id,
+                    )
+                    return
+                if replied.photo or (replied.document and replied.document.mime_type):
+                    await self._animations.open_for_own_image(
+                        context.bot,
+                        message=message,
+                        image=replied,
+                        user_id=user.id,
+                        lang=lang,
+                        prompt=prompt,
+                    )
+                    return
+            await _reply(message, catalog.text(lang, "animate.usage"))
+        except OwnImageRefused as refusal:
+            await _reply(message, catalog.text(lang, refusal.key, **refusal.params))
+
+    async def upscale(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/upscale as a reply to a video or image the bot delivered."""
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None:
             return
-        new = NewTask(
-            kind=TaskKind.TEXT_TO_IMAGE,
-            provider=self._provider_name,
-            chat_id=message.chat_id,
-            chat_type=message.chat.type,
-            user_id=user.id,
-            lang=lang,
-            prompt=parsed.prompt,
-            aspect_ratio=parsed.aspect_ratio,
-            message_thread_id=message.message_thread_id if message.is_topic_message else None,
-            request_message_id=message.message_id,
+        lang = _lang(update)
+        replied = message.reply_to_message
+        found = (
+            await self._tasks.find_by_message(message.chat_id, replied.message_id)
+            if replied
+            else None
         )
-        await self._submit(new, message)
+        if found is None:
+            await _reply(message, catalog.text(lang, "upscale.usage"))
+            return
+        await self._submit(self._upscale_task(found[0], user.id, lang, message.message_id), message)
+
+    async def reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user = update.effective_user
+        if message is not None and user is not None:
+            await self._animations.prompt_reply(context.bot, message, user.id)
 
     async def quota(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -154,41 +226,111 @@ class Handlers:
         if isinstance(action, ChangeSetting):
             await self._change_setting(query, message.chat.id, message.chat.type, action, lang)
             return
+        if isinstance(action, PickMode):
+            await self._animations.pick_mode(query, action, lang)
+            return
+        if isinstance(action, NoPrompt):
+            await self._animations.no_prompt(query, action, lang)
+            return
         task = await self._tasks.get(action.task_id)
         # A button only acts on a task of the chat it is shown in.
-        if task is None or task.chat_id != message.chat.id:
+        if task is None or task.chat_id != message.chat.id or not isinstance(message, Message):
             await query.answer(catalog.text(lang, "button.unknown"))
             return
         if not await self._may_press(context.bot, task, query.from_user.id):
             await query.answer(catalog.text(lang, "button.not_yours"), show_alert=True)
             return
         match action:
-            case Animate():
-                await query.answer(catalog.text(lang, "button.animate_soon"))
-            case Reroll():
-                new = NewTask(
-                    kind=task.kind,
-                    provider=self._provider_name,
-                    chat_id=task.chat_id,
-                    chat_type=task.chat_type,
+            case Animate(_, index):
+                opened = await self._animations.open_for_image(
+                    context.bot,
+                    task=task,
+                    index=index,
                     user_id=query.from_user.id,
                     lang=lang,
-                    prompt=task.prompt,
-                    aspect_ratio=task.aspect_ratio,
-                    message_thread_id=task.message_thread_id,
-                    request_message_id=message.message_id,
-                    parent_task_id=task.id,
+                    prompt=None,
+                    answer_to=message.message_id,
                 )
+                await query.answer(None if opened else catalog.text(lang, "animate.already_open"))
+            case Upscale():
+                await query.answer()
+                await self._submit(
+                    self._upscale_task(task, query.from_user.id, lang, message.message_id), message
+                )
+            case Reroll():
                 await query.answer(catalog.text(lang, "button.reroll_started"))
-                if isinstance(message, Message):
-                    await self._submit(new, message)
+                await self._submit(
+                    NewTask(
+                        kind=task.kind,
+                        provider=self._provider_name,
+                        chat_id=task.chat_id,
+                        chat_type=task.chat_type,
+                        user_id=query.from_user.id,
+                        lang=lang,
+                        prompt=task.prompt,
+                        aspect_ratio=task.aspect_ratio,
+                        message_thread_id=task.message_thread_id,
+                        request_message_id=message.message_id,
+                        parent_task_id=task.id,
+                        mode=task.mode,
+                        source_task_id=task.source_task_id,
+                        source_index=task.source_index,
+                        image_url=task.image_url,
+                    ),
+                    message,
+                )
 
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         _log.error("error while handling an update", exc_info=context.error)
 
     # --- helpers ----------------------------------------------------------------------------
 
-    async def _submit(self, new: NewTask, answer_to: Message) -> None:
+    async def _from_prompt(self, update: Update, kind: TaskKind, empty_key: str) -> None:
+        """/imagine and /video: `<prompt> [--ar W:H]`."""
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None:
+            return
+        lang = _lang(update)
+        chat = await self._chats.get(message.chat_id)
+        parsed = parse_imagine(
+            _text_after_command(message), default_ratio=chat.default_ratio or DEFAULT_ASPECT_RATIO
+        )
+        if isinstance(parsed, ParseError):
+            key = empty_key if parsed.key == "error.empty_prompt" else parsed.key
+            await _reply(message, catalog.text(lang, key, **parsed.params))
+            return
+        new = NewTask(
+            kind=kind,
+            provider=self._provider_name,
+            chat_id=message.chat_id,
+            chat_type=message.chat.type,
+            user_id=user.id,
+            lang=lang,
+            prompt=parsed.prompt,
+            aspect_ratio=parsed.aspect_ratio,
+            message_thread_id=message.message_thread_id if message.is_topic_message else None,
+            request_message_id=message.message_id,
+        )
+        await self._submit(new, message)
+
+    def _upscale_task(self, source: Task, user_id: int, lang: Lang, answer_to: int) -> NewTask:
+        return NewTask(
+            kind=TaskKind.UPSCALE,
+            provider=self._provider_name,
+            chat_id=source.chat_id,
+            chat_type=source.chat_type,
+            user_id=user_id,
+            lang=lang,
+            prompt=source.prompt,
+            aspect_ratio="",
+            message_thread_id=source.message_thread_id,
+            request_message_id=answer_to,
+            parent_task_id=source.id,
+            source_task_id=source.id,
+        )
+
+    async def _submit(self, new: NewTask, answer_to: Message) -> bool:
         """Reserve and record the task, or tell the chat why it cannot be paid for."""
         charge = await self._billing.charge(new.kind, new.chat_id, new.chat_type)
         result = await self._engine.submit(new, charge)
@@ -198,6 +340,8 @@ class Handlers:
                 parse_mode=ParseMode.HTML,
                 do_quote=True,
             )
+            return False
+        return True
 
     async def _may_press(self, bot: Bot, task: Task, user_id: int) -> bool:
         if user_id == task.user_id or user_id in self._operators:
@@ -255,6 +399,10 @@ async def _is_chat_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
     return member.status in _ADMIN_STATUSES
 
 
+async def _reply(message: Message, text: str) -> None:
+    await message.reply_text(text, parse_mode=ParseMode.HTML)
+
+
 def _lang(update: Update) -> Lang:
     user = update.effective_user
     return language_for(user.language_code if user else None)
@@ -262,8 +410,8 @@ def _lang(update: Update) -> Lang:
 
 def _text_after_command(message: Message) -> str:
     """The message text after its leading `/command[@bot]`, every other character kept."""
-    text = message.text or ""
-    entities = message.entities
+    text = message.text or message.caption or ""
+    entities = message.entities or message.caption_entities
     if entities and entities[0].type == MessageEntity.BOT_COMMAND and entities[0].offset == 0:
         # The command is ASCII, so its UTF-16 length is its length in characters.
         return text[entities[0].length :]

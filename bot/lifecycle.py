@@ -35,6 +35,15 @@ class TaskState(StrEnum):
 
 class TaskKind(StrEnum):
     TEXT_TO_IMAGE = "text_to_image"
+    IMAGE_TO_VIDEO = "image_to_video"
+    TEXT_TO_VIDEO = "text_to_video"
+    UPSCALE = "upscale"
+
+
+class AnimateMode(StrEnum):
+    FUN = "fun"
+    NORMAL = "normal"
+    SPICY = "spicy"
 
 
 class FailureKind(StrEnum):

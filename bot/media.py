@@ -1,38 +1,55 @@
-"""Fetching generated media ourselves, for when Telegram cannot fetch a result URL."""
+"""Fetching generated media ourselves: its size and type first, then its bytes when
+Telegram cannot fetch it by URL."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import httpx
-
-# Telegram takes uploads of photos up to 10 MB.
-MAX_PHOTO_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
 class MediaTooLarge(Exception):
     pass
 
 
-class MediaFetcher:
-    def __init__(self, client: httpx.AsyncClient, *, max_bytes: int = MAX_PHOTO_UPLOAD_BYTES):
-        self._client = client
-        self._max_bytes = max_bytes
+@dataclass(frozen=True, slots=True)
+class Probe:
+    url: str
+    size: int | None  # None: the server did not say
+    content_type: str | None
 
-    async def fetch(self, url: str) -> bytes:
-        async with self._client.stream("GET", url) as response:
+
+class MediaFetcher:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def probe(self, url: str) -> Probe:
+        """Size and type from a HEAD request; unknown if the server will not say."""
+        try:
+            response = await self._client.head(url, follow_redirects=True)
+        except httpx.HTTPError:
+            return Probe(url, None, None)
+        if response.status_code != 200:
+            return Probe(url, None, None)
+        length = response.headers.get("content-length", "")
+        content_type = response.headers.get("content-type")
+        return Probe(url, int(length) if length.isdigit() else None, content_type)
+
+    async def probe_all(self, urls: tuple[str, ...] | list[str]) -> list[Probe]:
+        return list(await asyncio.gather(*(self.probe(url) for url in urls)))
+
+    async def fetch(self, url: str, *, max_bytes: int) -> bytes:
+        async with self._client.stream("GET", url, follow_redirects=True) as response:
             response.raise_for_status()
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > self._max_bytes:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
                 raise MediaTooLarge(f"{declared} bytes")
             chunks = []
             size = 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
-                if size > self._max_bytes:
-                    raise MediaTooLarge(f"over {self._max_bytes} bytes")
+                if size > max_bytes:
+                    raise MediaTooLarge(f"over {max_bytes} bytes")
                 chunks.append(chunk)
             return b"".join(chunks)
-
-    async def fetch_all(self, urls: tuple[str, ...] | list[str]) -> list[bytes]:
-        return list(await asyncio.gather(*(self.fetch(url) for url in urls)))

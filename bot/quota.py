@@ -23,7 +23,12 @@ class Costs:
     upscale: int = 12
 
     def of(self, kind: TaskKind) -> int:
-        return {TaskKind.TEXT_TO_IMAGE: self.text_to_image}[kind]
+        return {
+            TaskKind.TEXT_TO_IMAGE: self.text_to_image,
+            TaskKind.IMAGE_TO_VIDEO: self.image_to_video,
+            TaskKind.TEXT_TO_VIDEO: self.text_to_video,
+            TaskKind.UPSCALE: self.upscale,
+        }[kind]
 
 
 @dataclass(frozen=True, slots=True)

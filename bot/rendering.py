@@ -10,9 +10,10 @@ import html
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import callback_data
-from bot.callback_data import Animate, ChangeSetting, Reroll
+from bot.callback_data import Animate, ChangeSetting, Reroll, Upscale
 from bot.catalog import Lang, Markup, text
 from bot.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
+from bot.lifecycle import TaskKind
 from bot.providers.base import UpstreamState
 from bot.quota import Balance, Costs, Refusal, next_renewal
 from storage.chats import ChatSettings
@@ -65,6 +66,25 @@ def result_keyboard(task_id: int, image_count: int) -> InlineKeyboardMarkup:
     ]
     rows.append([InlineKeyboardButton("🔁", callback_data=callback_data.encode(Reroll(task_id)))])
     return InlineKeyboardMarkup(rows)
+
+
+def video_keyboard(lang: Lang, task_id: int, kind: TaskKind) -> InlineKeyboardMarkup | None:
+    """⬆ Upscale and 🔁 under a video; nothing under an upscaled one."""
+    if kind is TaskKind.UPSCALE:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    text(lang, "button.upscale"),
+                    callback_data=callback_data.encode(Upscale(task_id)),
+                ),
+                InlineKeyboardButton(
+                    text(lang, "button.again"), callback_data=callback_data.encode(Reroll(task_id))
+                ),
+            ]
+        ]
+    )
 
 
 def result_text(lang: Lang, aspect_ratio: str) -> str:

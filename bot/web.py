@@ -25,6 +25,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from bot.signing import callback_signature_valid, secrets_match
+from storage.served_files import ServedFiles
 from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ _log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_000_000
 CALLBACK_PREFIX = "/callbacks"
 TELEGRAM_PREFIX = "/telegram"
+FILES_PREFIX = "/files"
 
 
 def callback_url(public_url: str, task: Task) -> str:
@@ -68,6 +70,7 @@ async def read_json(request: Request) -> Any:
 @dataclass(frozen=True)
 class WebDependencies:
     tasks: TaskRepository
+    served_files: ServedFiles
     nudge: Callable[[int], bool]
     tasks_in_flight: Callable[[], int]
     database_ok: Callable[[], Awaitable[bool]]
@@ -103,6 +106,14 @@ def build_web_app(deps: WebDependencies) -> Starlette:
         watched = deps.nudge(task.id)
         _log.info("task %d: callback (%s)", task.id, "read now" if watched else "already done")
         return JSONResponse({"ok": True})
+
+    async def served_file(request: Request) -> Response:
+        """A user's photo, for the upstream to fetch while it animates it."""
+        found = await deps.served_files.get(request.path_params["token"])
+        if found is None:
+            return PlainTextResponse("not found", status_code=404)
+        content, content_type = found
+        return Response(content, media_type=content_type)
 
     async def healthz(request: Request) -> Response:
         database = await deps.database_ok()
@@ -140,6 +151,7 @@ def build_web_app(deps: WebDependencies) -> Starlette:
             Route(CALLBACK_PREFIX + "/{task_id:int}/{secret}", upstream_callback, methods=["POST"]),
             Route(TELEGRAM_PREFIX + "/{secret}", telegram_update, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route(FILES_PREFIX + "/{token}", served_file, methods=["GET"]),
         ]
     )
 

@@ -34,6 +34,10 @@ class NewTask:
     message_thread_id: int | None = None
     request_message_id: int | None = None
     parent_task_id: int | None = None
+    mode: str | None = None
+    source_task_id: int | None = None
+    source_index: int | None = None
+    image_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,11 @@ class Task:
     buttons_message_id: int | None
     callback_secret: str | None
     cost: int
+    mode: str | None
+    source_task_id: int | None
+    source_index: int | None
+    image_url: str | None
+    media_file_ids: tuple[str, ...]
     created_at: float
     submitted_at: float | None
     finished_at: float | None
@@ -105,6 +114,11 @@ class Task:
             buttons_message_id=row["buttons_message_id"],
             callback_secret=row["callback_secret"],
             cost=row["cost"],
+            mode=row["mode"],
+            source_task_id=row["source_task_id"],
+            source_index=row["source_index"],
+            image_url=row["image_url"],
+            media_file_ids=tuple(json.loads(row["media_file_ids"] or "[]")),
             created_at=row["created_at"],
             submitted_at=row["submitted_at"],
             finished_at=row["finished_at"],
@@ -124,11 +138,13 @@ _MOVABLE_FIELDS = frozenset(
         "delivered_at",
     }
 )
-_NOTE_FIELDS = frozenset({"status_message_id", "album_message_ids", "buttons_message_id"})
+_NOTE_FIELDS = frozenset(
+    {"status_message_id", "album_message_ids", "buttons_message_id", "media_file_ids"}
+)
 
 
 def _encode(name: str, value: Any) -> Any:
-    if name in ("result_urls", "album_message_ids") and value is not None:
+    if name in ("result_urls", "album_message_ids", "media_file_ids") and value is not None:
         return json.dumps(list(value))
     return value
 
@@ -159,8 +175,9 @@ class TaskRepository:
                 """
                 INSERT INTO tasks (kind, state, provider, chat_id, chat_type, user_id, lang,
                                    message_thread_id, request_message_id, prompt, aspect_ratio,
-                                   parent_task_id, callback_secret, cost, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   parent_task_id, callback_secret, cost, mode, source_task_id,
+                                   source_index, image_url, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
                     new.kind,
@@ -177,6 +194,10 @@ class TaskRepository:
                     new.parent_task_id,
                     secrets.token_urlsafe(24),
                     charge.cost if charge else 0,
+                    new.mode,
+                    new.source_task_id,
+                    new.source_index,
+                    new.image_url,
                     now,
                     now,
                 ),
@@ -208,6 +229,18 @@ class TaskRepository:
             (provider, upstream_task_id),
         )
         return Task.from_row(row) if row else None
+
+    async def find_by_message(self, chat_id: int, message_id: int) -> tuple[Task, int] | None:
+        """The task whose delivered media include this message, and the item's index."""
+        row = await self._db.fetch_one(
+            """
+            SELECT tasks.*, item.key AS item_index
+            FROM tasks, json_each(tasks.album_message_ids) AS item
+            WHERE tasks.chat_id = ? AND item.value = ? ORDER BY tasks.id DESC LIMIT 1
+            """,
+            (chat_id, message_id),
+        )
+        return (Task.from_row(row), int(row["item_index"])) if row else None
 
     async def unfinished(self) -> list[Task]:
         final = tuple(FINAL_STATES)

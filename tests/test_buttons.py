@@ -56,19 +56,6 @@ async def test_reroll_makes_a_new_task_with_the_same_prompt_and_ratio(
     assert len([c for c in telegram.calls_of("sendMediaGroup") if c.ok]) == 2
 
 
-async def test_animate_buttons_answer_coming_soon(
-    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
-) -> None:
-    chat = telegram.private_chat(ANN)
-    buttons = await deliver_one(telegram, bot, chat)
-    keyboard = telegram.message(chat.id, buttons).payload["reply_markup"]["inline_keyboard"]
-    animate_3 = keyboard[0][2]
-    assert animate_3["text"] == "🎬 3"
-    query = telegram.press(chat, ANN, buttons, animate_3["callback_data"])
-    assert await answer_to(telegram, query) == "Animation is coming soon."
-    assert len(kie.created) == 1
-
-
 async def test_unknown_button_data_gets_a_short_notice(
     telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
 ) -> None:

@@ -40,5 +40,13 @@ async def test_command_menu_registered_for_private_chats_and_groups(
         ("all_group_chats", "ru"),
     }
     for commands in telegram.commands.values():
-        assert [c["command"] for c in commands] == ["imagine", "quota", "settings", "help"]
+        assert [c["command"] for c in commands] == [
+            "imagine",
+            "video",
+            "animate",
+            "upscale",
+            "quota",
+            "settings",
+            "help",
+        ]
     assert telegram.commands[("all_group_chats", "ru")][0]["description"] == "Картинки по описанию"

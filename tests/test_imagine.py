@@ -237,10 +237,26 @@ async def test_russian_user_gets_russian_messages(
     assert last.startswith("🎬 оживляет картинку")
 
 
-async def test_telegram_that_cannot_fetch_the_urls_gets_uploads(
+async def test_images_over_the_by_url_cap_are_uploaded(
     telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
 ) -> None:
     kie.scenario = Scenario(images=2, image_bytes=6 * 1024 * 1024)  # over the 5 MB by-URL cap
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine big pictures")
+    await deliver(telegram, chat.id)
+    [uploaded] = telegram.calls_of("sendMediaGroup", chat.id)
+    assert uploaded.ok
+    assert all(m["media"].startswith("attach://") for m in uploaded.json("media"))
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert len(json.loads(task["media_file_ids"])) == 2
+
+
+async def test_telegram_that_cannot_fetch_the_urls_gets_uploads(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+) -> None:
+    # The server will not tell the size, so the bot tries by URL; Telegram cannot take 6 MB.
+    kie.scenario = Scenario(images=2, image_bytes=6 * 1024 * 1024, size_on_head=False)
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine big pictures")
     await deliver(telegram, chat.id)
@@ -250,3 +266,24 @@ async def test_telegram_that_cannot_fetch_the_urls_gets_uploads(
     assert uploaded.ok
     assert all(m["media"].startswith("attach://") for m in uploaded.json("media"))
     assert (await bot.wait_until_settled())[0]["state"] == "delivered"
+
+
+async def test_one_oversized_image_does_not_lose_the_other_five(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+) -> None:
+    kie.scenario = Scenario(sizes=((3, 12 * 1024 * 1024),))  # over the 10 MB photo upload cap
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine five and a giant")
+    await deliver(telegram, chat.id)
+    [album] = [c for c in telegram.calls_of("sendMediaGroup", chat.id) if c.ok]
+    assert len(album.json("media")) == 5
+    [document] = [c for c in telegram.calls_of("sendDocument", chat.id) if c.ok]
+    assert document.result["document"]["file_size"] >= 12 * 1024 * 1024
+    [task] = await bot.wait_until_settled()
+    ids = json.loads(task["album_message_ids"])
+    assert ids[3] == document.result["message_id"]
+    assert [i for i in ids if i] == sorted(i for i in ids if i)[:3] + sorted(i for i in ids if i)[
+        3:
+    ]
+    keyboard = telegram.calls_of("sendMessage", chat.id)[-1].json("reply_markup")
+    assert len([b for row in keyboard["inline_keyboard"] for b in row]) == 7  # 🎬 × 6 and 🔁

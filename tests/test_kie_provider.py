@@ -13,7 +13,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.providers import ErrorKind, ImageRequest, KieProvider, ProviderError, UpstreamState
+from bot.lifecycle import TaskKind
+from bot.providers import (
+    ErrorKind,
+    GenerationRequest,
+    KieProvider,
+    ProviderError,
+    UpstreamState,
+)
 
 DOC_CREATE_ANSWER = {"code": 200, "msg": "success", "data": {"taskId": "task_grok_12345678"}}
 DOC_CREATE_ANSWER_MESSAGE_SPELLING = {
@@ -58,6 +65,7 @@ DOC_FAILURE_RECORD = {
 }
 
 Handler = Callable[[httpx.Request], httpx.Response]
+IMAGE_REQUEST = GenerationRequest(TaskKind.TEXT_TO_IMAGE, prompt="a fox", aspect_ratio="1:1")
 
 
 def provider(handler: Handler) -> KieProvider:
@@ -77,8 +85,13 @@ async def test_create_sends_the_documented_request() -> None:
         return httpx.Response(200, json=DOC_CREATE_ANSWER)
 
     client = provider(answer)
-    task_id = await client.create_image_task(
-        ImageRequest("a fox", "3:2", callback_url="https://bot.example/cb/1")
+    task_id = await client.create_task(
+        GenerationRequest(
+            TaskKind.TEXT_TO_IMAGE,
+            prompt="a fox",
+            aspect_ratio="3:2",
+            callback_url="https://bot.example/cb/1",
+        )
     )
     await client.aclose()
     assert task_id == "task_grok_12345678"
@@ -94,7 +107,7 @@ async def test_create_sends_the_documented_request() -> None:
 
 async def test_message_spelling_is_read_too() -> None:
     client = provider(lambda _: httpx.Response(200, json=DOC_CREATE_ANSWER_MESSAGE_SPELLING))
-    assert await client.create_image_task(ImageRequest("a fox", "1:1")) == "task_12345678"
+    assert await client.create_task(IMAGE_REQUEST) == "task_12345678"
     await client.aclose()
 
 
@@ -176,7 +189,7 @@ async def test_create_that_timed_out_has_an_unknown_outcome() -> None:
 
     client = provider(answer)
     with pytest.raises(ProviderError) as raised:
-        await client.create_image_task(ImageRequest("a fox", "1:1"))
+        await client.create_task(IMAGE_REQUEST)
     assert raised.value.kind is ErrorKind.UNKNOWN_OUTCOME
     with pytest.raises(ProviderError) as raised:
         await client.get_status("t")  # reading is safe to repeat
@@ -190,6 +203,6 @@ async def test_create_that_could_not_connect_is_safe_to_retry() -> None:
 
     client = provider(answer)
     with pytest.raises(ProviderError) as raised:
-        await client.create_image_task(ImageRequest("a fox", "1:1"))
+        await client.create_task(IMAGE_REQUEST)
     assert raised.value.kind is ErrorKind.TRANSIENT
     await client.aclose()

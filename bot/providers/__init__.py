@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.providers.base import (
     ErrorKind,
-    ImageRequest,
+    GenerationRequest,
     Provider,
     ProviderError,
     UpstreamState,
@@ -15,7 +15,7 @@ from bot.settings import ProviderName, Settings
 
 __all__ = [
     "ErrorKind",
-    "ImageRequest",
+    "GenerationRequest",
     "KieProvider",
     "Provider",
     "ProviderError",
@@ -31,6 +31,7 @@ def build_provider(settings: Settings) -> Provider:
             name=settings.provider.value,
             base_url=settings.provider_base,
             api_key=settings.provider_api_key,
+            upload_url=str(settings.provider_upload_url) if settings.provider_upload_url else None,
         )
     raise NotImplementedError(
         f"PROVIDER={settings.provider.value} is not supported yet; use kie or apikley"

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from bot.lifecycle import TaskKind
+
 
 class UpstreamState(StrEnum):
     QUEUED = "queued"
@@ -15,9 +17,16 @@ class UpstreamState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ImageRequest:
-    prompt: str
-    aspect_ratio: str
+class GenerationRequest:
+    """One task for the upstream, whatever its kind; fields a kind does not use stay None."""
+
+    kind: TaskKind
+    prompt: str | None = None
+    aspect_ratio: str | None = None
+    mode: str | None = None
+    source_task_id: str | None = None  # the upstream's id of an earlier task (animate, upscale)
+    index: int | None = None  # which image of that task, 0-based
+    image_url: str | None = None  # an image of the user's own, at a URL the upstream can fetch
     callback_url: str | None = None
 
 
@@ -56,9 +65,15 @@ class ProviderError(Exception):
 
 class Provider(Protocol):
     name: str
+    can_upload: bool  # whether `upload_file` gives URLs (else the bot serves files itself)
 
-    async def create_image_task(self, request: ImageRequest) -> str:
-        """Create a text-to-image task; returns the upstream's task id."""
+    async def create_task(self, request: GenerationRequest) -> str:
+        """Create a task; returns the upstream's task id."""
+        ...
+
+    async def upload_file(self, content: bytes, file_name: str) -> str | None:
+        """Put a file where the upstream can fetch it; its URL, or None if this upstream has
+        no upload API (the bot then serves the file itself)."""
         ...
 
     async def get_status(self, upstream_task_id: str) -> UpstreamStatus: ...

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from bot.lifecycle import TaskKind
 from bot.providers.base import (
     ErrorKind,
-    ImageRequest,
+    GenerationRequest,
     ProviderError,
     UpstreamState,
     UpstreamStatus,
@@ -24,7 +25,12 @@ from bot.providers.base import (
 
 _log = logging.getLogger(__name__)
 
-TEXT_TO_IMAGE = "grok-imagine/text-to-image"
+MODELS = {
+    TaskKind.TEXT_TO_IMAGE: "grok-imagine/text-to-image",
+    TaskKind.IMAGE_TO_VIDEO: "grok-imagine/image-to-video",
+    TaskKind.TEXT_TO_VIDEO: "grok-imagine/text-to-video",
+    TaskKind.UPSCALE: "grok-imagine/upscale",
+}
 
 _STATES = {
     "waiting": UpstreamState.QUEUED,
@@ -79,10 +85,13 @@ class KieProvider:
         name: str,
         base_url: str,
         api_key: SecretStr,
+        upload_url: str | None = None,
         timeout: httpx.Timeout | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
+        self._upload_url = upload_url.rstrip("/") if upload_url else None
+        self.can_upload = self._upload_url is not None
         self._client = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Bearer {api_key.get_secret_value()}"},
@@ -93,11 +102,33 @@ class KieProvider:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def create_image_task(self, request: ImageRequest) -> str:
-        body: dict[str, Any] = {
-            "model": TEXT_TO_IMAGE,
-            "input": {"prompt": request.prompt, "aspect_ratio": request.aspect_ratio},
-        }
+    async def upload_file(self, content: bytes, file_name: str) -> str | None:
+        """The kie file upload API (files live 3 days): multipart `file`, `uploadPath`."""
+        if self._upload_url is None:
+            return None
+        try:
+            response = await self._client.post(
+                f"{self._upload_url}/api/file-stream-upload",
+                files={"file": (file_name, content)},
+                data={"uploadPath": "imagine-bot", "fileName": file_name},
+                timeout=httpx.Timeout(60.0, connect=5.0),
+            )
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise ProviderError(ErrorKind.TRANSIENT, f"upload failed: {error}") from error
+        if not isinstance(body, dict):
+            raise ProviderError(ErrorKind.TRANSIENT, "upload answered without a JSON object")
+        data = body.get("data")
+        url = data.get("downloadUrl") or data.get("fileUrl") if isinstance(data, dict) else None
+        if response.status_code != 200 or body.get("code") != 200 or not isinstance(url, str):
+            kind = ErrorKind.TRANSIENT
+            if response.status_code != 200:
+                kind = _kind_for_http(response.status_code)
+            raise ProviderError(kind, f"upload refused: {body.get('msg') or response.status_code}")
+        return url
+
+    async def create_task(self, request: GenerationRequest) -> str:
+        body: dict[str, Any] = {"model": MODELS[request.kind], "input": _input_for(request)}
         if request.callback_url:
             body["callBackUrl"] = request.callback_url
         envelope = await self._call("POST", "/api/v1/jobs/createTask", creates=True, json=body)
@@ -188,6 +219,31 @@ class KieProvider:
             code=envelope.code,
             retry_after=retry_after,
         )
+
+
+def _input_for(request: GenerationRequest) -> dict[str, Any]:
+    """The documented `input` of each model; optional fields only when they have a value."""
+    fields: dict[str, Any]
+    match request.kind:
+        case TaskKind.TEXT_TO_IMAGE | TaskKind.TEXT_TO_VIDEO:
+            fields = {"prompt": request.prompt, "aspect_ratio": request.aspect_ratio}
+        case TaskKind.IMAGE_TO_VIDEO if request.image_url:
+            # An external image: spicy is not supported (the upstream would switch to normal).
+            fields = {
+                "image_urls": [request.image_url],
+                "prompt": request.prompt,
+                "mode": request.mode,
+            }
+        case TaskKind.IMAGE_TO_VIDEO:
+            fields = {
+                "task_id": request.source_task_id,
+                "index": request.index,
+                "prompt": request.prompt,
+                "mode": request.mode,
+            }
+        case TaskKind.UPSCALE:
+            fields = {"task_id": request.source_task_id}
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def _kind_for(code: int, *, fallback_http: int) -> ErrorKind:

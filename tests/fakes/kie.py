@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import httpx
 from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -47,7 +48,10 @@ class Scenario:
     images: int = 6
     fail_code: str = "500"
     fail_msg: str = "Internal server error"
-    image_bytes: int = 0  # pad each image to about this size (0: a tiny PNG)
+    image_bytes: int = 0  # pad each result to about this size (0: tiny)
+    result: Literal["auto", "image", "video"] = "auto"  # auto: by the model (upscale: video)
+    size_on_head: bool = True  # False: HEAD is not allowed, the size stays unknown
+    sizes: tuple[tuple[int, int], ...] = ()  # (index, bytes) for single results of their own size
     callback: Literal["send", "drop"] = "send"  # when the task has a callBackUrl
     callback_delay: float = 0.0  # after the task is done
     callback_repeats: int = 1  # the same callback, sent this many times
@@ -83,6 +87,7 @@ class FakeKie:
     create_attempts: int = 0
     image_fetches: int = 0
     hmac_key: str | None = None  # sign callbacks, as an account with signing turned on does
+    uploads: dict[str, bytes] = field(default_factory=dict)
     callbacks: list[CallbackAttempt] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -95,7 +100,9 @@ class FakeKie:
                     Route("/api/v1/jobs/createTask", self._create, methods=["POST"]),
                     Route("/api/v1/jobs/recordInfo", self._record_info, methods=["GET"]),
                     Route("/api/v1/chat/credit", self._credit, methods=["GET"]),
-                    Route("/files/{task_id}/{index:int}.png", self._image, methods=["GET"]),
+                    Route("/files/{task_id}/{index:int}.{suffix}", self._result, methods=["GET"]),
+                    Route("/api/file-stream-upload", self._upload, methods=["POST"]),
+                    Route("/uploads/{token}", self._uploaded, methods=["GET"]),
                 ]
             )
         )
@@ -203,13 +210,55 @@ class FakeKie:
             return _answer(401, "You do not have access permissions")
         return _answer(200, "success", data=1000)
 
-    async def _image(self, request: Request) -> Response:
+    async def _result(self, request: Request) -> Response:
         task = self.tasks.get(request.path_params["task_id"])
-        index = request.path_params["index"]
-        if task is None or index >= task.scenario.images:
+        index, suffix = request.path_params["index"], request.path_params["suffix"]
+        if task is None or index >= self.result_count(task) or suffix != self.suffix(task):
             return Response(status_code=404)
-        self.image_fetches += 1
-        return Response(png(index, pad_to=task.scenario.image_bytes), media_type="image/png")
+        if request.method == "HEAD" and not task.scenario.size_on_head:
+            return Response(status_code=405)
+        if request.method == "GET":
+            self.image_fetches += 1
+        size = dict(task.scenario.sizes).get(index, task.scenario.image_bytes)
+        if suffix == "mp4":
+            return Response(mp4(pad_to=size), media_type="video/mp4")
+        return Response(png(index, pad_to=size), media_type="image/png")
+
+    async def _upload(self, request: Request) -> Response:
+        """The file upload API (kie's file-stream-upload): multipart `file` and `uploadPath`."""
+        if not self._authorized(request):
+            return JSONResponse({"success": False, "code": 401, "msg": "unauthorized"})
+        form = await request.form(max_part_size=20 * 1024 * 1024)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile) or not form.get("uploadPath"):
+            return JSONResponse({"success": False, "code": 422, "msg": "file and uploadPath"})
+        content = await upload.read()
+        token = uuid.uuid4().hex
+        self.uploads[token] = content
+        url = f"{self.url}/uploads/{token}"
+        return JSONResponse(
+            {
+                "success": True,
+                "code": 200,
+                "msg": "File uploaded successfully",
+                "data": {"fileName": upload.filename, "downloadUrl": url, "fileSize": len(content)},
+            }
+        )
+
+    async def _uploaded(self, request: Request) -> Response:
+        content = self.uploads.get(request.path_params["token"])
+        if content is None:
+            return Response(status_code=404)
+        return Response(content, media_type="application/octet-stream")
+
+    def suffix(self, task: FakeTask) -> str:
+        kind = task.scenario.result
+        if kind == "auto":
+            kind = "image" if task.request["model"] == "grok-imagine/text-to-image" else "video"
+        return "png" if kind == "image" else "mp4"
+
+    def result_count(self, task: FakeTask) -> int:
+        return task.scenario.images if self.suffix(task) == "png" else 1
 
     # --- the task record, as recordInfo and callbacks show it ------------------------------
 
@@ -233,7 +282,11 @@ class FakeKie:
         elif now < task.done_at:
             record["state"] = "generating"
         elif scenario.outcome == "success":
-            urls = [f"{self.url}/files/{task.task_id}/{i}.png" for i in range(scenario.images)]
+            suffix = self.suffix(task)
+            urls = [
+                f"{self.url}/files/{task.task_id}/{i}.{suffix}"
+                for i in range(self.result_count(task))
+            ]
             record.update(
                 state="success",
                 resultJson=json.dumps({"resultUrls": urls}),
@@ -267,15 +320,32 @@ def _validate_create(body: Any) -> str | None:
         isinstance(callback, str) and callback.startswith(("http://", "https://"))
     ):
         return "callBackUrl must be a URL"
-    if body["model"] == "grok-imagine/text-to-image":
-        prompt = payload.get("prompt")
+    model = body["model"]
+    prompt = payload.get("prompt")
+    if prompt is not None and (not isinstance(prompt, str) or len(prompt) > 5000):
+        return "prompt must be a string of at most 5000 characters"
+    if model in ("grok-imagine/text-to-image", "grok-imagine/text-to-video"):
         if not isinstance(prompt, str) or not prompt.strip():
             return "prompt is required"
-        if len(prompt) > 5000:
-            return "prompt must be at most 5000 characters"
-        ratio = payload.get("aspect_ratio", "1:1")
-        if ratio not in ASPECT_RATIOS:
+        if payload.get("aspect_ratio", "1:1") not in ASPECT_RATIOS:
             return "aspect_ratio is not supported"
+    video = model in ("grok-imagine/image-to-video", "grok-imagine/text-to-video")
+    if video and payload.get("mode", "normal") not in ("fun", "normal", "spicy"):
+        return "mode must be fun, normal or spicy"
+    if model == "grok-imagine/image-to-video":
+        urls, task_id = payload.get("image_urls"), payload.get("task_id")
+        if (urls is None) == (task_id is None):
+            return "give exactly one of image_urls or task_id"
+        if urls is not None and not (
+            isinstance(urls, list) and len(urls) == 1 and str(urls[0]).startswith("http")
+        ):
+            return "image_urls must hold one URL"
+        if task_id is not None and not (
+            isinstance(task_id, str) and payload.get("index") in range(6)
+        ):
+            return "task_id needs an index from 0 to 5"
+    if model == "grok-imagine/upscale" and not isinstance(payload.get("task_id"), str):
+        return "task_id is required"
     return None
 
 
@@ -284,6 +354,12 @@ def _answer(code: int, msg: str, *, data: Any = None, http_status: int = 200) ->
     if data is not None:
         body["data"] = data
     return JSONResponse(body, status_code=http_status)
+
+
+def mp4(*, pad_to: int = 0) -> bytes:
+    """Enough of an MP4 for a server that looks at its `ftyp` box."""
+    head = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    return head + b"\x00" * max(64, pad_to - len(head))
 
 
 def png(seed: int, *, pad_to: int = 0) -> bytes:

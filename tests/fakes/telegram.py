@@ -24,7 +24,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.fakes.server import LoopbackServer
@@ -33,6 +33,9 @@ from tests.fakes.telegram_html import HtmlError, Parsed, parse_html, utf16_len
 BOT_ID = 7_000_001
 BOT_USERNAME = "imagine_test_bot"
 MAX_URL_PHOTO_BYTES = 5 * 1024 * 1024
+MAX_URL_OTHER_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_OTHER_BYTES = 50 * 1024 * 1024
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile refuses larger files
 MAX_UPLOAD_PHOTO_BYTES = 10 * 1024 * 1024
 CHAT_ACTIONS = {
     "typing",
@@ -142,6 +145,7 @@ class FakeTelegram:
             Starlette(
                 routes=[
                     Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
+                    Route("/file/bot{token}/{path:path}", self._download, methods=["GET"]),
                 ]
             )
         )
@@ -149,6 +153,8 @@ class FakeTelegram:
         self._users: dict[int, FakeUser] = {}
         self._member_status: dict[tuple[int, int], str] = {}
         self._migrated: dict[int, int] = {}
+        self._files: dict[str, bytes] = {}
+        self.downloads: list[str] = []
         self._messages: dict[tuple[int, int], StoredMessage] = {}
         self._next_message_id: dict[int, int] = {}
         self._updates: list[dict[str, Any]] = []
@@ -225,6 +231,69 @@ class FakeTelegram:
         if reply_to is not None:
             replied = self._messages[(chat.id, reply_to)]
             message["reply_to_message"] = replied.payload
+        self._store(chat.id, message, from_bot=False)
+        self._push({"message": message})
+        return message
+
+    def send_photo(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        """A user sends a photo (Telegram re-encodes photos as JPEG; this keeps the bytes)."""
+        return self._user_media(
+            chat,
+            user,
+            "photo",
+            [self._keep_file(content, "userphoto", width=800, height=600)],
+            caption,
+            reply_to,
+        )
+
+    def send_document(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        content: bytes,
+        *,
+        mime_type: str,
+        file_name: str = "file",
+        caption: str | None = None,
+    ) -> dict[str, Any]:
+        """A user sends a file (an image sent "as a file" keeps its format and size)."""
+        document = self._keep_file(content, "userdoc", file_name=file_name, mime_type=mime_type)
+        return self._user_media(chat, user, "document", document, caption, None)
+
+    def _user_media(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        field_name: str,
+        media: Any,
+        caption: str | None,
+        reply_to: int | None,
+    ) -> dict[str, Any]:
+        self._users[user.id] = user
+        message: dict[str, Any] = {
+            "message_id": self._take_message_id(chat.id),
+            "date": int(time.time()),
+            "chat": chat.as_dict(),
+            "from": user.as_dict(),
+            field_name: media,
+        }
+        if caption is not None:
+            message["caption"] = caption
+            if caption.startswith("/"):
+                command = caption.split(maxsplit=1)[0]
+                message["caption_entities"] = [
+                    {"type": "bot_command", "offset": 0, "length": utf16_len(command)}
+                ]
+        if reply_to is not None:
+            message["reply_to_message"] = self._messages[(chat.id, reply_to)].payload
         self._store(chat.id, message, from_bot=False)
         self._push({"message": message})
         return message
@@ -568,6 +637,68 @@ class FakeTelegram:
         self._store(chat.id, message, from_bot=True)
         return message
 
+    async def _api_sendvideo(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        content = await self._content(
+            params.get("video"),
+            files,
+            by_url_limit=MAX_URL_OTHER_BYTES,
+            upload_limit=MAX_UPLOAD_OTHER_BYTES,
+            kind="video/",
+        )
+        if content[4:8] != b"ftyp":
+            raise bad_request("wrong file type of the video")
+        message = self._new_bot_message(chat, params)
+        message["video"] = self._keep_file(
+            content, "video", width=64, height=64, duration=6, mime_type="video/mp4"
+        )
+        self._caption(message, params)
+        self._attach_markup(message, params)
+        self._store(chat.id, message, from_bot=True)
+        return message
+
+    async def _api_senddocument(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        content = await self._content(
+            params.get("document"),
+            files,
+            by_url_limit=MAX_URL_OTHER_BYTES,
+            upload_limit=MAX_UPLOAD_OTHER_BYTES,
+            kind="",
+        )
+        message = self._new_bot_message(chat, params)
+        message["document"] = self._keep_file(content, "document", file_name="file")
+        self._caption(message, params)
+        self._attach_markup(message, params)
+        self._store(chat.id, message, from_bot=True)
+        return message
+
+    async def _api_getfile(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        file_id = params.get("file_id", "")
+        content = self._files.get(file_id)
+        if content is None:
+            raise bad_request("invalid file_id")
+        if len(content) > MAX_DOWNLOAD_BYTES:
+            raise bad_request("file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": len(content),
+            "file_path": f"files/{file_id}",
+        }
+
+    async def _download(self, request: Request) -> Response:
+        if request.path_params["token"] != self.token:
+            return JSONResponse(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, 401
+            )
+        file_id = request.path_params["path"].removeprefix("files/")
+        content = self._files.get(file_id)
+        if content is None:
+            return JSONResponse({"ok": False, "error_code": 404, "description": "Not Found"}, 404)
+        self.downloads.append(file_id)
+        return Response(content, media_type="application/octet-stream")
+
     async def _api_sendmediagroup(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         chat = self._chat(params)
         media = _json(params, "media", required=True)
@@ -740,44 +871,68 @@ class FakeTelegram:
             if parsed.entities:
                 message["caption_entities"] = parsed.entities
 
-    async def _photo(self, media: Any, files: dict[str, bytes]) -> list[dict[str, Any]]:
+    async def _content(
+        self,
+        media: Any,
+        files: dict[str, bytes],
+        *,
+        by_url_limit: int,
+        upload_limit: int,
+        kind: str,
+    ) -> bytes:
+        """The bytes of a sent file: uploaded (`attach://` or the field itself), or fetched
+        from its URL the way Telegram's servers do, within Telegram's limits."""
         if isinstance(media, str) and media.startswith("attach://"):
             content = files.get(media.removeprefix("attach://"))
             if content is None:
                 raise bad_request("wrong file identifier/HTTP URL specified")
-            if len(content) > MAX_UPLOAD_PHOTO_BYTES:
-                raise ApiError(413, "Request Entity Too Large")
         elif isinstance(media, bytes):
             content = media
         elif isinstance(media, str) and media.startswith(("http://", "https://")):
-            content = await self._fetch(media)
+            return await self._fetch(media, limit=by_url_limit, kind=kind)
+        elif isinstance(media, str) and media in self._files:
+            return self._files[media]
         else:
             raise bad_request("wrong file identifier/HTTP URL specified")
+        if len(content) > upload_limit:
+            raise ApiError(413, "Request Entity Too Large")
+        return content
+
+    async def _photo(self, media: Any, files: dict[str, bytes]) -> list[dict[str, Any]]:
+        content = await self._content(
+            media,
+            files,
+            by_url_limit=MAX_URL_PHOTO_BYTES,
+            upload_limit=MAX_UPLOAD_PHOTO_BYTES,
+            kind="image/",
+        )
         if not content.startswith((b"\x89PNG", b"\xff\xd8\xff", b"RIFF")):
             raise bad_request("IMAGE_PROCESS_FAILED")
-        file_number = next(self._file_ids)
-        return [
-            {
-                "file_id": f"photo-{file_number}",
-                "file_unique_id": f"u{file_number}",
-                "width": 64,
-                "height": 64,
-                "file_size": len(content),
-            }
-        ]
+        return [self._keep_file(content, "photo", width=64, height=64)]
 
-    async def _fetch(self, url: str) -> bytes:
-        """Fetch a photo URL the way Telegram's servers do: at most 5 MB, images only."""
+    def _keep_file(self, content: bytes, prefix: str, **extra: Any) -> dict[str, Any]:
+        number = next(self._file_ids)
+        file_id = f"{prefix}-{number}"
+        self._files[file_id] = content
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{number}",
+            "file_size": len(content),
+            **extra,
+        }
+
+    async def _fetch(self, url: str, *, limit: int, kind: str) -> bytes:
+        """Fetch a URL the way Telegram's servers do: within `limit`, of the right type."""
         try:
             async with self._fetcher.stream("GET", url) as response:
                 if response.status_code != 200:
                     raise bad_request("wrong file identifier/HTTP URL specified")
-                if not response.headers.get("content-type", "").startswith("image/"):
+                if not response.headers.get("content-type", "").startswith(kind):
                     raise bad_request("wrong type of the web page content")
                 content = b""
                 async for chunk in response.aiter_bytes():
                     content += chunk
-                    if len(content) > MAX_URL_PHOTO_BYTES:
+                    if len(content) > limit:
                         raise bad_request("failed to get HTTP URL content")
                 return content
         except httpx.HTTPError as error:

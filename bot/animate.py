@@ -1,0 +1,364 @@
+"""Setting up an animation: 🎬 under an album or /animate on an image opens a draft; a mode
+(Fun / Normal / Spicy) and an optional motion prompt complete it; the step that completes
+it claims the draft, so double presses and racing members create one task.
+
+A user's own photo is downloaded from Telegram, checked (JPEG, PNG or WEBP, at most 10 MB)
+and handed to the upstream at a URL: the upstream's upload API where it has one, else a
+short-lived link on the bot's own HTTP endpoint. Spicy is never offered for it (the
+upstream does not support it for external images).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+)
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+
+from bot import callback_data, catalog
+from bot.callback_data import NoPrompt, PickMode
+from bot.catalog import Lang, Markup
+from bot.lifecycle import AnimateMode, TaskKind
+from bot.providers import Provider, ProviderError
+from storage.chats import ChatRepository
+from storage.drafts import Draft, DraftRepository, NewDraft
+from storage.served_files import ServedFiles
+from storage.tasks import NewTask, Task
+
+_log = logging.getLogger(__name__)
+
+MAX_OWN_IMAGE_BYTES = 10 * 1024 * 1024
+IMAGE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
+
+# Creates the task (reserving its cost); True if it was created, False if refused.
+SubmitTask = Callable[[NewTask, Message], Awaitable[bool]]
+
+
+class OwnImageRefused(Exception):
+    """The user's image cannot be animated; `key` is the catalog message saying why."""
+
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def sniff_image_type(content: bytes) -> str | None:
+    for magic, content_type in _MAGIC:
+        if content.startswith(magic):
+            return content_type
+    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+class Animations:
+    def __init__(
+        self,
+        *,
+        drafts: DraftRepository,
+        chats: ChatRepository,
+        provider: Provider,
+        served_files: ServedFiles,
+        public_url: str | None,
+        spicy_allowed: bool,
+        provider_name: str,
+        submit: SubmitTask,
+    ) -> None:
+        self._drafts = drafts
+        self._chats = chats
+        self._provider = provider
+        self._served = served_files
+        self._public_url = public_url
+        self._spicy_allowed = spicy_allowed
+        self._provider_name = provider_name
+        self._submit = submit
+
+    async def open_for_image(
+        self,
+        bot: Bot,
+        *,
+        task: Task,
+        index: int,
+        user_id: int,
+        lang: Lang,
+        prompt: str | None,
+        answer_to: int,
+    ) -> bool:
+        """🎬 N or /animate on one of our images; False if this member has it open already."""
+        draft, created = await self._drafts.open(
+            NewDraft(
+                chat_id=task.chat_id,
+                chat_type=task.chat_type,
+                user_id=user_id,
+                lang=lang,
+                message_thread_id=task.message_thread_id,
+                source_task_id=task.id,
+                source_index=index,
+                prompt=prompt,
+            )
+        )
+        if not created:
+            return False
+        await self._show_choices(bot, draft, answer_to)
+        return True
+
+    async def open_for_own_image(
+        self,
+        bot: Bot,
+        *,
+        message: Message,
+        image: Message,
+        user_id: int,
+        lang: Lang,
+        prompt: str | None,
+    ) -> None:
+        """/animate on a photo of the user's own (`image` carries the photo)."""
+        url = await self._hand_over(bot, image)
+        draft, _ = await self._drafts.open(
+            NewDraft(
+                chat_id=message.chat_id,
+                chat_type=message.chat.type,
+                user_id=user_id,
+                lang=lang,
+                message_thread_id=message.message_thread_id if message.is_topic_message else None,
+                image_url=url,
+                prompt=prompt,
+            )
+        )
+        await self._show_choices(bot, draft, message.message_id)
+
+    async def pick_mode(self, query: CallbackQuery, action: PickMode, lang: Lang) -> None:
+        draft = await self._owned_open_draft(query, action.draft_id, lang)
+        if draft is None:
+            return
+        if action.mode == AnimateMode.SPICY and not await self._spicy_possible(draft):
+            await query.answer(catalog.text(lang, "animate.spicy_unavailable"), show_alert=True)
+            return
+        draft = await self._drafts.update(draft.id, mode=action.mode)
+        if draft.prompt is not None and isinstance(query.message, Message):
+            await query.answer()
+            await self._start(query.get_bot(), draft, query.message)
+            return
+        await query.answer()
+        await self._edit(
+            query.get_bot(),
+            draft,
+            catalog.text(
+                Lang(draft.lang),
+                "animate.ask_prompt",
+                subject=_subject(draft),
+                mode=_mode_name(draft),
+            ),
+            InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(
+                            catalog.text(Lang(draft.lang), "button.no_prompt"),
+                            callback_data=callback_data.encode(NoPrompt(draft.id)),
+                        )
+                    ]
+                ]
+            ),
+        )
+
+    async def no_prompt(self, query: CallbackQuery, action: NoPrompt, lang: Lang) -> None:
+        draft = await self._owned_open_draft(query, action.draft_id, lang)
+        if draft is None:
+            return
+        await query.answer()
+        if isinstance(query.message, Message):
+            await self._start(query.get_bot(), draft, query.message)
+
+    async def prompt_reply(self, bot: Bot, message: Message, user_id: int) -> bool:
+        """A reply to a draft's message: the motion prompt. False if it is not for a draft."""
+        replied = message.reply_to_message
+        if replied is None or not message.text:
+            return False
+        draft = await self._drafts.find_by_message(message.chat_id, replied.message_id)
+        if draft is None or draft.user_id != user_id or draft.state != "open":
+            return False
+        draft = await self._drafts.update(draft.id, prompt=message.text.strip())
+        if draft.mode is not None:
+            await self._start(bot, draft, message)
+        else:
+            await self._edit(
+                bot, draft, self._choices_text(draft), await self._mode_keyboard(draft)
+            )
+        return True
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _start(self, bot: Bot, draft: Draft, answer_to: Message) -> None:
+        """Claim the draft and create its task; the refusal (no credits) reopens it."""
+        if not await self._drafts.claim(draft.id):
+            return  # a twin press got here first
+        new = NewTask(
+            kind=TaskKind.IMAGE_TO_VIDEO,
+            provider=self._provider_name,
+            chat_id=draft.chat_id,
+            chat_type=draft.chat_type,
+            user_id=draft.user_id,
+            lang=draft.lang,
+            prompt=draft.prompt or "",
+            aspect_ratio="",
+            message_thread_id=draft.message_thread_id,
+            request_message_id=draft.message_id,
+            mode=draft.mode or AnimateMode.NORMAL,
+            source_task_id=draft.source_task_id,
+            source_index=draft.source_index,
+            image_url=draft.image_url,
+        )
+        if not await self._submit(new, answer_to):
+            await self._drafts.reopen(draft.id)
+            return
+        lang = Lang(draft.lang)
+        prompt_line = (
+            catalog.text(lang, "animate.prompt_line", prompt=draft.prompt) if draft.prompt else ""
+        )
+        await self._edit(
+            bot,
+            draft,
+            catalog.text(
+                lang,
+                "animate.started",
+                subject=_subject(draft),
+                mode=_mode_name(draft),
+                prompt_line=Markup(prompt_line),
+            ),
+            None,
+        )
+
+    async def _owned_open_draft(
+        self, query: CallbackQuery, draft_id: int, lang: Lang
+    ) -> Draft | None:
+        draft = await self._drafts.get(draft_id)
+        message = query.message
+        if draft is None or message is None or draft.chat_id != message.chat.id:
+            await query.answer(catalog.text(lang, "button.unknown"))
+            return None
+        if draft.user_id != query.from_user.id:
+            await query.answer(catalog.text(lang, "button.not_yours"), show_alert=True)
+            return None
+        if draft.state != "open":
+            await query.answer(catalog.text(lang, "animate.used"))
+            return None
+        return draft
+
+    async def _spicy_possible(self, draft: Draft) -> bool:
+        if not self._spicy_allowed or draft.image_url is not None:
+            return False
+        return (await self._chats.get(draft.chat_id)).allow_spicy
+
+    async def _show_choices(self, bot: Bot, draft: Draft, answer_to: int) -> None:
+        message = await bot.send_message(
+            draft.chat_id,
+            self._choices_text(draft),
+            parse_mode=ParseMode.HTML,
+            reply_markup=await self._mode_keyboard(draft),
+            message_thread_id=draft.message_thread_id,
+            reply_parameters=ReplyParameters(answer_to, allow_sending_without_reply=True),
+        )
+        await self._drafts.update(draft.id, message_id=message.message_id)
+
+    def _choices_text(self, draft: Draft) -> str:
+        lang = Lang(draft.lang)
+        prompt_line = (
+            catalog.text(lang, "animate.prompt_line", prompt=draft.prompt) if draft.prompt else ""
+        )
+        return catalog.text(
+            lang, "animate.choose_mode", subject=_subject(draft), prompt_line=Markup(prompt_line)
+        )
+
+    async def _mode_keyboard(self, draft: Draft) -> InlineKeyboardMarkup:
+        lang = Lang(draft.lang)
+        spicy = await self._spicy_possible(draft)
+        modes = [AnimateMode.FUN, AnimateMode.NORMAL] + ([AnimateMode.SPICY] if spicy else [])
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        catalog.text(lang, f"mode.{mode}"),
+                        callback_data=callback_data.encode(PickMode(draft.id, mode)),
+                    )
+                    for mode in modes
+                ]
+            ]
+        )
+
+    async def _edit(
+        self, bot: Bot, draft: Draft, text: str, markup: InlineKeyboardMarkup | None
+    ) -> None:
+        if draft.message_id is None:
+            return
+        try:
+            await bot.edit_message_text(
+                text,
+                draft.chat_id,
+                draft.message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
+        except TelegramError as error:
+            _log.info("draft %d: message not updated: %s", draft.id, error)
+
+    async def _hand_over(self, bot: Bot, image: Message) -> str:
+        """Download the user's image from Telegram, check it, and put it at a URL the
+        upstream can fetch. Raises `OwnImageRefused`."""
+        if image.photo:
+            file_id, size = image.photo[-1].file_id, image.photo[-1].file_size
+        elif image.document:
+            if image.document.mime_type not in IMAGE_TYPES:
+                raise OwnImageRefused("animate.bad_type")
+            file_id, size = image.document.file_id, image.document.file_size
+        else:
+            raise OwnImageRefused("animate.usage")
+        if size is not None and size > MAX_OWN_IMAGE_BYTES:
+            raise OwnImageRefused("animate.too_large", size=f"{size / 1024 / 1024:.1f}")
+        if self._public_url is None and not self._provider.can_upload:
+            raise OwnImageRefused("animate.own_unavailable")
+        try:
+            telegram_file = await bot.get_file(file_id)
+            content = bytes(await telegram_file.download_as_bytearray())
+        except TelegramError as error:
+            _log.info("could not download a user's image: %s", error)
+            raise OwnImageRefused("animate.download_failed") from error
+        if len(content) > MAX_OWN_IMAGE_BYTES:
+            raise OwnImageRefused("animate.too_large", size=f"{len(content) / 1024 / 1024:.1f}")
+        content_type = sniff_image_type(content)
+        if content_type is None:
+            raise OwnImageRefused("animate.bad_type")
+        file_name = f"photo.{IMAGE_TYPES[content_type]}"
+        try:
+            uploaded = await self._provider.upload_file(content, file_name)
+        except ProviderError as error:
+            _log.warning("upload to the upstream failed: %s", error)
+            uploaded = None
+        if uploaded is not None:
+            return uploaded
+        if self._public_url is None:
+            raise OwnImageRefused("animate.own_unavailable")
+        token = await self._served.add(content, content_type)
+        return f"{self._public_url}/files/{token}"
+
+
+def _subject(draft: Draft) -> str:
+    lang = Lang(draft.lang)
+    if draft.image_url is not None:
+        return catalog.text(lang, "animate.subject_photo")
+    return catalog.text(lang, "animate.subject_image", index=(draft.source_index or 0) + 1)
+
+
+def _mode_name(draft: Draft) -> str:
+    label = catalog.text(Lang(draft.lang), f"mode.{draft.mode or AnimateMode.NORMAL}")
+    return label.split(" ", 1)[1]  # without its emoji

@@ -1,0 +1,271 @@
+"""Getting results into a chat within Telegram's limits.
+
+By URL Telegram fetches at most 5 MB for a photo and 20 MB for anything else; an upload may
+be 10 MB (photo) or 50 MB (anything else). So each item goes by URL when it fits, is
+downloaded and uploaded when it does not (or when Telegram cannot fetch it), goes as a
+document past the photo limits, and as a link, last, past everything. One item failing
+does not lose the others.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import httpx
+from telegram import (
+    Bot,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    Message,
+    ReplyParameters,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot.catalog import Lang, Markup, text
+from bot.constants import ALBUM_MAX_ITEMS
+from bot.media import MediaFetcher, MediaTooLarge, Probe
+
+_log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+PHOTO_BY_URL = 5 * MB
+OTHER_BY_URL = 20 * MB
+PHOTO_UPLOAD = 10 * MB
+OTHER_UPLOAD = 50 * MB
+
+_VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".m4v")
+
+
+class MediaKind(StrEnum):
+    PHOTO = "photo"
+    VIDEO = "video"
+
+
+def media_kind(probe: Probe) -> MediaKind:
+    """What a result is: by the type its server declares, else by the URL's ending."""
+    if probe.content_type:
+        if probe.content_type.startswith("video/"):
+            return MediaKind.VIDEO
+        if probe.content_type.startswith("image/"):
+            return MediaKind.PHOTO
+    path = httpx.URL(probe.url).path.lower()
+    return MediaKind.VIDEO if path.endswith(_VIDEO_SUFFIXES) else MediaKind.PHOTO
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a task's messages go: its chat, its forum topic, under the message they answer."""
+
+    chat_id: int
+    message_thread_id: int | None
+    reply_to: int | None
+
+    @property
+    def reply_parameters(self) -> ReplyParameters | None:
+        if self.reply_to is None:
+            return None
+        return ReplyParameters(self.reply_to, allow_sending_without_reply=True)
+
+
+@dataclass
+class Delivered:
+    """What reached the chat, per result index: message ids (0: not delivered as media) and
+    Telegram file ids ("" where there is none)."""
+
+    message_ids: list[int]
+    file_ids: list[str]
+    links: list[int] = field(default_factory=list)  # indexes sent as links only
+
+    @property
+    def first_message_id(self) -> int | None:
+        return next((m for m in self.message_ids if m), None)
+
+
+class Deliverer:
+    def __init__(self, bot: Bot, fetcher: MediaFetcher) -> None:
+        self._bot = bot
+        self._fetcher = fetcher
+
+    async def probe(self, urls: Sequence[str]) -> list[Probe]:
+        return await self._fetcher.probe_all(list(urls))
+
+    async def send_images(
+        self, where: Placement, probes: list[Probe], caption: str, lang: Lang
+    ) -> Delivered:
+        probes = probes[:ALBUM_MAX_ITEMS]
+        delivered = Delivered([0] * len(probes), [""] * len(probes))
+        album: list[tuple[int, str | bytes]] = []
+        documents: list[int] = []
+        for index, probe in enumerate(probes):
+            size = probe.size
+            if size is None or size <= PHOTO_BY_URL:
+                album.append((index, probe.url))
+            elif size <= PHOTO_UPLOAD:
+                content = await self._download(probe.url, PHOTO_UPLOAD)
+                if content is None:
+                    delivered.links.append(index)
+                else:
+                    album.append((index, content))
+            elif size <= OTHER_UPLOAD:
+                documents.append(index)
+            else:
+                delivered.links.append(index)
+        if album:
+            try:
+                messages = await self._send_album(where, album, caption)
+            except BadRequest as error:
+                # Telegram could not fetch some URL: fetch them all ourselves and upload.
+                _log.info("album by URL refused (%s); uploading instead", error)
+                uploaded: list[tuple[int, str | bytes]] = []
+                for index, photo in album:
+                    content = (
+                        photo
+                        if isinstance(photo, bytes)
+                        else await self._download(photo, PHOTO_UPLOAD)
+                    )
+                    if content is None:
+                        delivered.links.append(index)
+                    else:
+                        uploaded.append((index, content))
+                album = uploaded
+                messages = await self._send_album(where, album, caption) if album else ()
+            for (index, _), message in zip(album, messages, strict=True):
+                delivered.message_ids[index] = message.message_id
+                delivered.file_ids[index] = message.photo[-1].file_id if message.photo else ""
+        for index in documents:
+            document = await self._send_document(where, probes[index])
+            if document is None:
+                delivered.links.append(index)
+            else:
+                delivered.message_ids[index] = document.message_id
+                delivered.file_ids[index] = document.document.file_id if document.document else ""
+        if delivered.links:
+            await self._send_links(where, [probes[i] for i in sorted(delivered.links)], lang)
+        return delivered
+
+    async def send_video(
+        self,
+        where: Placement,
+        probe: Probe,
+        caption: str,
+        markup: InlineKeyboardMarkup | None,
+        lang: Lang,
+    ) -> Delivered:
+        size = probe.size
+        message: Message | None = None
+        if size is None or size <= OTHER_BY_URL:
+            try:
+                message = await self._video(where, probe.url, caption, markup)
+            except BadRequest as error:
+                _log.info("video by URL refused (%s); uploading instead", error)
+        if message is None and (size is None or size <= OTHER_UPLOAD):
+            content = await self._download(probe.url, OTHER_UPLOAD)
+            if content is not None:
+                message = await self._video(where, content, caption, markup)
+        if message is None:
+            link_message = await self._send_links(where, [probe], lang, markup)
+            return Delivered([link_message.message_id], [""], links=[0])
+        return Delivered([message.message_id], [message.video.file_id if message.video else ""])
+
+    # --- the sends ----------------------------------------------------------------------------
+
+    async def _send_album(
+        self, where: Placement, album: list[tuple[int, str | bytes]], caption: str
+    ) -> tuple[Message, ...]:
+        if len(album) == 1:
+            message = await self._bot.send_photo(
+                where.chat_id,
+                album[0][1],
+                caption=caption,
+                parse_mode=ParseMode.HTML,
+                message_thread_id=where.message_thread_id,
+                reply_parameters=where.reply_parameters,
+            )
+            return (message,)
+        media = [
+            InputMediaPhoto(
+                photo,
+                caption=caption if position == 0 else None,
+                parse_mode=ParseMode.HTML if position == 0 else None,
+            )
+            for position, (_, photo) in enumerate(album)
+        ]
+        return await self._bot.send_media_group(
+            where.chat_id,
+            media,
+            message_thread_id=where.message_thread_id,
+            reply_parameters=where.reply_parameters,
+        )
+
+    async def _video(
+        self,
+        where: Placement,
+        video: str | bytes,
+        caption: str,
+        markup: InlineKeyboardMarkup | None,
+    ) -> Message:
+        return await self._bot.send_video(
+            where.chat_id,
+            video,
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            supports_streaming=True,
+            message_thread_id=where.message_thread_id,
+            reply_parameters=where.reply_parameters,
+        )
+
+    async def _send_document(self, where: Placement, probe: Probe) -> Message | None:
+        """A photo too large to be a photo, as a file: by URL if it fits, else uploaded."""
+        document: str | bytes | None = probe.url
+        if probe.size is not None and probe.size > OTHER_BY_URL:
+            document = await self._download(probe.url, OTHER_UPLOAD)
+        if document is None:
+            return None
+        try:
+            return await self._bot.send_document(
+                where.chat_id,
+                document,
+                message_thread_id=where.message_thread_id,
+                reply_parameters=where.reply_parameters,
+            )
+        except BadRequest as error:
+            _log.info("document refused: %s", error)
+            return None
+
+    async def _send_links(
+        self,
+        where: Placement,
+        probes: list[Probe],
+        lang: Lang,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> Message:
+        items = "\n".join(
+            text(
+                lang,
+                "delivery.link",
+                link=Markup(f'<a href="{html.escape(p.url, quote=True)}">{number}</a>'),
+                size=f"{p.size / MB:.0f}" if p.size else "?",
+            )
+            for number, p in enumerate(probes, start=1)
+        )
+        return await self._bot.send_message(
+            where.chat_id,
+            text(lang, "delivery.links", items=Markup(items)),
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            message_thread_id=where.message_thread_id,
+            reply_parameters=where.reply_parameters,
+        )
+
+    async def _download(self, url: str, limit: int) -> bytes | None:
+        try:
+            return await self._fetcher.fetch(url, max_bytes=limit)
+        except (httpx.HTTPError, MediaTooLarge) as error:
+            _log.info("could not fetch %s: %s", httpx.URL(url).path, error)
+            return None

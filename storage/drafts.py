@@ -1,0 +1,120 @@
+"""Animations being set up: opened by 🎬 or /animate, completed by a mode and an optional
+motion prompt, used once (the step that creates the task claims the draft)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class NewDraft:
+    chat_id: int
+    chat_type: str
+    user_id: int
+    lang: str
+    message_thread_id: int | None = None
+    source_task_id: int | None = None
+    source_index: int | None = None
+    image_url: str | None = None
+    prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    id: int
+    chat_id: int
+    chat_type: str
+    user_id: int
+    lang: str
+    message_thread_id: int | None
+    message_id: int | None
+    source_task_id: int | None
+    source_index: int | None
+    image_url: str | None
+    mode: str | None
+    prompt: str | None
+    state: str
+    task_id: int | None
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Draft:
+        return cls(**{name: row[name] for name in cls.__slots__})
+
+
+class DraftRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def open(self, new: NewDraft) -> tuple[Draft, bool]:
+        """A new draft, or the one this member already has open for the same image
+        (pressing 🎬 twice opens one draft); True if it is new."""
+        if new.source_task_id is not None:
+            row = await self._db.fetch_one(
+                "SELECT * FROM drafts WHERE chat_id = ? AND user_id = ? AND source_task_id = ?"
+                " AND source_index = ? AND state = 'open'",
+                (new.chat_id, new.user_id, new.source_task_id, new.source_index),
+            )
+            if row is not None:
+                return Draft.from_row(row), False
+        inserted = await self._db.fetch_one(
+            "INSERT INTO drafts (chat_id, chat_type, user_id, lang, message_thread_id,"
+            " source_task_id, source_index, image_url, prompt, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING RETURNING id",
+            (
+                new.chat_id,
+                new.chat_type,
+                new.user_id,
+                new.lang,
+                new.message_thread_id,
+                new.source_task_id,
+                new.source_index,
+                new.image_url,
+                new.prompt,
+                time.time(),
+            ),
+        )
+        if inserted is None:  # a twin press opened it a moment ago
+            return await self.open(new)
+        draft = await self.get(inserted[0])
+        assert draft is not None
+        return draft, True
+
+    async def get(self, draft_id: int) -> Draft | None:
+        row = await self._db.fetch_one("SELECT * FROM drafts WHERE id = ?", (draft_id,))
+        return Draft.from_row(row) if row else None
+
+    async def find_by_message(self, chat_id: int, message_id: int) -> Draft | None:
+        row = await self._db.fetch_one(
+            "SELECT * FROM drafts WHERE chat_id = ? AND message_id = ?", (chat_id, message_id)
+        )
+        return Draft.from_row(row) if row else None
+
+    async def update(self, draft_id: int, **fields: Any) -> Draft:
+        allowed = {"message_id", "mode", "prompt", "task_id"}
+        if set(fields) - allowed or not fields:
+            raise ValueError(f"not draft fields: {sorted(set(fields) - allowed)}")
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        await self._db.execute(
+            f"UPDATE drafts SET {assignments} WHERE id = ?", (*fields.values(), draft_id)
+        )
+        draft = await self.get(draft_id)
+        assert draft is not None
+        return draft
+
+    async def claim(self, draft_id: int) -> bool:
+        """Mark the draft used; True for exactly one caller."""
+        changed = await self._db.execute(
+            "UPDATE drafts SET state = 'used' WHERE id = ? AND state = 'open'", (draft_id,)
+        )
+        return changed == 1
+
+    async def reopen(self, draft_id: int) -> None:
+        """The task could not be paid for: the draft may be completed later."""
+        await self._db.execute("UPDATE drafts SET state = 'open' WHERE id = ?", (draft_id,))
