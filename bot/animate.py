@@ -151,26 +151,7 @@ class Animations:
             await self._start(query.get_bot(), draft, query.message)
             return
         await query.answer()
-        await self._edit(
-            query.get_bot(),
-            draft,
-            catalog.text(
-                Lang(draft.lang),
-                "animate.ask_prompt",
-                subject=_subject(draft),
-                mode=_mode_name(draft),
-            ),
-            InlineKeyboardMarkup(
-                [
-                    [
-                        InlineKeyboardButton(
-                            catalog.text(Lang(draft.lang), "button.no_prompt"),
-                            callback_data=callback_data.encode(NoPrompt(draft.id)),
-                        )
-                    ]
-                ]
-            ),
-        )
+        await self._edit(query.get_bot(), draft, *self._prompt_step(draft))
 
     async def no_prompt(self, query: CallbackQuery, action: NoPrompt, lang: Lang) -> None:
         draft = await self._owned_open_draft(query, action.draft_id, lang)
@@ -189,7 +170,7 @@ class Animations:
         if draft is None or draft.user_id != user_id or draft.state != "open":
             return False
         draft = await self._drafts.update(draft.id, prompt=message.text.strip())
-        if draft.mode is not None:
+        if draft.mode is not None or not self._provider.capabilities.modes:
             await self._start(bot, draft, message)
         else:
             await self._edit(
@@ -258,32 +239,60 @@ class Animations:
     async def _spicy_possible(self, draft: Draft) -> bool:
         if not self._spicy_allowed or draft.image_url is not None:
             return False
+        if AnimateMode.SPICY not in self._provider.capabilities.modes:
+            return False
         return (await self._chats.get(draft.chat_id)).allow_spicy
 
     async def _show_choices(self, bot: Bot, draft: Draft, answer_to: int) -> None:
+        if self._provider.capabilities.modes:
+            text, markup = self._choices_text(draft), await self._mode_keyboard(draft)
+        else:
+            # The upstream takes no mode: straight to the motion prompt.
+            text, markup = self._prompt_step(draft)
         message = await bot.send_message(
             draft.chat_id,
-            self._choices_text(draft),
+            text,
             parse_mode=ParseMode.HTML,
-            reply_markup=await self._mode_keyboard(draft),
+            reply_markup=markup,
             message_thread_id=draft.message_thread_id,
             reply_parameters=ReplyParameters(answer_to, allow_sending_without_reply=True),
         )
         await self._drafts.update(draft.id, message_id=message.message_id)
 
-    def _choices_text(self, draft: Draft) -> str:
+    def _prompt_step(self, draft: Draft) -> tuple[str, InlineKeyboardMarkup]:
+        """Ask for the motion prompt (or offer to start with the one given)."""
+        lang = Lang(draft.lang)
+        if draft.prompt is not None:
+            text, button = self._choices_text(draft, ask=False), "button.start"
+        elif draft.mode is not None:
+            text = catalog.text(
+                lang, "animate.ask_prompt", subject=_subject(draft), mode=_mode_name(draft)
+            )
+            button = "button.no_prompt"
+        else:
+            text = catalog.text(lang, "animate.ask_prompt_no_mode", subject=_subject(draft))
+            button = "button.no_prompt"
+        start = InlineKeyboardButton(
+            catalog.text(lang, button), callback_data=callback_data.encode(NoPrompt(draft.id))
+        )
+        return text, InlineKeyboardMarkup([[start]])
+
+    def _choices_text(self, draft: Draft, *, ask: bool = True) -> str:
         lang = Lang(draft.lang)
         prompt_line = (
             catalog.text(lang, "animate.prompt_line", prompt=draft.prompt) if draft.prompt else ""
         )
-        return catalog.text(
-            lang, "animate.choose_mode", subject=_subject(draft), prompt_line=Markup(prompt_line)
-        )
+        key = "animate.choose_mode" if ask else "animate.ready"
+        return catalog.text(lang, key, subject=_subject(draft), prompt_line=Markup(prompt_line))
 
     async def _mode_keyboard(self, draft: Draft) -> InlineKeyboardMarkup:
         lang = Lang(draft.lang)
         spicy = await self._spicy_possible(draft)
-        modes = [AnimateMode.FUN, AnimateMode.NORMAL] + ([AnimateMode.SPICY] if spicy else [])
+        modes = [
+            mode
+            for mode in AnimateMode
+            if mode in self._provider.capabilities.modes and (mode != AnimateMode.SPICY or spicy)
+        ]
         return InlineKeyboardMarkup(
             [
                 [
@@ -325,7 +334,7 @@ class Animations:
             raise OwnImageRefused("animate.usage")
         if size is not None and size > MAX_OWN_IMAGE_BYTES:
             raise OwnImageRefused("animate.too_large", size=f"{size / 1024 / 1024:.1f}")
-        if self._public_url is None and not self._provider.can_upload:
+        if self._public_url is None and not self._provider.capabilities.file_upload:
             raise OwnImageRefused("animate.own_unavailable")
         try:
             telegram_file = await bot.get_file(file_id)

@@ -19,6 +19,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import catalog
 from bot.admin import AdminCommands
+from bot.alerts import OperatorAlerts
 from bot.animate import Animations, SubmitTask
 from bot.billing import Billing
 from bot.catalog import Lang
@@ -27,7 +28,7 @@ from bot.engine import Engine, Timing
 from bot.handlers import Handlers
 from bot.logs import quiet_http_logs
 from bot.media import MediaFetcher
-from bot.providers import build_provider
+from bot.providers import Capabilities, build_provider
 from bot.settings import Settings
 from bot.signing import telegram_webhook_secret
 from bot.web import (
@@ -69,11 +70,24 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
     return builder.build()
 
 
-async def register_commands(bot: Bot) -> None:
+def offered_commands(can: Capabilities) -> list[str]:
+    """The commands this upstream makes possible, in menu order."""
+    offered = {
+        "imagine": can.text_to_image,
+        "video": can.text_to_video,
+        "animate": can.image_to_video,
+        "upscale": can.upscale,
+    }
+    return [command for command in COMMANDS if offered.get(command, True)]
+
+
+async def register_commands(bot: Bot, can: Capabilities) -> None:
     """The command menu, per chat kind and language."""
     for scope in (BotCommandScopeAllPrivateChats(), BotCommandScopeAllGroupChats()):
         for lang in Lang:
-            commands = [BotCommand(c, catalog.text(lang, f"command.{c}")) for c in COMMANDS]
+            commands = [
+                BotCommand(c, catalog.text(lang, f"command.{c}")) for c in offered_commands(can)
+            ]
             await bot.set_my_commands(
                 commands, scope=scope, language_code=None if lang is Lang.EN else lang.value
             )
@@ -108,6 +122,7 @@ async def run(
         deliverer=Deliverer(application.bot, MediaFetcher(media_client)),
         timing=timing,
         callback_url=task_callback_url if public else None,
+        alerts=OperatorAlerts(application.bot, settings.admin_user_ids, provider.name),
     )
     chats = ChatRepository(database)
     ledger = LedgerRepository(database)
@@ -136,6 +151,7 @@ async def run(
         spicy_allowed=settings.allow_spicy,
         default_user_cap=settings.group_user_daily_credits,
         animations_factory=animations,
+        capabilities=provider.capabilities,
     ).register(application)
     AdminCommands(
         operator_ids=settings.admin_user_ids,
@@ -157,6 +173,7 @@ async def run(
             WebDependencies(
                 tasks=tasks,
                 served_files=served_files,
+                callback_task_id=provider.callback_task_id,
                 nudge=engine.nudge,
                 tasks_in_flight=lambda: engine.in_flight,
                 database_ok=database.ping,
@@ -169,7 +186,7 @@ async def run(
     server = None
     try:
         async with application:
-            await register_commands(application.bot)
+            await register_commands(application.bot, provider.capabilities)
             if web is not None:
                 server = await start_server(web, settings.http_host, settings.http_port)
             await application.start()

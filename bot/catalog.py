@@ -403,6 +403,45 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.EN: "Reply <code>/upscale</code> to a video or an image I made.",
         Lang.RU: "Ответьте <code>/upscale</code> на видео или картинку, которые я сделал.",
     },
+    "alert.out_of_credits": {
+        Lang.EN: "⚠️ The {provider} account is out of credits: users are told the service is "
+        "unavailable and get their credits back. Top it up; /balance shows where it stands.",
+        Lang.RU: "⚠️ На счёте {provider} закончились кредиты: пользователям сообщается, что сервис "
+        "недоступен, кредиты им возвращаются. Пополните счёт; /balance покажет остаток.",
+    },
+    "error.ratio_unsupported": {
+        Lang.EN: "This service picks the shape itself; leave out <code>--ar</code>.",
+        Lang.RU: "Этот сервис сам выбирает формат; уберите <code>--ar</code>.",
+    },
+    "unavailable.images": {
+        Lang.EN: "Images are not available with this bot's service. "
+        "Try /video for a video, or /animate on a photo of yours.",
+        Lang.RU: "Картинки недоступны у сервиса этого бота. "
+        "Попробуйте /video для видео или /animate на вашем фото.",
+    },
+    "unavailable.video": {
+        Lang.EN: "Videos are not available with this bot's service.",
+        Lang.RU: "Видео недоступны у сервиса этого бота.",
+    },
+    "unavailable.animate": {
+        Lang.EN: "Animation is not available with this bot's service.",
+        Lang.RU: "Оживление недоступно у сервиса этого бота.",
+    },
+    "unavailable.upscale": {
+        Lang.EN: "Upscaling is not available with this bot's service.",
+        Lang.RU: "Улучшение качества недоступно у сервиса этого бота.",
+    },
+    "animate.ask_prompt_no_mode": {
+        Lang.EN: "🎬 Animating {subject}.\n"
+        "Reply to this message with how it should move, or press “No prompt”.",
+        Lang.RU: "🎬 Оживляю {subject}.\n"
+        "Ответьте на это сообщение, как всё должно двигаться, или нажмите «Без описания».",
+    },
+    "animate.ready": {
+        Lang.EN: "🎬 Animating {subject}.{prompt_line}",
+        Lang.RU: "🎬 Оживляю {subject}.{prompt_line}",
+    },
+    "button.start": {Lang.EN: "▶ Start", Lang.RU: "▶ Начать"},
 }
 
 

@@ -22,12 +22,14 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 
 from bot import rendering
+from bot.alerts import OperatorAlerts
 from bot.catalog import Lang, text
 from bot.delivery import Deliverer, MediaKind, Placement, media_kind
 from bot.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskKind, TaskState
@@ -81,6 +83,7 @@ class Engine:
         deliverer: Deliverer,
         timing: Timing | None = None,
         callback_url: Callable[[Task], str] | None = None,
+        alerts: OperatorAlerts | None = None,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -88,6 +91,7 @@ class Engine:
         self._deliverer = deliverer
         self._timing = timing or Timing()
         self._callback_url = callback_url
+        self._alerts = alerts
         # Set by a callback: "look now" for the task's worker.
         self._nudges: dict[int, asyncio.Event] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -246,6 +250,8 @@ class Engine:
                 ErrorKind.UNKNOWN_OUTCOME: FailureKind.INTERRUPTED,
             }.get(error.kind, FailureKind.UNAVAILABLE)
             _log.warning("task %d: the upstream did not take it: %s", task.id, error)
+            if error.out_of_credits and self._alerts:
+                await self._alerts.account_empty()
             await self._tasks.move(
                 task.id,
                 TaskState.FAILED,
@@ -254,6 +260,8 @@ class Engine:
                 finished_at=time.time(),
             )
             return
+        if self._alerts:
+            self._alerts.account_ok()
         await self._tasks.move(
             task.id, TaskState.RUNNING, upstream_task_id=upstream_id, submitted_at=time.time()
         )
@@ -266,7 +274,9 @@ class Engine:
                 lambda e: isinstance(e, ProviderError) and e.kind is ErrorKind.TRANSIENT
             ),
             stop=stop_after_attempt(policy.attempts),
-            wait=wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum),
+            wait=_honour_retry_after(
+                wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum)
+            ),
             reraise=True,
         )
         request = await self._generation_request(task)
@@ -276,19 +286,26 @@ class Engine:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _generation_request(self, task: Task) -> GenerationRequest:
-        source_upstream_id = None
+        """The task in the terms this upstream takes (see its `Capabilities`)."""
+        can = self._provider.capabilities
+        source_upstream_id, image_url = None, task.image_url
         if task.source_task_id is not None:
             source = await self._tasks.get(task.source_task_id)
             source_upstream_id = source.upstream_task_id if source else None
+            animating = task.kind is TaskKind.IMAGE_TO_VIDEO and task.source_index is not None
+            if animating and source and not can.image_to_video_from_task:
+                # No way to name image N of a task here: hand over its URL instead.
+                image_url = source.result_urls[task.source_index or 0]
+                source_upstream_id = None
         return GenerationRequest(
             kind=task.kind,
             prompt=task.prompt or None,
-            aspect_ratio=task.aspect_ratio or None,
-            mode=task.mode,
+            aspect_ratio=(task.aspect_ratio or None) if can.ratios else None,
+            mode=task.mode if task.mode in can.modes else None,
             source_task_id=source_upstream_id,
-            index=task.source_index,
-            image_url=task.image_url,
-            callback_url=self._callback_url(task) if self._callback_url else None,
+            index=task.source_index if source_upstream_id else None,
+            image_url=image_url,
+            callback_url=self._callback_url(task) if self._callback_url and can.callbacks else None,
         )
 
     async def _post_status(self, task: Task) -> None:
@@ -421,7 +438,12 @@ class Engine:
             try:
                 if media_kind(probes[0]) is MediaKind.VIDEO:
                     await self._chat_action(task, ChatAction.UPLOAD_VIDEO)
-                    markup = rendering.video_keyboard(lang, task.id, task.kind)
+                    markup = rendering.video_keyboard(
+                        lang,
+                        task.id,
+                        task.kind,
+                        upscale_offered=self._provider.capabilities.upscale,
+                    )
                     sent = await self._deliverer.send_video(
                         _placement(task), probes[0], caption, markup, lang
                     )
@@ -451,7 +473,11 @@ class Engine:
                 task.chat_id,
                 rendering.result_text(lang, task.aspect_ratio),
                 parse_mode=ParseMode.HTML,
-                reply_markup=rendering.result_keyboard(task.id, len(task.result_urls)),
+                reply_markup=rendering.result_keyboard(
+                    task.id,
+                    len(task.result_urls),
+                    animate_offered=self._provider.capabilities.image_to_video,
+                ),
                 message_thread_id=where.message_thread_id,
                 reply_parameters=where.reply_parameters,
             )
@@ -536,6 +562,19 @@ def _failure_reason(task: Task, lang: Lang) -> str:
             return text(lang, "failure.interrupted")
         case _:
             return text(lang, "failure.unavailable")
+
+
+def _honour_retry_after(
+    backoff: Callable[[RetryCallState], float],
+) -> Callable[[RetryCallState], float]:
+    """Back off exponentially with jitter, but never less than the upstream asked (429)."""
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        asked = error.retry_after if isinstance(error, ProviderError) else None
+        return max(backoff(state), asked or 0.0)
+
+    return wait
 
 
 def _backoff(policy: RetryPolicy, failures: int) -> float:

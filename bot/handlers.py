@@ -29,6 +29,7 @@ from bot.constants import DEFAULT_ASPECT_RATIO
 from bot.engine import Engine
 from bot.lifecycle import TaskKind
 from bot.parsing import ParseError, parse_imagine
+from bot.providers import Capabilities
 from bot.quota import Refusal
 from storage.chats import ChatRepository, ChatSettings
 from storage.tasks import NewTask, Task, TaskRepository
@@ -53,6 +54,7 @@ class Handlers:
         spicy_allowed: bool,
         default_user_cap: int,
         animations_factory: Callable[[SubmitTask], Animations],
+        capabilities: Capabilities,
     ) -> None:
         self._engine = engine
         self._tasks = tasks
@@ -63,6 +65,7 @@ class Handlers:
         self._spicy_allowed = spicy_allowed
         self._default_user_cap = default_user_cap
         self._animations = animations_factory(self._submit)
+        self._can = capabilities
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         application.add_handler(CommandHandler(["start", "help"], self.help, filters=_NEW_MESSAGES))
@@ -98,9 +101,13 @@ class Handlers:
         await message.reply_text(catalog.text(_lang(update), "help"), parse_mode=ParseMode.HTML)
 
     async def imagine(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if await self._unavailable(update, self._can.text_to_image, "unavailable.images"):
+            return
         await self._from_prompt(update, TaskKind.TEXT_TO_IMAGE, "error.empty_prompt")
 
     async def video(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if await self._unavailable(update, self._can.text_to_video, "unavailable.video"):
+            return
         await self._from_prompt(update, TaskKind.TEXT_TO_VIDEO, "video.empty_prompt")
 
     async def animate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -109,6 +116,8 @@ class Handlers:
         message = update.effective_message
         user = update.effective_user
         if message is None or user is None:
+            return
+        if await self._unavailable(update, self._can.image_to_video, "unavailable.animate"):
             return
         lang = _lang(update)
         prompt = _text_after_command(message).strip() or None
@@ -240,6 +249,10 @@ class Handlers:
         if not await self._may_press(context.bot, task, query.from_user.id):
             await query.answer(catalog.text(lang, "button.not_yours"), show_alert=True)
             return
+        wanted = {Animate: self._can.image_to_video, Upscale: self._can.upscale}
+        if not wanted.get(type(action), True):
+            await query.answer(catalog.text(lang, "button.unknown"))
+            return
         match action:
             case Animate(_, index):
                 opened = await self._animations.open_for_image(
@@ -294,7 +307,9 @@ class Handlers:
         lang = _lang(update)
         chat = await self._chats.get(message.chat_id)
         parsed = parse_imagine(
-            _text_after_command(message), default_ratio=chat.default_ratio or DEFAULT_ASPECT_RATIO
+            _text_after_command(message),
+            default_ratio=chat.default_ratio or DEFAULT_ASPECT_RATIO,
+            allowed=self._can.ratios,
         )
         if isinstance(parsed, ParseError):
             key = empty_key if parsed.key == "error.empty_prompt" else parsed.key
@@ -313,6 +328,14 @@ class Handlers:
             request_message_id=message.message_id,
         )
         await self._submit(new, message)
+
+    async def _unavailable(self, update: Update, available: bool, key: str) -> bool:
+        """Tell the user this upstream cannot do it; True if so."""
+        message = update.effective_message
+        if available or message is None:
+            return False
+        await _reply(message, catalog.text(_lang(update), key))
+        return True
 
     def _upscale_task(self, source: Task, user_id: int, lang: Lang, answer_to: int) -> NewTask:
         return NewTask(

@@ -31,22 +31,28 @@ _RATIO_FLAG = re.compile(r"(?:(?<=\s)|^)(?:--|—|–)ar(?:(?:=|[ \t]+)(?P<value
 
 
 def parse_imagine(
-    text: str, default_ratio: str = DEFAULT_ASPECT_RATIO
+    text: str,
+    default_ratio: str = DEFAULT_ASPECT_RATIO,
+    allowed: tuple[str, ...] = ASPECT_RATIOS,
 ) -> ImagineRequest | ParseError:
-    """Parse `<prompt> [--ar W:H]`; the prompt keeps every character but the flag."""
+    """Parse `<prompt> [--ar W:H]`; the prompt keeps every character but the flag.
+
+    `allowed`: the ratios the upstream takes; none means it picks the shape itself (the
+    ratio is then "")."""
     matches = list(_RATIO_FLAG.finditer(text))
     if len(matches) > 1:
         return ParseError("error.repeated_ratio", {})
-    aspect_ratio = default_ratio
+    fallback = allowed[0] if allowed else ""  # "": the upstream picks the shape
+    aspect_ratio = default_ratio if default_ratio in allowed else fallback
     if matches:
         match = matches[0]
         value = match.group("value")
+        if not allowed:
+            return ParseError("error.ratio_unsupported", {})
         if value is None:
-            return ParseError("error.missing_ratio", {"allowed": ", ".join(ASPECT_RATIOS)})
-        if value not in ASPECT_RATIOS:
-            return ParseError(
-                "error.bad_ratio", {"value": value, "allowed": ", ".join(ASPECT_RATIOS)}
-            )
+            return ParseError("error.missing_ratio", {"allowed": ", ".join(allowed)})
+        if value not in allowed:
+            return ParseError("error.bad_ratio", {"value": value, "allowed": ", ".join(allowed)})
         aspect_ratio = value
         before, after = text[: match.start()].rstrip(" \t"), text[match.end() :].lstrip(" \t")
         text = f"{before} {after}" if before and after else before + after

@@ -55,10 +55,13 @@ def album_caption(prompt: str) -> str:
     return html.escape(shorten(prompt, MAX_CAPTION_CHARS), quote=False)
 
 
-def result_keyboard(task_id: int, image_count: int) -> InlineKeyboardMarkup:
+def result_keyboard(
+    task_id: int, image_count: int, *, animate_offered: bool
+) -> InlineKeyboardMarkup:
+    """🎬 per image (where the upstream can animate), then 🔁."""
     animate = [
         InlineKeyboardButton(f"🎬 {i + 1}", callback_data=callback_data.encode(Animate(task_id, i)))
-        for i in range(image_count)
+        for i in range(image_count if animate_offered else 0)
     ]
     rows = [
         animate[start : start + ANIMATE_BUTTONS_PER_ROW]
@@ -68,23 +71,18 @@ def result_keyboard(task_id: int, image_count: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def video_keyboard(lang: Lang, task_id: int, kind: TaskKind) -> InlineKeyboardMarkup | None:
-    """⬆ Upscale and 🔁 under a video; nothing under an upscaled one."""
+def video_keyboard(
+    lang: Lang, task_id: int, kind: TaskKind, *, upscale_offered: bool
+) -> InlineKeyboardMarkup | None:
+    """⬆ Upscale (where the upstream can) and 🔁 under a video; nothing under an upscaled one."""
     if kind is TaskKind.UPSCALE:
         return None
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    text(lang, "button.upscale"),
-                    callback_data=callback_data.encode(Upscale(task_id)),
-                ),
-                InlineKeyboardButton(
-                    text(lang, "button.again"), callback_data=callback_data.encode(Reroll(task_id))
-                ),
-            ]
-        ]
-    )
+    again = callback_data.encode(Reroll(task_id))
+    row = [InlineKeyboardButton(text(lang, "button.again"), callback_data=again)]
+    if upscale_offered:
+        upscale = callback_data.encode(Upscale(task_id))
+        row.insert(0, InlineKeyboardButton(text(lang, "button.upscale"), callback_data=upscale))
+    return InlineKeyboardMarkup([row])
 
 
 def result_text(lang: Lang, aspect_ratio: str) -> str:

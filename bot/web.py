@@ -71,6 +71,7 @@ async def read_json(request: Request) -> Any:
 class WebDependencies:
     tasks: TaskRepository
     served_files: ServedFiles
+    callback_task_id: Callable[[object], str | None]
     nudge: Callable[[int], bool]
     tasks_in_flight: Callable[[], int]
     database_ok: Callable[[], Awaitable[bool]]
@@ -89,10 +90,9 @@ def build_web_app(deps: WebDependencies) -> Starlette:
             payload = await read_json(request)
         except BodyError as error:
             return PlainTextResponse(error.reason, status_code=error.status)
-        data = payload.get("data") if isinstance(payload, dict) else None
-        upstream_id = data.get("taskId") if isinstance(data, dict) else None
-        if not isinstance(upstream_id, str) or not upstream_id:
-            return PlainTextResponse("no data.taskId", status_code=400)
+        upstream_id = deps.callback_task_id(payload)
+        if upstream_id is None:
+            return PlainTextResponse("no task id", status_code=400)
         if task.upstream_task_id is not None and upstream_id != task.upstream_task_id:
             return PlainTextResponse("not this task", status_code=400)
         if deps.hmac_key and not callback_signature_valid(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.providers.base import (
+    Capabilities,
     ErrorKind,
     GenerationRequest,
     Provider,
@@ -10,12 +11,17 @@ from bot.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
+from bot.providers.grok5imagine import Grok5ImagineProvider
+from bot.providers.grokimagineapi import GrokImagineApiProvider
 from bot.providers.kie import KieProvider
 from bot.settings import ProviderName, Settings
 
 __all__ = [
+    "Capabilities",
     "ErrorKind",
     "GenerationRequest",
+    "Grok5ImagineProvider",
+    "GrokImagineApiProvider",
     "KieProvider",
     "Provider",
     "ProviderError",
@@ -26,13 +32,20 @@ __all__ = [
 
 
 def build_provider(settings: Settings) -> Provider:
-    if settings.provider in (ProviderName.KIE, ProviderName.APIKLEY):
-        return KieProvider(
-            name=settings.provider.value,
-            base_url=settings.provider_base,
-            api_key=settings.provider_api_key,
-            upload_url=str(settings.provider_upload_url) if settings.provider_upload_url else None,
-        )
-    raise NotImplementedError(
-        f"PROVIDER={settings.provider.value} is not supported yet; use kie or apikley"
-    )
+    match settings.provider:
+        case ProviderName.KIE | ProviderName.APIKLEY:
+            upload = settings.provider_upload_url
+            return KieProvider(
+                name=settings.provider.value,
+                base_url=settings.provider_base,
+                api_key=settings.provider_api_key,
+                upload_url=str(upload) if upload else None,
+            )
+        case ProviderName.GROK5IMAGINE:
+            return Grok5ImagineProvider(
+                base_url=settings.provider_base, api_key=settings.provider_api_key
+            )
+        case ProviderName.GROKIMAGINEAPI:
+            return GrokImagineApiProvider(
+                base_url=settings.provider_base, api_key=settings.provider_api_key
+            )

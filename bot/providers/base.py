@@ -55,17 +55,47 @@ class ProviderError(Exception):
         *,
         code: int | None = None,
         retry_after: float | None = None,
+        out_of_credits: bool = False,
     ) -> None:
         super().__init__(f"{kind}: {message}" + (f" (code {code})" if code is not None else ""))
         self.kind = kind
         self.message = message
         self.code = code
         self.retry_after = retry_after
+        self.out_of_credits = out_of_credits  # the account itself is empty: tell operators
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an upstream can do; the bot offers nothing else."""
+
+    text_to_image: bool
+    image_to_video_from_task: bool  # a generated image by task id and index
+    image_to_video_from_url: bool  # any image at a URL
+    text_to_video: bool
+    upscale: bool
+    callbacks: bool
+    file_upload: bool
+    account_balance: bool
+    modes: tuple[str, ...]  # animate/video modes it takes; empty: it chooses
+    ratios: tuple[str, ...]  # aspect ratios it takes; empty: it chooses
+
+    @property
+    def image_to_video(self) -> bool:
+        return self.image_to_video_from_task or self.image_to_video_from_url
+
+    def supports(self, kind: TaskKind) -> bool:
+        return {
+            TaskKind.TEXT_TO_IMAGE: self.text_to_image,
+            TaskKind.IMAGE_TO_VIDEO: self.image_to_video,
+            TaskKind.TEXT_TO_VIDEO: self.text_to_video,
+            TaskKind.UPSCALE: self.upscale,
+        }[kind]
 
 
 class Provider(Protocol):
     name: str
-    can_upload: bool  # whether `upload_file` gives URLs (else the bot serves files itself)
+    capabilities: Capabilities
 
     async def create_task(self, request: GenerationRequest) -> str:
         """Create a task; returns the upstream's task id."""
@@ -77,6 +107,10 @@ class Provider(Protocol):
         ...
 
     async def get_status(self, upstream_task_id: str) -> UpstreamStatus: ...
+
+    def callback_task_id(self, body: object) -> str | None:
+        """The upstream task id a callback body names (the body is only a hint)."""
+        ...
 
     async def get_account_credits(self) -> float:
         """The upstream account's remaining credits."""

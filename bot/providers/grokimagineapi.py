@@ -1,0 +1,114 @@
+"""The grokimagineapi dialect: video only. `POST /v1/generate` with `mode`, `prompt`,
+`images` (URLs) and `ratio`; `GET /v1/status`. No callbacks: always polled. Errors are
+`{"code": 400, "message": …, "error": "INVALID_REQUEST"}` with the same HTTP status;
+a 429 carries `X-RateLimit-Remaining` and `X-RateLimit-Reset`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from bot.constants import ASPECT_RATIOS
+from bot.lifecycle import AnimateMode, TaskKind
+from bot.providers.base import (
+    Capabilities,
+    ErrorKind,
+    GenerationRequest,
+    ProviderError,
+    UpstreamState,
+    UpstreamStatus,
+)
+from bot.providers.http import JsonApi
+
+_STATES = {
+    "pending": UpstreamState.QUEUED,
+    "queued": UpstreamState.QUEUED,
+    "processing": UpstreamState.WORKING,
+    "running": UpstreamState.WORKING,
+    "completed": UpstreamState.SUCCEEDED,
+    "success": UpstreamState.SUCCEEDED,
+    "failed": UpstreamState.FAILED,
+    "error": UpstreamState.FAILED,
+}
+
+
+class GrokImagineApiProvider:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: SecretStr,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = "grokimagineapi"
+        self._api = JsonApi(
+            base_url=base_url,
+            api_key=api_key,
+            code_kinds={500: ErrorKind.TRANSIENT},
+            timeout=timeout,
+            transport=transport,
+        )
+        self.capabilities = Capabilities(
+            text_to_image=False,
+            image_to_video_from_task=False,
+            image_to_video_from_url=True,
+            text_to_video=True,
+            upscale=False,
+            callbacks=False,
+            file_upload=False,
+            account_balance=False,
+            modes=tuple(AnimateMode),
+            ratios=ASPECT_RATIOS,
+        )
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    async def create_task(self, request: GenerationRequest) -> str:
+        if request.kind not in (TaskKind.TEXT_TO_VIDEO, TaskKind.IMAGE_TO_VIDEO):
+            raise ProviderError(ErrorKind.REJECTED, f"{request.kind} is not offered here")
+        body: dict[str, Any] = {"mode": request.mode or AnimateMode.NORMAL}
+        if request.prompt:
+            body["prompt"] = request.prompt
+        if request.image_url:
+            body["images"] = [request.image_url]
+        if request.aspect_ratio:
+            body["ratio"] = request.aspect_ratio
+        envelope = await self._api.call("POST", "/v1/generate", creates=True, json=body)
+        data = envelope.data if isinstance(envelope.data, dict) else {}
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise ProviderError(ErrorKind.UNKNOWN_OUTCOME, "generate answered without a task_id")
+        return task_id
+
+    async def get_status(self, upstream_task_id: str) -> UpstreamStatus:
+        envelope = await self._api.call("GET", "/v1/status", params={"task_id": upstream_task_id})
+        data = envelope.data if isinstance(envelope.data, dict) else {}
+        state = _STATES.get(str(data.get("status") or "").lower(), UpstreamState.WORKING)
+        if state is UpstreamState.SUCCEEDED:
+            response = data.get("response")
+            urls = (
+                tuple(u for u in response or () if isinstance(u, str) and u.startswith("http"))
+                if isinstance(response, list)
+                else ()
+            )
+            if not urls:
+                return UpstreamStatus(UpstreamState.FAILED, fail_message="no video came back")
+            return UpstreamStatus(state, result_urls=urls[:1])
+        if state is UpstreamState.FAILED:
+            message = data.get("error_message")
+            return UpstreamStatus(state, fail_message=message if isinstance(message, str) else None)
+        return UpstreamStatus(state)
+
+    def callback_task_id(self, body: object) -> str | None:
+        return None  # it sends no callbacks
+
+    async def get_account_credits(self) -> float:
+        raise ProviderError(ErrorKind.UNAVAILABLE, "grokimagineapi has no balance endpoint")
+
+    async def upload_file(self, content: bytes, file_name: str) -> str | None:
+        return None
