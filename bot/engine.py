@@ -341,7 +341,8 @@ class Engine:
 
     async def _poll(self, task: Task, seen: list[UpstreamState | None]) -> None:
         assert task.upstream_task_id is not None
-        schedule = self._timing.callback_net if self._callback_url else self._timing.poll
+        by_callback = self._callback_url is not None and self._provider.capabilities.callbacks
+        schedule = self._timing.callback_net if by_callback else self._timing.poll
         nudge = self._nudges[task.id]
         started = task.submitted_at or task.created_at
         while True:

@@ -167,6 +167,8 @@ class Handlers:
         user = update.effective_user
         if message is None or user is None:
             return
+        if await self._unavailable(update, self._can.upscale, "unavailable.upscale"):
+            return
         lang = _lang(update)
         replied = message.reply_to_message
         found = (

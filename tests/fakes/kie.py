@@ -64,6 +64,14 @@ class CallbackAttempt:
     status: int | None  # None: the bot could not be reached
 
 
+@dataclass(frozen=True)
+class CreateFailure:
+    http_status: int
+    code: int
+    msg: str
+    headers: dict[str, str]
+
+
 @dataclass
 class FakeTask:
     task_id: str
@@ -91,22 +99,26 @@ class FakeKie:
     callbacks: list[CallbackAttempt] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._create_failures: deque[tuple[int, int, str]] = deque()
+        self._create_failures: deque[CreateFailure] = deque()
         self._callback_senders: set[asyncio.Task[None]] = set()
         self._callback_client = httpx.AsyncClient(timeout=15.0)
-        self._server = LoopbackServer(
-            Starlette(
-                routes=[
-                    Route("/api/v1/jobs/createTask", self._create, methods=["POST"]),
-                    Route("/api/v1/jobs/recordInfo", self._record_info, methods=["GET"]),
-                    Route("/api/v1/chat/credit", self._credit, methods=["GET"]),
-                    Route("/files/{task_id}/{index:int}.{suffix}", self._result, methods=["GET"]),
-                    Route("/api/file-stream-upload", self._upload, methods=["POST"]),
-                    Route("/uploads/{token}", self._uploaded, methods=["GET"]),
-                ]
-            )
-        )
+        self._server = LoopbackServer(Starlette(routes=self.routes()))
         self.url = ""
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/jobs/createTask", self._create, methods=["POST"]),
+            Route("/api/v1/jobs/recordInfo", self._record_info, methods=["GET"]),
+            Route("/api/v1/chat/credit", self._credit, methods=["GET"]),
+            Route("/api/file-stream-upload", self._upload, methods=["POST"]),
+            *self.file_routes(),
+        ]
+
+    def file_routes(self) -> list[Route]:
+        return [
+            Route("/files/{task_id}/{index:int}.{suffix}", self._result, methods=["GET"]),
+            Route("/uploads/{token}", self._uploaded, methods=["GET"]),
+        ]
 
     async def start(self) -> None:
         self.url = await self._server.start()
@@ -118,10 +130,42 @@ class FakeKie:
         await self._callback_client.aclose()
         await self._server.stop()
 
-    def fail_creates(self, code: int, msg: str, *, times: int = 1, http_status: int = 200) -> None:
-        """The next `times` createTask calls answer `code` (HTTP 200 unless told)."""
+    def fail_creates(
+        self,
+        code: int,
+        msg: str,
+        *,
+        times: int = 1,
+        http_status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """The next `times` creations answer `code` (HTTP 200 unless told, as kie does)."""
         for _ in range(times):
-            self._create_failures.append((http_status, code, msg))
+            self._create_failures.append(CreateFailure(http_status, code, msg, headers or {}))
+
+    def next_failure(self) -> CreateFailure | None:
+        return self._create_failures.popleft() if self._create_failures else None
+
+    def new_task(self, request: dict[str, Any]) -> FakeTask:
+        scenario = self.next_scenarios.popleft() if self.next_scenarios else self.scenario
+        task = FakeTask(uuid.uuid4().hex, request, scenario, time.time())
+        self.tasks[task.task_id] = task
+        self.created.append(task)
+        return task
+
+    def state(self, task: FakeTask, now: float) -> str:
+        """waiting, generating, success or fail, by the task's clock."""
+        if now < task.created_at + task.scenario.duration * 0.3:
+            return "waiting"
+        if now < task.done_at:
+            return "generating"
+        return "success" if task.scenario.outcome == "success" else "fail"
+
+    def result_urls(self, task: FakeTask) -> list[str]:
+        suffix = self.suffix(task)
+        return [
+            f"{self.url}/files/{task.task_id}/{i}.{suffix}" for i in range(self.result_count(task))
+        ]
 
     # --- endpoints ----------------------------------------------------------------------
 
@@ -129,9 +173,10 @@ class FakeKie:
         self.create_attempts += 1
         if not self._authorized(request):
             return _answer(401, "You do not have access permissions")
-        if self._create_failures:
-            http_status, code, msg = self._create_failures.popleft()
-            return _answer(code, msg, http_status=http_status)
+        if failure := self.next_failure():
+            return _answer(
+                failure.code, failure.msg, http_status=failure.http_status, headers=failure.headers
+            )
         try:
             body = await request.json()
         except ValueError:
@@ -139,15 +184,15 @@ class FakeKie:
         problem = _validate_create(body)
         if problem:
             return _answer(422, problem)
-        scenario = self.next_scenarios.popleft() if self.next_scenarios else self.scenario
-        task = FakeTask(uuid.uuid4().hex, body, scenario, time.time())
-        self.tasks[task.task_id] = task
-        self.created.append(task)
-        if body.get("callBackUrl") and scenario.callback == "send":
-            sender = asyncio.create_task(self._send_callbacks(task, body["callBackUrl"]))
-            self._callback_senders.add(sender)
-            sender.add_done_callback(self._callback_senders.discard)
+        task = self.new_task(body)
+        if body.get("callBackUrl") and task.scenario.callback == "send":
+            self.send_callbacks_later(task, body["callBackUrl"])
         return _answer(200, "success", data={"taskId": task.task_id})
+
+    def send_callbacks_later(self, task: FakeTask, url: str) -> None:
+        sender = asyncio.create_task(self._send_callbacks(task, url))
+        self._callback_senders.add(sender)
+        sender.add_done_callback(self._callback_senders.discard)
 
     async def _send_callbacks(self, task: FakeTask, url: str) -> None:
         """POST the documented callback when the task ends; retry on failure like the
@@ -161,19 +206,22 @@ class FakeKie:
                     break
                 await asyncio.sleep(0.2 * (attempt + 1))
 
+    def callback_body(self, task: FakeTask) -> dict[str, Any]:
+        record = self.record(task, time.time())
+        success = record["state"] == "success"
+        return {
+            "code": 200 if success else 501,
+            "msg": "Playground task completed successfully."
+            if success
+            else "Playground task failed.",
+            "data": record,
+        }
+
     async def post_callback(
         self, task: FakeTask, url: str, *, body: dict[str, Any] | None = None
     ) -> int | None:
-        record = self.record(task, time.time())
         if body is None:
-            success = record["state"] == "success"
-            body = {
-                "code": 200 if success else 501,
-                "msg": "Playground task completed successfully."
-                if success
-                else "Playground task failed.",
-                "data": record,
-            }
+            body = self.callback_body(task)
         headers = {}
         if self.hmac_key:
             timestamp = str(int(time.time()))
@@ -254,7 +302,8 @@ class FakeKie:
     def suffix(self, task: FakeTask) -> str:
         kind = task.scenario.result
         if kind == "auto":
-            kind = "image" if task.request["model"] == "grok-imagine/text-to-image" else "video"
+            model = task.request.get("model", "grok-imagine/text-to-video")
+            kind = "image" if model == "grok-imagine/text-to-image" else "video"
         return "png" if kind == "image" else "mp4"
 
     def result_count(self, task: FakeTask) -> int:
@@ -277,19 +326,13 @@ class FakeKie:
             "failMsg": "",
             "completeTime": None,
         }
-        if now < task.created_at + scenario.duration * 0.3:
-            record["state"] = "waiting"
-        elif now < task.done_at:
-            record["state"] = "generating"
-        elif scenario.outcome == "success":
-            suffix = self.suffix(task)
-            urls = [
-                f"{self.url}/files/{task.task_id}/{i}.{suffix}"
-                for i in range(self.result_count(task))
-            ]
+        state = self.state(task, now)
+        if state in ("waiting", "generating"):
+            record["state"] = state
+        elif state == "success":
             record.update(
                 state="success",
-                resultJson=json.dumps({"resultUrls": urls}),
+                resultJson=json.dumps({"resultUrls": self.result_urls(task)}),
                 consumeCredits=5,
                 costTime=int(scenario.duration),
                 completeTime=int(task.done_at * 1000),
@@ -349,11 +392,18 @@ def _validate_create(body: Any) -> str | None:
     return None
 
 
-def _answer(code: int, msg: str, *, data: Any = None, http_status: int = 200) -> JSONResponse:
+def _answer(
+    code: int,
+    msg: str,
+    *,
+    data: Any = None,
+    http_status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "msg": msg}
     if data is not None:
         body["data"] = data
-    return JSONResponse(body, status_code=http_status)
+    return JSONResponse(body, status_code=http_status, headers=headers)
 
 
 def mp4(*, pad_to: int = 0) -> bytes:
