@@ -19,13 +19,7 @@ def main() -> int:
     except ValidationError as error:
         print(describe_settings_error(error), file=sys.stderr)
         return 2
-    secrets = [
-        settings.telegram_bot_token.get_secret_value(),
-        settings.provider_api_key.get_secret_value(),
-    ]
-    if settings.provider_webhook_hmac_key:
-        secrets.append(settings.provider_webhook_hmac_key.get_secret_value())
-    configure_logging(secrets)
+    configure_logging(settings.log_format)
 
     async def serve() -> None:
         stop = asyncio.Event()

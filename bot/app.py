@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+from telegram._utils.types import JSONDict
+from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import catalog
@@ -26,8 +29,10 @@ from bot.catalog import Lang
 from bot.delivery import Deliverer
 from bot.engine import Engine, Timing
 from bot.handlers import Handlers
-from bot.logs import quiet_http_logs
+from bot.lifecycle import FINAL_STATES, TaskState
+from bot.logs import protect_secrets, quiet_http_logs
 from bot.media import MediaFetcher
+from bot.metrics import Metrics
 from bot.providers import Capabilities, build_provider
 from bot.settings import Settings
 from bot.signing import telegram_webhook_secret
@@ -53,7 +58,32 @@ COMMANDS = ("imagine", "video", "animate", "upscale", "quota", "settings", "help
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
-def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
+class CountingRateLimiter(AIORateLimiter):
+    """PTB's rate limiter (flood limits, retry_after), counting the errors that get through."""
+
+    def __init__(self, metrics: Metrics, *, max_retries: int) -> None:
+        super().__init__(max_retries=max_retries)
+        self._metrics = metrics
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        try:
+            return await super().process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
+        except TelegramError as error:
+            self._metrics.telegram_errors.labels(type(error).__name__).inc()
+            raise
+
+
+def build_application(settings: Settings, metrics: Metrics) -> Application:  # type: ignore[type-arg]
     base = settings.telegram_base
     builder = (
         ApplicationBuilder()
@@ -61,7 +91,7 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         .base_url(f"{base}/bot{{token}}")
         .base_file_url(f"{base}/file/bot{{token}}")
         # Stays under Telegram's flood limits and waits out a 429's retry_after.
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(CountingRateLimiter(metrics, max_retries=3))
         # One chat's slow update never holds up another chat's.
         .concurrent_updates(True)
     )
@@ -104,11 +134,13 @@ async def run(
 
     `clock` tells the UTC day for credits (tests move it across midnight)."""
     quiet_http_logs()
+    protect_secrets(settings.secrets)
+    metrics = Metrics()
     database = await Database.open(settings.database_path)
     tasks = TaskRepository(database)
     provider = build_provider(settings)
     media_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-    application = build_application(settings)
+    application = build_application(settings, metrics)
     public = settings.public_base
 
     def task_callback_url(task: Task) -> str:
@@ -123,6 +155,7 @@ async def run(
         timing=timing,
         callback_url=task_callback_url if public else None,
         alerts=OperatorAlerts(application.bot, settings.admin_user_ids, provider.name),
+        metrics=metrics,
     )
     chats = ChatRepository(database)
     ledger = LedgerRepository(database)
@@ -165,30 +198,41 @@ async def run(
     webhook_secret = None
     if settings.telegram_webhook:
         webhook_secret = telegram_webhook_secret(settings.telegram_bot_token.get_secret_value())
+    if webhook_secret:
+        protect_secrets([webhook_secret])
     taking_updates = asyncio.Event()
-    web = None
-    if public:
-        hmac_key = settings.provider_webhook_hmac_key
-        web = build_web_app(
-            WebDependencies(
-                tasks=tasks,
-                served_files=served_files,
-                callback_task_id=provider.callback_task_id,
-                nudge=engine.nudge,
-                tasks_in_flight=lambda: engine.in_flight,
-                database_ok=database.ping,
-                hmac_key=hmac_key.get_secret_value() if hmac_key else None,
-                telegram=application if webhook_secret else None,
-                telegram_secret=webhook_secret,
-                taking_updates=taking_updates.is_set,
-            )
+
+    async def metrics_text() -> bytes:
+        unfinished = await tasks.count_unfinished()
+        for state in TaskState:
+            if state not in FINAL_STATES:
+                metrics.tasks_unfinished.labels(state).set(unfinished.get(state, 0))
+        metrics.queue_length.set(unfinished.get(TaskState.PENDING, 0))
+        metrics.tasks_in_flight.set(engine.in_flight)
+        return metrics.render()
+
+    hmac_key = settings.provider_webhook_hmac_key
+    # Always served: /healthz and /metrics for operators; callbacks only with PUBLIC_URL.
+    web = build_web_app(
+        WebDependencies(
+            tasks=tasks,
+            served_files=served_files,
+            callback_task_id=provider.callback_task_id,
+            nudge=engine.nudge,
+            tasks_in_flight=lambda: engine.in_flight,
+            database_ok=database.ping,
+            metrics_text=metrics_text,
+            hmac_key=hmac_key.get_secret_value() if hmac_key else None,
+            telegram=application if webhook_secret else None,
+            telegram_secret=webhook_secret,
+            taking_updates=taking_updates.is_set,
         )
+    )
     server = None
     try:
         async with application:
             await register_commands(application.bot, provider.capabilities)
-            if web is not None:
-                server = await start_server(web, settings.http_host, settings.http_port)
+            server = await start_server(web, settings.http_host, settings.http_port)
             await application.start()
             taking_updates.set()
             if webhook_secret:

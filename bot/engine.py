@@ -13,9 +13,9 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram import Bot
 from telegram.constants import ChatAction, ParseMode
@@ -33,6 +33,8 @@ from bot.alerts import OperatorAlerts
 from bot.catalog import Lang, text
 from bot.delivery import Deliverer, MediaKind, Placement, media_kind
 from bot.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskKind, TaskState
+from bot.logs import task_logger
+from bot.metrics import Metrics
 from bot.providers import (
     ErrorKind,
     GenerationRequest,
@@ -44,6 +46,7 @@ from bot.quota import Refusal
 from storage.tasks import Charge, NewTask, Task, TaskRepository
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A task shows a status message while the user is waiting for the upstream.
 _STATUS_SHOWN_IN = frozenset({TaskState.PENDING, TaskState.RUNNING})
@@ -84,6 +87,7 @@ class Engine:
         timing: Timing | None = None,
         callback_url: Callable[[Task], str] | None = None,
         alerts: OperatorAlerts | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -92,12 +96,16 @@ class Engine:
         self._timing = timing or Timing()
         self._callback_url = callback_url
         self._alerts = alerts
+        self._metrics = metrics or Metrics()
         # Set by a callback: "look now" for the task's worker.
         self._nudges: dict[int, asyncio.Event] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._status_posts: dict[int, asyncio.Task[None]] = {}
         self._unstoppable: set[asyncio.Task[None]] = set()
         self._stopping = False
+
+    def _tlog(self, task: Task) -> logging.LoggerAdapter[logging.Logger]:
+        return task_logger(_log, task.id, task.chat_id, task.provider)
 
     @property
     def in_flight(self) -> int:
@@ -133,6 +141,7 @@ class Engine:
         as it is recorded, or the refusal if the chat cannot pay for it."""
         task = await self._tasks.create(new, charge)
         if isinstance(task, Task):
+            self._metrics.tasks_created.labels(task.kind).inc()
             self._spawn(task.id)
         return task
 
@@ -195,7 +204,9 @@ class Engine:
             except Exception:
                 # Whatever broke, the state in SQLite is still true: wait, then redo the step.
                 failures += 1
-                _log.exception("task %d: step %s failed (%d)", task.id, task.state, failures)
+                self._tlog(task).exception(
+                    "task %d: step %s failed (%d)", task.id, task.state, failures
+                )
                 if failures >= policy.attempts:
                     await self._give_up(task)
                     failures = 0
@@ -210,9 +221,7 @@ class Engine:
         kind = (
             FailureKind.DELIVERY if task.state is TaskState.DELIVERING else FailureKind.UNAVAILABLE
         )
-        await self._tasks.move(
-            task.id, TaskState.FAILED, failure_kind=kind, finished_at=time.time()
-        )
+        await self._fail(task, kind, None)
 
     async def _step(self, task: Task) -> None:
         match task.state:
@@ -222,12 +231,7 @@ class Engine:
             case TaskState.SUBMITTING:
                 # Only seen after a restart: the create request's outcome is unknown, and
                 # repeating it could make (and bill) a second task.
-                await self._tasks.move(
-                    task.id,
-                    TaskState.FAILED,
-                    failure_kind=FailureKind.INTERRUPTED,
-                    finished_at=time.time(),
-                )
+                await self._fail(task, FailureKind.INTERRUPTED, None)
             case TaskState.RUNNING:
                 await self._watch(task)
             case TaskState.SUCCEEDED:
@@ -249,23 +253,17 @@ class Engine:
                 ErrorKind.REJECTED: FailureKind.REJECTED,
                 ErrorKind.UNKNOWN_OUTCOME: FailureKind.INTERRUPTED,
             }.get(error.kind, FailureKind.UNAVAILABLE)
-            _log.warning("task %d: the upstream did not take it: %s", task.id, error)
+            self._tlog(task).warning("task %d: the upstream did not take it: %s", task.id, error)
             if error.out_of_credits and self._alerts:
                 await self._alerts.account_empty()
-            await self._tasks.move(
-                task.id,
-                TaskState.FAILED,
-                failure_kind=kind,
-                failure_detail=error.message,
-                finished_at=time.time(),
-            )
+            await self._fail(task, kind, error.message)
             return
         if self._alerts:
             self._alerts.account_ok()
         await self._tasks.move(
             task.id, TaskState.RUNNING, upstream_task_id=upstream_id, submitted_at=time.time()
         )
-        _log.info("task %d: upstream task %s", task.id, upstream_id)
+        self._tlog(task).info("task %d: upstream task %s", task.id, upstream_id)
 
     async def _create_upstream(self, task: Task) -> str:
         policy = self._timing.create_retry
@@ -282,8 +280,20 @@ class Engine:
         request = await self._generation_request(task)
         async for attempt in retrying:
             with attempt:
-                return await self._provider.create_task(request)
+                return await self._upstream("create", self._provider.create_task(request))
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _upstream(self, operation: str, call: Awaitable[T]) -> T:
+        """One upstream request, timed and its errors counted."""
+        started = time.monotonic()
+        try:
+            return await call
+        except ProviderError as error:
+            self._metrics.upstream_errors.labels(self._provider.name, error.kind).inc()
+            raise
+        finally:
+            elapsed = time.monotonic() - started
+            self._metrics.upstream_seconds.labels(self._provider.name, operation).observe(elapsed)
 
     async def _generation_request(self, task: Task) -> GenerationRequest:
         """The task in the terms this upstream takes (see its `Capabilities`)."""
@@ -322,7 +332,9 @@ class Engine:
                 reply_parameters=where.reply_parameters,
             )
         except TelegramError as error:
-            _log.warning("task %d: could not post the status message: %s", task.id, error)
+            self._tlog(task).warning(
+                "task %d: could not post the status message: %s", task.id, error
+            )
             return
         await self._tasks.note(task.id, status_message_id=message.message_id)
 
@@ -354,14 +366,17 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(nudge.wait(), delay)
             nudge.clear()
+            self._metrics.status_requests.labels(self._provider.name).inc()
             try:
-                status = await self._provider.get_status(task.upstream_task_id)
+                status = await self._upstream(
+                    "status", self._provider.get_status(task.upstream_task_id)
+                )
             except ProviderError as error:
                 if error.kind is ErrorKind.NOT_FOUND and elapsed > self._timing.not_found_grace:
                     await self._fail(task, FailureKind.GENERATION, None)
                     return
                 if error.kind is not ErrorKind.NOT_READY:
-                    _log.info("task %d: status read failed: %s", task.id, error)
+                    self._tlog(task).info("task %d: status read failed: %s", task.id, error)
                 if error.retry_after:
                     await asyncio.sleep(error.retry_after)
                 continue
@@ -379,13 +394,18 @@ class Engine:
                 return
 
     async def _fail(self, task: Task, kind: FailureKind, detail: str | None) -> None:
-        await self._tasks.move(
+        """Record the failure (the refund goes with it, in one transaction)."""
+        moved = await self._tasks.move(
             task.id,
             TaskState.FAILED,
             failure_kind=kind,
             failure_detail=detail,
             finished_at=time.time(),
         )
+        if moved:
+            self._metrics.tasks_failed.labels(kind).inc()
+            self._metrics.tasks_finished.labels(task.kind, "failed").inc()
+            self._metrics.credits_refunded.inc(task.cost)
 
     async def _tick_status(self, task: Task, seen: list[UpstreamState | None]) -> None:
         lang = Lang(task.lang)
@@ -407,10 +427,10 @@ class Engine:
                 shown = wanted
             except BadRequest as error:
                 if "not modified" not in str(error).lower():
-                    _log.info("task %d: status edit refused: %s", task.id, error)
+                    self._tlog(task).info("task %d: status edit refused: %s", task.id, error)
                     return
             except TelegramError as error:
-                _log.info("task %d: status edit failed: %s", task.id, error)
+                self._tlog(task).info("task %d: status edit failed: %s", task.id, error)
 
     async def _chat_action(self, task: Task, action: ChatAction) -> None:
         try:
@@ -418,7 +438,7 @@ class Engine:
                 task.chat_id, action, message_thread_id=task.message_thread_id
             )
         except TelegramError as error:
-            _log.info("task %d: chat action failed: %s", task.id, error)
+            self._tlog(task).info("task %d: chat action failed: %s", task.id, error)
 
     # --- delivering → delivered -----------------------------------------------------------
 
@@ -453,7 +473,7 @@ class Engine:
                         _placement(task), probes, caption, lang
                     )
             except BadRequest as error:
-                _log.warning("task %d: Telegram refused the result: %s", task.id, error)
+                self._tlog(task).warning("task %d: Telegram refused the result: %s", task.id, error)
                 await self._fail(task, FailureKind.DELIVERY, None)
                 return
             if sent.first_message_id is None:
@@ -484,8 +504,12 @@ class Engine:
             )
             await self._tasks.note(task.id, buttons_message_id=buttons.message_id)
         await self._remove_status(task)
-        await self._tasks.move(task.id, TaskState.DELIVERED, delivered_at=time.time())
-        _log.info("task %d: delivered %d items", task.id, len(task.result_urls))
+        if await self._tasks.move(task.id, TaskState.DELIVERED, delivered_at=time.time()):
+            self._metrics.tasks_finished.labels(task.kind, "delivered").inc()
+            if task.finished_at is not None:
+                waited = max(0.0, time.time() - task.finished_at)
+                self._metrics.delivery_seconds.labels(task.kind).observe(waited)
+        self._tlog(task).info("task %d: delivered %d items", task.id, len(task.result_urls))
 
     async def _remove_status(self, task: Task) -> None:
         task = await self._reload(task)
@@ -494,7 +518,9 @@ class Engine:
         try:
             await self._bot.delete_message(task.chat_id, task.status_message_id)
         except TelegramError as error:
-            _log.info("task %d: could not delete the status message: %s", task.id, error)
+            self._tlog(task).info(
+                "task %d: could not delete the status message: %s", task.id, error
+            )
 
     # --- failed → reported ----------------------------------------------------------------
 
@@ -510,7 +536,9 @@ class Engine:
                 )
                 sent = True
             except BadRequest as error:
-                _log.info("task %d: could not edit the status into the failure: %s", task.id, error)
+                self._tlog(task).info(
+                    "task %d: could not edit the status into the failure: %s", task.id, error
+                )
         if not sent:
             where = _placement(task)
             try:
@@ -522,7 +550,7 @@ class Engine:
                     reply_parameters=where.reply_parameters,
                 )
             except Forbidden as error:
-                _log.info("task %d: the chat is closed to the bot: %s", task.id, error)
+                self._tlog(task).info("task %d: the chat is closed to the bot: %s", task.id, error)
         await self._tasks.move(task.id, TaskState.REPORTED)
 
     async def _reload(self, task: Task) -> Task:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=1, le=65535)
 
     database_path: Path = Path("data/imagine-bot.sqlite3")
+    log_format: Literal["text", "json"] = "text"
 
     chat_daily_credits: int = Field(default=100, ge=0)
     group_user_daily_credits: int = Field(default=0, ge=0)  # 0: no per-user cap
@@ -90,6 +91,12 @@ class Settings(BaseSettings):
         if self.telegram_webhook and self.public_url is None:
             raise ValueError("TELEGRAM_WEBHOOK=true needs PUBLIC_URL")
         return self
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redaction."""
+        values = [self.telegram_bot_token, self.provider_api_key, self.provider_webhook_hmac_key]
+        return [value.get_secret_value() for value in values if value is not None]
 
     @property
     def public_base(self) -> str | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -75,6 +76,7 @@ class WebDependencies:
     nudge: Callable[[int], bool]
     tasks_in_flight: Callable[[], int]
     database_ok: Callable[[], Awaitable[bool]]
+    metrics_text: Callable[[], Awaitable[bytes]]
     hmac_key: str | None = None
     telegram: Application | None = None  # type: ignore[type-arg]
     telegram_secret: str | None = None
@@ -124,6 +126,9 @@ def build_web_app(deps: WebDependencies) -> Starlette:
         }
         return JSONResponse(body, status_code=200 if database else 503)
 
+    async def metrics(request: Request) -> Response:
+        return Response(await deps.metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
     async def telegram_update(request: Request) -> Response:
         application = deps.telegram
         if application is None or not secrets_match(
@@ -151,6 +156,7 @@ def build_web_app(deps: WebDependencies) -> Starlette:
             Route(CALLBACK_PREFIX + "/{task_id:int}/{secret}", upstream_callback, methods=["POST"]),
             Route(TELEGRAM_PREFIX + "/{secret}", telegram_update, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route(FILES_PREFIX + "/{token}", served_file, methods=["GET"]),
         ]
     )

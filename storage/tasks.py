@@ -242,6 +242,14 @@ class TaskRepository:
         )
         return (Task.from_row(row), int(row["item_index"])) if row else None
 
+    async def count_unfinished(self) -> dict[str, int]:
+        final = tuple(FINAL_STATES)
+        marks = ", ".join("?" for _ in final)
+        rows = await self._db.fetch_all(
+            f"SELECT state, COUNT(*) FROM tasks WHERE state NOT IN ({marks}) GROUP BY state", final
+        )
+        return {row[0]: row[1] for row in rows}
+
     async def unfinished(self) -> list[Task]:
         final = tuple(FINAL_STATES)
         marks = ", ".join("?" for _ in final)

@@ -42,6 +42,9 @@ class RunningBot:
     stop_event: asyncio.Event
     task: asyncio.Task[None]
 
+    def http_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}{path}"
+
     async def stop(self) -> None:
         self.stop_event.set()
         await asyncio.wait_for(self.task, 15)
@@ -138,6 +141,9 @@ def make_settings(telegram: FakeTelegram, kie: FakeKie, tmp_path: Path) -> Calla
             "provider_api_key": PROVIDER_KEY,
             "provider_base_url": kie.url,
             "database_path": tmp_path / "bot.sqlite3",
+            # The HTTP endpoint (/healthz, /metrics) always runs: on loopback, on a free port.
+            "http_host": "127.0.0.1",
+            "http_port": free_port(),
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)
@@ -171,8 +177,7 @@ async def start_bot(
             return telegram.polls > polls_before
 
         await telegram.wait_for(taking_updates)
-        if settings.public_url:
-            await wait_for_http(f"{settings.public_base}/healthz")
+        await wait_for_http(bot.http_url("/healthz"))
         return bot
 
     yield start

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, public_endpoint
+from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, free_port, public_endpoint
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -66,6 +66,7 @@ async def test_runs_from_a_dotenv_file_and_stops_on_sigterm(
         f"TELEGRAM_API_URL={telegram.url}\n"
         f"PROVIDER_API_KEY={PROVIDER_KEY}\n"
         f"PROVIDER_BASE_URL={kie.url}\n"
+        f"HTTP_HOST=127.0.0.1\nHTTP_PORT={free_port()}\n"
     )
     process = await run_bot({}, tmp_path)
     try:
