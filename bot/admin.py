@@ -3,6 +3,7 @@ the figures and the upstream account's balance. To anyone else they do not exist
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from telegram import Message, Update
@@ -12,6 +13,7 @@ from telegram.ext import Application, CommandHandler, ContextTypes, filters
 from bot import catalog, rendering
 from bot.billing import Billing
 from bot.catalog import Lang, language_for
+from bot.charts import daily_chart
 from bot.providers import Provider, ProviderError
 from bot.quota import utc_day
 from storage.chats import ChatRepository
@@ -20,6 +22,7 @@ from storage.stats import StatsRepository
 
 MAX_CREDITS = 1_000_000
 STATS_DAYS = 7
+CHART_DAYS = 30
 
 
 class AdminCommands:
@@ -81,11 +84,16 @@ class AdminCommands:
         await _reply(message, catalog.text(lang, "admin.quota_set", chat=chat_id, daily=daily))
 
     async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The last week as a table, the last 30 days as a chart."""
         message, lang = _message(update), _lang(update)
-        since = datetime.now(UTC).date() - timedelta(days=STATS_DAYS - 1)
-        daily = await self._stats.per_day(since.isoformat())
+        today = datetime.now(UTC).date()
+        since = today - timedelta(days=STATS_DAYS - 1)
+        week = await self._stats.per_day(since.isoformat())
         top = await self._stats.top_chats(since.isoformat())
-        await _reply(message, rendering.stats_text(lang, STATS_DAYS, daily, top))
+        await _reply(message, rendering.stats_text(lang, STATS_DAYS, week, top))
+        month = await self._stats.per_day((today - timedelta(days=CHART_DAYS - 1)).isoformat())
+        chart = await asyncio.to_thread(daily_chart, month, last_day=today, span=CHART_DAYS)
+        await message.reply_photo(chart)
 
     async def balance(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, lang = _message(update), _lang(update)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import sqlite3
 import time
@@ -18,6 +19,7 @@ from bot.app import run
 from bot.engine import RetryPolicy, Timing
 from bot.lifecycle import PollSchedule, StatusCadence
 from bot.settings import Settings
+from bot.signing import telegram_webhook_secret
 from tests.fakes.kie import FakeKie
 from tests.fakes.telegram import FakeTelegram
 
@@ -151,9 +153,22 @@ def make_settings(telegram: FakeTelegram, kie: FakeKie, tmp_path: Path) -> Calla
     return make
 
 
+# Secrets the tests hand the bot; none may ever appear in a log line.
+TEST_SECRETS = (BOT_TOKEN, PROVIDER_KEY, "hmac-key-0f9e8d")
+
+
+def assert_no_secrets_logged(records: list[logging.LogRecord], secrets: set[str]) -> None:
+    for record in records:
+        line = record.getMessage() + (record.exc_text or "")
+        leaked = [secret for secret in secrets if secret in line]
+        assert not leaked, f"a secret reached the log: {record.name}: {line[:200]}"
+
+
 @pytest.fixture
 async def start_bot(
-    telegram: FakeTelegram, make_settings: Callable[..., Settings]
+    telegram: FakeTelegram,
+    make_settings: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
 ) -> AsyncIterator[StartBot]:
     running: list[RunningBot] = []
 
@@ -184,6 +199,15 @@ async def start_bot(
     for bot in running:
         if not bot.task.done():
             await bot.stop()
+    # Every log line of the test, including the bot's shutdown, is free of secrets: the
+    # fixed ones, each task's callback secret, the webhook secret.
+    secrets = set(TEST_SECRETS) | {telegram_webhook_secret(BOT_TOKEN)}
+    for bot in running:
+        if bot.settings.database_path.exists():
+            rows = bot.rows("SELECT callback_secret FROM tasks WHERE callback_secret IS NOT NULL")
+            secrets |= {row[0] for row in rows}
+    records = caplog.get_records("setup") + caplog.get_records("call") + caplog.records
+    assert_no_secrets_logged(records, secrets)
 
 
 @pytest.fixture
