@@ -8,7 +8,9 @@ lock, and `transaction()` holds it from BEGIN to COMMIT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,8 +26,9 @@ Params = Sequence[Any] | dict[str, Any]
 
 
 class Database:
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, path: Path | str) -> None:
         self._connection = connection
+        self._path = str(path)
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -38,7 +41,7 @@ class Database:
         await connection.execute("PRAGMA synchronous = NORMAL")
         await connection.execute("PRAGMA foreign_keys = ON")
         await connection.execute("PRAGMA busy_timeout = 5000")
-        database = cls(connection)
+        database = cls(connection, path)
         await database._migrate()
         return database
 
@@ -74,7 +77,16 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on an exception, holding the lock."""
         async with self._lock:
-            await self._connection.execute("BEGIN IMMEDIATE")
+            begin = asyncio.ensure_future(self._connection.execute("BEGIN IMMEDIATE"))
+            try:
+                await asyncio.shield(begin)
+            except asyncio.CancelledError:
+                # The BEGIN runs on in aiosqlite's thread: let it finish, then undo it, so
+                # the connection is never left inside a transaction nobody owns.
+                with contextlib.suppress(Exception):
+                    await begin
+                    await self._connection.execute("ROLLBACK")
+                raise
             try:
                 yield self._connection
             except BaseException:
@@ -83,13 +95,23 @@ class Database:
             await self._connection.execute("COMMIT")
 
     async def ping(self) -> bool:
-        """True if the database answers a query within two seconds."""
-        try:
-            async with asyncio.timeout(2.0):
-                await self.fetch_one("SELECT 1")
-        except Exception:
-            return False
-        return True
+        """True if the bot could write within two seconds: a write lock taken and let go
+        (reads alone would pass while another writer holds the database). On a connection
+        of its own, so a stuck check never leaves the bot's connection mid-transaction."""
+
+        def check() -> bool:
+            try:
+                probe = sqlite3.connect(self._path, timeout=2.0, isolation_level=None)
+                try:
+                    probe.execute("BEGIN IMMEDIATE")
+                    probe.execute("ROLLBACK")
+                finally:
+                    probe.close()
+            except sqlite3.Error:
+                return False
+            return True
+
+        return await asyncio.to_thread(check)
 
     async def schema_version(self) -> int:
         row = await self.fetch_one("PRAGMA user_version")

@@ -372,6 +372,10 @@ class FakeTelegram:
     def message(self, chat_id: int, message_id: int) -> StoredMessage:
         return self._messages[(chat_id, message_id)]
 
+    def file_content(self, file_id: str) -> bytes:
+        """The bytes of a file the bot sent (or a user sent)."""
+        return self._files[file_id]
+
     def bot_messages(self, chat_id: int) -> list[StoredMessage]:
         """The bot's messages in a chat that are still there, oldest first."""
         return [
