@@ -1,22 +1,29 @@
 # syntax=docker/dockerfile:1
-# Build stage: install the bot and its dependencies into /install.
+# Build stage: the bot and its dependencies, installed into /install.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY storage ./storage
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --disable-pip-version-check --prefix=/install .
 
-# Run stage: the installed packages only, as a non-root user, the database on a volume.
+# Run stage: the installed packages only, a non-root user, the database on a volume,
+# every setting from the environment (see the README's settings table).
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent imagine \
     && mkdir /data \
     && chown imagine /data
 COPY --from=build /install /usr/local
 ENV DATABASE_PATH=/data/imagine-bot.sqlite3 \
+    HTTP_HOST=0.0.0.0 \
+    HTTP_PORT=8080 \
+    MPLCONFIGDIR=/tmp/matplotlib \
     PYTHONUNBUFFERED=1
 VOLUME ["/data"]
-USER imagine
+USER 10001
 WORKDIR /data
 EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HTTP_PORT', '8080') + '/healthz', timeout=4)"]
+STOPSIGNAL SIGTERM
 CMD ["python", "-m", "bot"]
