@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -105,6 +106,7 @@ async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
             "HTTP_HOST": endpoint["http_host"],
             "HTTP_PORT": str(endpoint["http_port"]),
             "DATABASE_PATH": str(database),
+            "LOG_FORMAT": "json",
         },
         tmp_path,
     )
@@ -119,6 +121,14 @@ async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
     _, stderr = await asyncio.wait_for(process.communicate(), 15)
     assert time.monotonic() - stopping < 10
     assert process.returncode == 0, stderr.decode()
+    # LOG_FORMAT=json: every line an object; a task's lines carry its task, chat, provider.
+    lines = [json.loads(line) for line in stderr.decode().splitlines()]
+    task_lines = [line for line in lines if "task_id" in line]
+    assert task_lines
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert {(line["chat_id"], line["provider"]) for line in task_lines} <= {
+        (user.id, "kie") for user in users
+    }
     handed_back = sqlite3.connect(database)
     assert handed_back.execute("SELECT state FROM tasks").fetchall() == [("running",)] * 3
     handed_back.close()
