@@ -101,6 +101,7 @@ class Engine:
         self._nudges: dict[int, asyncio.Event] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._status_posts: dict[int, asyncio.Task[None]] = {}
+        self._status_shown: dict[int, str] = {}
         self._unstoppable: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -180,6 +181,7 @@ class Engine:
         finally:
             del self._status_posts[task_id]
             del self._nudges[task_id]
+            self._status_shown.pop(task_id, None)
 
     def _unstoppable_task(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `work` (a Telegram send and the record of it) to its end even if the worker
@@ -337,6 +339,7 @@ class Engine:
             )
             return
         await self._tasks.note(task.id, status_message_id=message.message_id)
+        self._status_shown[task.id] = message.text_html or ""
 
     # --- running → succeeded | failed ---------------------------------------------------
 
@@ -410,7 +413,6 @@ class Engine:
     async def _tick_status(self, task: Task, seen: list[UpstreamState | None]) -> None:
         lang = Lang(task.lang)
         interval = self._timing.status.interval(is_group=task.is_group)
-        shown: str | None = None
         while True:
             await self._chat_action(task, ChatAction.UPLOAD_PHOTO)
             await asyncio.sleep(interval)
@@ -418,13 +420,13 @@ class Engine:
             if current is None or current.status_message_id is None:
                 continue
             wanted = rendering.status_text(lang, seen[0], time.time() - task.created_at)
-            if wanted == shown:
+            if wanted == self._status_shown.get(task.id):  # what the message says now
                 continue
             try:
                 await self._bot.edit_message_text(
                     wanted, task.chat_id, current.status_message_id, parse_mode=ParseMode.HTML
                 )
-                shown = wanted
+                self._status_shown[task.id] = wanted
             except BadRequest as error:
                 if "not modified" not in str(error).lower():
                     self._tlog(task).info("task %d: status edit refused: %s", task.id, error)

@@ -209,6 +209,8 @@ async def test_status_message_counts_seconds_while_working(
     edits = [c.params["text"] for c in telegram.calls_of("editMessageText", chat.id) if c.ok]
     assert any(text.startswith("🎨 Generating… working, 1 s") for text in edits)
     assert len(edits) == len(set(edits))  # never the same text twice ("not modified")
+    # Not even the first edit repeats what the status message was posted with.
+    assert all(c.ok for c in telegram.calls_of("editMessageText", chat.id))
 
 
 async def test_group_status_edits_are_spaced_out(
