@@ -34,6 +34,7 @@ from bot.logs import protect_secrets, quiet_http_logs
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
 from bot.providers import Capabilities, build_provider
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.signing import telegram_webhook_secret
 from bot.web import (
@@ -156,6 +157,9 @@ async def run(
         callback_url=task_callback_url if public else None,
         alerts=OperatorAlerts(application.bot, settings.admin_user_ids, provider.name),
         metrics=metrics,
+        scheduler=Scheduler(
+            max_running=settings.max_concurrent_tasks, max_per_hour=settings.max_tasks_per_hour
+        ),
     )
     chats = ChatRepository(database)
     ledger = LedgerRepository(database)

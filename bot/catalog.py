@@ -442,6 +442,10 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.RU: "🎬 Оживляю {subject}.{prompt_line}",
     },
     "button.start": {Lang.EN: "▶ Start", Lang.RU: "▶ Начать"},
+    "status.in_line": {
+        Lang.EN: "⏳ Waiting in line: number {place}",
+        Lang.RU: "⏳ В очереди: номер {place}",
+    },
 }
 
 

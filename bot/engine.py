@@ -43,6 +43,7 @@ from bot.providers import (
     UpstreamState,
 )
 from bot.quota import Refusal
+from bot.scheduler import Scheduler
 from storage.tasks import Charge, NewTask, Task, TaskRepository
 
 _log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Engine:
         callback_url: Callable[[Task], str] | None = None,
         alerts: OperatorAlerts | None = None,
         metrics: Metrics | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -97,6 +99,7 @@ class Engine:
         self._callback_url = callback_url
         self._alerts = alerts
         self._metrics = metrics or Metrics()
+        self._scheduler = scheduler or Scheduler(max_running=1_000_000, max_per_hour=1_000_000)
         # Set by a callback: "look now" for the task's worker.
         self._nudges: dict[int, asyncio.Event] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -117,6 +120,10 @@ class Engine:
         unfinished = await self._tasks.unfinished()
         if unfinished:
             _log.info("resuming %d unfinished tasks", len(unfinished))
+        self._scheduler.restore(
+            running=[t.id for t in unfinished if t.state is TaskState.RUNNING],
+            created_at=await self._tasks.submitted_since(time.time() - 3600),
+        )
         for task in unfinished:
             self._spawn(task.id)
 
@@ -228,6 +235,8 @@ class Engine:
     async def _step(self, task: Task) -> None:
         match task.state:
             case TaskState.PENDING:
+                # Waiting in line can stop any time: the line is the pending rows in SQLite.
+                await self._wait_turn(task)
                 # Once the upstream is asked, its answer must be recorded, shutdown or not.
                 await asyncio.shield(self._unstoppable_task(self._submit(task)))
             case TaskState.SUBMITTING:
@@ -245,8 +254,44 @@ class Engine:
 
     # --- pending → running ------------------------------------------------------------
 
+    async def _wait_turn(self, task: Task) -> None:
+        """Wait for the scheduler to admit the task, showing its place in line meanwhile."""
+        admission = asyncio.ensure_future(self._scheduler.admit(task.id, task.chat_id))
+        interval = self._timing.status.interval(is_group=task.is_group)
+        shown_place: int | None = None
+        try:
+            while not admission.done():
+                moved = asyncio.ensure_future(self._scheduler.changed())
+                await asyncio.wait(
+                    {admission, moved}, timeout=interval, return_when=asyncio.FIRST_COMPLETED
+                )
+                moved.cancel()
+                place = self._scheduler.position(task.id)
+                if place is not None and place != shown_place:
+                    shown_place = place
+                    await self._show_place(task, place)
+        finally:
+            if not admission.done():
+                admission.cancel()
+        await admission
+
+    async def _show_place(self, task: Task, place: int) -> None:
+        await asyncio.wait([self._status_posts[task.id]])
+        current = await self._reload(task)
+        wanted = text(Lang(task.lang), "status.in_line", place=place)
+        if current.status_message_id is None or wanted == self._status_shown.get(task.id):
+            return
+        try:
+            await self._bot.edit_message_text(
+                wanted, task.chat_id, current.status_message_id, parse_mode=ParseMode.HTML
+            )
+            self._status_shown[task.id] = wanted
+        except TelegramError as error:
+            self._tlog(task).info("task %d: place in line not shown: %s", task.id, error)
+
     async def _submit(self, task: Task) -> None:
         if not await self._tasks.move(task.id, TaskState.SUBMITTING):
+            self._scheduler.release(task.id)  # cancelled while it waited for its turn
             return
         try:
             upstream_id = await self._create_upstream(task)
@@ -282,7 +327,13 @@ class Engine:
         request = await self._generation_request(task)
         async for attempt in retrying:
             with attempt:
-                return await self._upstream("create", self._provider.create_task(request))
+                try:
+                    return await self._upstream("create", self._provider.create_task(request))
+                except ProviderError as error:
+                    if error.code == 429:
+                        # Too many requests: the whole line waits, not just this task.
+                        self._scheduler.slow_down(error.retry_after or policy.initial * 5)
+                    raise
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _upstream(self, operation: str, call: Awaitable[T]) -> T:
@@ -391,6 +442,7 @@ class Engine:
                     result_urls=status.result_urls,
                     finished_at=time.time(),
                 )
+                self._scheduler.release(task.id)
                 return
             if status.state is UpstreamState.FAILED:
                 await self._fail(task, FailureKind.GENERATION, status.fail_message)
@@ -398,6 +450,7 @@ class Engine:
 
     async def _fail(self, task: Task, kind: FailureKind, detail: str | None) -> None:
         """Record the failure (the refund goes with it, in one transaction)."""
+        self._scheduler.release(task.id)
         moved = await self._tasks.move(
             task.id,
             TaskState.FAILED,

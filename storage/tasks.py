@@ -242,6 +242,14 @@ class TaskRepository:
         )
         return (Task.from_row(row), int(row["item_index"])) if row else None
 
+    async def submitted_since(self, moment: float) -> list[float]:
+        """When the tasks created upstream since `moment` were created (the hourly cap)."""
+        rows = await self._db.fetch_all(
+            "SELECT submitted_at FROM tasks WHERE submitted_at >= ? ORDER BY submitted_at",
+            (moment,),
+        )
+        return [row[0] for row in rows]
+
     async def count_unfinished(self) -> dict[str, int]:
         final = tuple(FINAL_STATES)
         marks = ", ".join("?" for _ in final)
