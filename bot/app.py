@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -55,7 +56,7 @@ from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
-COMMANDS = ("imagine", "video", "animate", "upscale", "quota", "settings", "help")
+COMMANDS = ("imagine", "video", "animate", "upscale", "cancel", "quota", "settings", "help")
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
@@ -136,9 +137,17 @@ async def run(
     `clock` tells the UTC day for credits (tests move it across midnight)."""
     quiet_http_logs()
     protect_secrets(settings.secrets)
+    if timing is None:
+        defaults = Timing()
+        timing = replace(
+            defaults,
+            poll=replace(defaults.poll, timeout=settings.task_timeout),
+            callback_net=replace(defaults.callback_net, timeout=settings.task_timeout),
+        )
     metrics = Metrics()
     database = await Database.open(settings.database_path)
     tasks = TaskRepository(database)
+    chats = ChatRepository(database)
     provider = build_provider(settings)
     media_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     application = build_application(settings, metrics)
@@ -160,8 +169,8 @@ async def run(
         scheduler=Scheduler(
             max_running=settings.max_concurrent_tasks, max_per_hour=settings.max_tasks_per_hour
         ),
+        on_chat_migrated=chats.migrate,
     )
-    chats = ChatRepository(database)
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)
     served_files = ServedFiles(database)

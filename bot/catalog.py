@@ -446,6 +446,22 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.EN: "⏳ Waiting in line: number {place}",
         Lang.RU: "⏳ В очереди: номер {place}",
     },
+    "failure.cancelled": {
+        Lang.EN: "✖ Cancelled.",
+        Lang.RU: "✖ Отменено.",
+    },
+    "cancel.nothing": {
+        Lang.EN: "There is nothing of yours waiting in line here.",
+        Lang.RU: "Здесь нет ваших запросов в очереди.",
+    },
+    "cancel.too_late": {
+        Lang.EN: "It is already being made and can no longer be cancelled.",
+        Lang.RU: "Это уже делается, отменить нельзя.",
+    },
+    "command.cancel": {
+        Lang.EN: "Cancel a request waiting in line",
+        Lang.RU: "Отменить запрос в очереди",
+    },
 }
 
 

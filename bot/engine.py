@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from telegram import Bot
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -43,7 +43,7 @@ from bot.providers import (
     UpstreamState,
 )
 from bot.quota import Refusal
-from bot.scheduler import Scheduler
+from bot.scheduler import Scheduler, Withdrawn
 from storage.tasks import Charge, NewTask, Task, TaskRepository
 
 _log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class Engine:
         alerts: OperatorAlerts | None = None,
         metrics: Metrics | None = None,
         scheduler: Scheduler | None = None,
+        on_chat_migrated: Callable[[int, int], Awaitable[None]] | None = None,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -100,6 +101,7 @@ class Engine:
         self._alerts = alerts
         self._metrics = metrics or Metrics()
         self._scheduler = scheduler or Scheduler(max_running=1_000_000, max_per_hour=1_000_000)
+        self._on_chat_migrated = on_chat_migrated
         # Set by a callback: "look now" for the task's worker.
         self._nudges: dict[int, asyncio.Event] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -152,6 +154,16 @@ class Engine:
             self._metrics.tasks_created.labels(task.kind).inc()
             self._spawn(task.id)
         return task
+
+    async def cancel(self, task: Task) -> bool:
+        """Cancel a task still waiting for its turn (and refund it); False if it is past that."""
+        if task.state is not TaskState.PENDING or not await self._fail(
+            task, FailureKind.CANCELLED, None
+        ):
+            return False
+        # Its worker, waiting in line, goes on to report the cancellation.
+        self._scheduler.withdraw(task.id, task.chat_id)
+        return True
 
     def nudge(self, task_id: int) -> bool:
         """The upstream says the task changed: have its worker read the status now.
@@ -210,6 +222,11 @@ class Engine:
                 failures = 0
             except asyncio.CancelledError:
                 raise
+            except ChatMigrated as moved:
+                # The group became a supergroup: its rows follow it, and the step is redone.
+                self._tlog(task).info("task %d: chat moved to %d", task.id, moved.new_chat_id)
+                if self._on_chat_migrated is not None:
+                    await self._on_chat_migrated(task.chat_id, moved.new_chat_id)
             except Exception:
                 # Whatever broke, the state in SQLite is still true: wait, then redo the step.
                 failures += 1
@@ -273,7 +290,8 @@ class Engine:
         finally:
             if not admission.done():
                 admission.cancel()
-        await admission
+        with contextlib.suppress(Withdrawn):  # cancelled: the state says what comes next
+            await admission
 
     async def _show_place(self, task: Task, place: int) -> None:
         await asyncio.wait([self._status_posts[task.id]])
@@ -448,8 +466,9 @@ class Engine:
                 await self._fail(task, FailureKind.GENERATION, status.fail_message)
                 return
 
-    async def _fail(self, task: Task, kind: FailureKind, detail: str | None) -> None:
-        """Record the failure (the refund goes with it, in one transaction)."""
+    async def _fail(self, task: Task, kind: FailureKind, detail: str | None) -> bool:
+        """Record the failure (the refund goes with it, in one transaction); True if this
+        call did."""
         self._scheduler.release(task.id)
         moved = await self._tasks.move(
             task.id,
@@ -462,6 +481,7 @@ class Engine:
             self._metrics.tasks_failed.labels(kind).inc()
             self._metrics.tasks_finished.labels(task.kind, "failed").inc()
             self._metrics.credits_refunded.inc(task.cost)
+        return moved
 
     async def _tick_status(self, task: Task, seen: list[UpstreamState | None]) -> None:
         lang = Lang(task.lang)
@@ -527,6 +547,11 @@ class Engine:
                     sent = await self._deliverer.send_images(
                         _placement(task), probes, caption, lang
                     )
+            except Forbidden as error:
+                # The user blocked the bot (or it left the group): finish quietly, refund.
+                self._tlog(task).info("task %d: the chat is closed to the bot: %s", task.id, error)
+                await self._fail(task, FailureKind.DELIVERY, None)
+                return
             except BadRequest as error:
                 self._tlog(task).warning("task %d: Telegram refused the result: %s", task.id, error)
                 await self._fail(task, FailureKind.DELIVERY, None)
@@ -644,6 +669,8 @@ def _failure_reason(task: Task, lang: Lang) -> str:
             return text(lang, "failure.delivery")
         case FailureKind.INTERRUPTED:
             return text(lang, "failure.interrupted")
+        case FailureKind.CANCELLED:
+            return text(lang, "failure.cancelled")
         case _:
             return text(lang, "failure.unavailable")
 

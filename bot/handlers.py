@@ -82,6 +82,7 @@ class Handlers:
                 self.animate,
             )
         )
+        application.add_handler(CommandHandler("cancel", self.cancel, filters=_NEW_MESSAGES))
         application.add_handler(CommandHandler("quota", self.quota, filters=_NEW_MESSAGES))
         application.add_handler(CommandHandler("settings", self.settings, filters=_NEW_MESSAGES))
         application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self.migrated))
@@ -180,6 +181,24 @@ class Handlers:
             await _reply(message, catalog.text(lang, "upscale.usage"))
             return
         await self._submit(self._upscale_task(found[0], user.id, lang, message.message_id), message)
+
+    async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/cancel as a reply to a status message, or for the member's latest task here."""
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None:
+            return
+        lang = _lang(update)
+        replied = message.reply_to_message
+        if replied is not None:
+            task = await self._tasks.find_by_status_message(message.chat_id, replied.message_id)
+        else:
+            task = await self._tasks.latest_of(message.chat_id, user.id)
+        if task is None or not await self._may_press(context.bot, task, user.id):
+            await _reply(message, catalog.text(lang, "cancel.nothing"))
+            return
+        if not await self._engine.cancel(task):
+            await _reply(message, catalog.text(lang, "cancel.too_late"))
 
     async def reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message

@@ -53,6 +53,7 @@ class FailureKind(StrEnum):
     TIMEOUT = "timeout"  # no outcome within the task timeout
     DELIVERY = "delivery"  # made, but Telegram would not take it
     INTERRUPTED = "interrupted"  # a restart hit mid-creation; outcome unknown
+    CANCELLED = "cancelled"  # the user cancelled it while it waited in line
 
 
 TRANSITIONS: Final[dict[TaskState, frozenset[TaskState]]] = {

@@ -14,6 +14,10 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 
+class Withdrawn(Exception):
+    """The task left the line before its turn (it was cancelled)."""
+
+
 class Scheduler:
     def __init__(
         self,
@@ -69,7 +73,7 @@ class Scheduler:
         if future is None or future.done():
             return False
         self._forget(task_id, chat_id)
-        future.cancel()
+        future.set_exception(Withdrawn())
         self._dispatch()
         return True
 

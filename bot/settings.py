@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     admin_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     max_concurrent_tasks: int = Field(default=50, ge=1)
     max_tasks_per_hour: int = Field(default=500, ge=1)
+    task_timeout: float = Field(default=15 * 60, gt=0)  # seconds before a task is given up
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod

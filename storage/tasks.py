@@ -242,6 +242,23 @@ class TaskRepository:
         )
         return (Task.from_row(row), int(row["item_index"])) if row else None
 
+    async def latest_of(self, chat_id: int, user_id: int) -> Task | None:
+        """The member's most recent task in the chat that is not final."""
+        final = tuple(FINAL_STATES)
+        marks = ", ".join("?" for _ in final)
+        row = await self._db.fetch_one(
+            f"SELECT * FROM tasks WHERE chat_id = ? AND user_id = ? AND state NOT IN ({marks})"
+            " ORDER BY id DESC LIMIT 1",
+            (chat_id, user_id, *final),
+        )
+        return Task.from_row(row) if row else None
+
+    async def find_by_status_message(self, chat_id: int, message_id: int) -> Task | None:
+        row = await self._db.fetch_one(
+            "SELECT * FROM tasks WHERE chat_id = ? AND status_message_id = ?", (chat_id, message_id)
+        )
+        return Task.from_row(row) if row else None
+
     async def submitted_since(self, moment: float) -> list[float]:
         """When the tasks created upstream since `moment` were created (the hourly cap)."""
         rows = await self._db.fetch_all(

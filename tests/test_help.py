@@ -45,6 +45,7 @@ async def test_command_menu_registered_for_private_chats_and_groups(
             "video",
             "animate",
             "upscale",
+            "cancel",
             "quota",
             "settings",
             "help",

@@ -296,7 +296,14 @@ async def test_grokimagineapi_is_video_only(
         provider="grokimagineapi", provider_base_url=grokapi_server.url, **public_endpoint()
     )
     for commands in telegram.commands.values():
-        assert [c["command"] for c in commands] == ["video", "animate", "quota", "settings", "help"]
+        assert [c["command"] for c in commands] == [
+            "video",
+            "animate",
+            "cancel",
+            "quota",
+            "settings",
+            "help",
+        ]
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine a fox")
     [refusal] = await telegram.wait_for_call("sendMessage", chat.id)
