@@ -153,6 +153,7 @@ class FakeTelegram:
         self._users: dict[int, FakeUser] = {}
         self._member_status: dict[tuple[int, int], str] = {}
         self._migrated: dict[int, int] = {}
+        self.blocked: set[int] = set()  # private chats whose user blocked the bot
         self._files: dict[str, bytes] = {}
         self.downloads: list[str] = []
         self._messages: dict[tuple[int, int], StoredMessage] = {}
@@ -817,6 +818,8 @@ class FakeTelegram:
         chat = self._chats.get(chat_id or 0)
         if chat is None:
             raise bad_request("chat not found")
+        if chat.id in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
         if chat.id in self._migrated:
             raise ApiError(
                 400,

@@ -1,0 +1,213 @@
+"""The task engine under limits and faults: the account's caps, fairness, places in line,
+429s, /cancel, blocked users, migrated chats."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+from tests.conftest import FAST, StartBot
+from tests.fakes.kie import FakeKie, FakeTask, Scenario
+from tests.fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
+
+USERS = [FakeUser(5000 + i, f"user{i}", "en") for i in range(6)]
+
+
+def most_at_once(tasks: list[FakeTask]) -> int:
+    """The most upstream tasks that were running at the same moment."""
+    events = sorted(
+        [(t.created_at, 1) for t in tasks] + [(t.done_at, -1) for t in tasks],
+        key=lambda event: (event[0], event[1]),
+    )
+    current = peak = 0
+    for _, change in events:
+        current += change
+        peak = max(peak, current)
+    return peak
+
+
+async def test_no_more_than_the_concurrency_cap_runs_upstream(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=0.4)
+    bot = await start_bot(max_concurrent_tasks=2)
+    for user in USERS:
+        telegram.send_text(telegram.private_chat(user), user, f"/imagine for {user.id}")
+    tasks = await bot.wait_until_settled(count=6, timeout=20)
+    assert {t["state"] for t in tasks} == {"delivered"}
+    assert len(kie.created) == 6
+    assert most_at_once(kie.created) == 2
+
+
+async def test_chats_take_turns(telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot) -> None:
+    kie.scenario = Scenario(duration=0.3)
+    bot = await start_bot(max_concurrent_tasks=1)
+    busy, quiet = USERS[0], USERS[1]
+    busy_chat, quiet_chat = telegram.private_chat(busy), telegram.private_chat(quiet)
+    for number in range(4):
+        telegram.send_text(busy_chat, busy, f"/imagine busy {number}")
+    await telegram.wait_for(lambda: len(bot.tasks()) == 4)
+    for number in range(2):
+        telegram.send_text(quiet_chat, quiet, f"/imagine quiet {number}")
+    await bot.wait_until_settled(count=6, timeout=20)
+    order = [t.request["input"]["prompt"] for t in kie.created]
+    assert order == ["busy 0", "busy 1", "quiet 0", "busy 2", "quiet 1", "busy 3"]
+
+
+def status_texts(telegram: FakeTelegram, chat: FakeChat, message_id: int) -> list[str]:
+    """Every text a status message has shown, first to last."""
+    first = [
+        c.params["text"]
+        for c in telegram.calls_of("sendMessage", chat.id)
+        if c.ok and c.result["message_id"] == message_id
+    ]
+    edits = [
+        c.params["text"]
+        for c in telegram.calls_of("editMessageText", chat.id)
+        if c.ok and str(c.params["message_id"]) == str(message_id)
+    ]
+    return first + edits
+
+
+async def test_waiting_tasks_show_their_place_as_the_line_moves(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=1.2)
+    bot = await start_bot(max_concurrent_tasks=1)
+    first, second = USERS[0], USERS[1]
+    telegram.send_text(telegram.private_chat(first), first, "/imagine first in line")
+    await telegram.wait_for(lambda: kie.created)
+    chat = telegram.private_chat(second)
+    telegram.send_text(chat, second, "/imagine second")
+    telegram.send_text(chat, second, "/imagine third")
+    tasks = await bot.wait_until_settled(count=3, timeout=20)
+    third = tasks[2]
+    shown = status_texts(telegram, chat, third["status_message_id"])
+    places = [text for text in shown if text.startswith("⏳ Waiting in line")]
+    assert places == ["⏳ Waiting in line: number 2", "⏳ Waiting in line: number 1"]
+
+
+async def test_an_upstream_429_holds_the_whole_line(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    bot = await start_bot(max_concurrent_tasks=1)
+    kie.fail_creates(429, "rate limited", http_status=429, headers={"Retry-After": "1"})
+    sent = time.time()
+    for user in USERS[:2]:
+        telegram.send_text(telegram.private_chat(user), user, f"/imagine {user.id}")
+    await bot.wait_until_settled(count=2, timeout=20)
+    assert kie.create_attempts == 3
+    assert all(task.created_at - sent >= 1.0 for task in kie.created)
+
+
+async def test_cancel_a_waiting_task_refunds_it(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=1.0)
+    bot = await start_bot(max_concurrent_tasks=1)
+    user = USERS[0]
+    chat = telegram.private_chat(user)
+    telegram.send_text(chat, user, "/imagine runs")
+    await telegram.wait_for(lambda: kie.created)
+    telegram.send_text(chat, user, "/imagine waits")
+    await telegram.wait_for(lambda: len(bot.tasks()) == 2 and bot.tasks()[1]["status_message_id"])
+    telegram.send_text(chat, user, "/cancel")  # the latest: the one waiting
+    await telegram.wait_for(lambda: bot.tasks()[1]["state"] == "reported")
+    telegram.send_text(chat, user, "/cancel")  # now the latest is the one already running
+    [too_late] = await telegram.wait_for(
+        lambda: [
+            c
+            for c in telegram.calls_of("sendMessage", chat.id)
+            if "already being made" in c.params["text"]
+        ]
+    )
+    tasks = await bot.wait_until_settled(count=2)
+    assert [t["state"] for t in tasks] == ["delivered", "reported"]
+    assert tasks[1]["failure_kind"] == "cancelled"
+    notice = telegram.message(chat.id, tasks[1]["status_message_id"]).payload["text"]
+    assert notice == "✖ Cancelled.\n💳 The 5 credits were returned."
+    assert [t.request["input"]["prompt"] for t in kie.created] == ["runs"]
+    kinds = [
+        r["kind"] for r in bot.rows("SELECT kind FROM ledger WHERE task_id = ?", (tasks[1]["id"],))
+    ]
+    assert kinds == ["reserve", "refund"]
+    assert too_late.ok
+
+
+async def test_cancel_as_a_reply_to_a_status_message_and_only_by_its_owner(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=3.0)
+    bot = await start_bot(max_concurrent_tasks=1)
+    group = telegram.group_chat(-100990)
+    owner, other = USERS[0], USERS[1]
+    telegram.send_text(group, owner, "/imagine runs")
+    await telegram.wait_for(lambda: kie.created)
+    telegram.send_text(group, owner, "/imagine waits")
+    await telegram.wait_for(lambda: len(bot.tasks()) == 2 and bot.tasks()[1]["status_message_id"])
+    status_id = bot.tasks()[1]["status_message_id"]
+    telegram.send_text(group, other, "/cancel", reply_to=status_id)
+    [refused] = await telegram.wait_for(
+        lambda: [
+            c
+            for c in telegram.calls_of("sendMessage", group.id)
+            if "nothing of yours" in c.params["text"]
+        ]
+    )
+    assert refused.ok
+    telegram.send_text(group, owner, "/cancel", reply_to=status_id)
+    tasks = await bot.wait_until_settled(count=2)
+    assert tasks[1]["failure_kind"] == "cancelled"
+
+
+async def test_a_user_who_blocked_the_bot_is_refunded_quietly(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=0.5)
+    bot = await start_bot()
+    user = USERS[0]
+    chat = telegram.private_chat(user)
+    telegram.send_text(chat, user, "/imagine then I leave")
+    await telegram.wait_for(lambda: kie.created)
+    telegram.blocked.add(chat.id)
+    [task] = await bot.wait_until_settled()
+    assert (task["state"], task["failure_kind"]) == ("reported", "delivery")
+    assert [r["kind"] for r in bot.rows("SELECT kind FROM ledger ORDER BY id")] == [
+        "reserve",
+        "refund",
+    ]
+    refused = [c for c in telegram.calls if c.error and "blocked" in c.error]
+    assert len([c for c in refused if c.method == "sendMediaGroup"]) == 1  # no retry storm
+
+
+async def test_a_chat_that_became_a_supergroup_is_followed(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=0.8)
+    bot = await start_bot()
+    group = telegram.group_chat(-100991)
+    telegram.send_text(group, USERS[0], "/imagine across the upgrade")
+    await telegram.wait_for(lambda: kie.created)
+    supergroup = telegram.migrate(group, -1009910000000)
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert task["chat_id"] == supergroup.id
+    albums: list[Call] = [c for c in telegram.calls_of("sendMediaGroup") if c.ok]
+    assert [c.params["chat_id"] for c in albums] == [str(supergroup.id)]
+
+
+async def test_a_telegram_429_on_the_album_is_waited_out(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    bot = await start_bot(timing=replace(FAST))
+    telegram.fail_next("sendMediaGroup", 429, "Too Many Requests: retry after 1", retry_after=1)
+    user = USERS[0]
+    chat = telegram.private_chat(user)
+    telegram.send_text(chat, user, "/imagine flooded")
+    [task] = await bot.wait_until_settled(timeout=15)
+    attempts = telegram.calls_of("sendMediaGroup", chat.id)
+    assert [c.ok for c in attempts] == [False, True]
+    assert attempts[1].at - attempts[0].at >= 1.0
+    assert task["state"] == "delivered"
+    await asyncio.sleep(0)
