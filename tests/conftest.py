@@ -91,6 +91,16 @@ class FakeClock:
         self.now += seconds
 
 
+async def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll `predicate` until it is truthy (for conditions no server announces)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (value := predicate()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("the condition never held")
+        await asyncio.sleep(0.02)
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -11,7 +11,7 @@ import pytest
 
 from bot.lifecycle import PollSchedule
 from bot.signing import callback_signature
-from tests.conftest import FAST, RunningBot, StartBot, public_endpoint
+from tests.conftest import FAST, RunningBot, StartBot, eventually, public_endpoint
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -28,7 +28,7 @@ async def imagine(telegram: FakeTelegram, bot: RunningBot, kie: FakeKie) -> str:
     """Send /imagine and wait until the upstream has the task; returns its callback URL."""
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine a fox by callback")
-    await telegram.wait_for(lambda: kie.created)
+    await eventually(lambda: kie.created)
     url: str = kie.created[0].request["callBackUrl"]
     return url
 
@@ -53,7 +53,7 @@ async def test_duplicate_callbacks_deliver_one_album(
     bot = await start_bot(**public_endpoint())
     await imagine(telegram, bot, kie)
     await bot.wait_until_settled()
-    await telegram.wait_for(lambda: len(kie.callbacks) == 4)
+    await eventually(lambda: len(kie.callbacks) == 4)
     assert [c.status for c in kie.callbacks] == [200] * 4
     assert len(albums(telegram)) == 1
     assert kie.created[0].status_reads == 1

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, free_port, public_endpoint
+from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, eventually, free_port, public_endpoint
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -114,7 +114,7 @@ async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
     users = [FakeUser(2000 + i, f"u{i}", "en") for i in range(3)]
     for user in users:
         telegram.send_text(telegram.private_chat(user), user, f"/imagine in flight {user.id}")
-    await telegram.wait_for(lambda: len(kie.created) == 3)
+    await eventually(lambda: len(kie.created) == 3)
 
     stopping = time.monotonic()
     process.send_signal(signal.SIGTERM)

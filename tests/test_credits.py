@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.lifecycle import PollSchedule
-from tests.conftest import FAST, FakeClock, RunningBot, StartBot, public_endpoint
+from tests.conftest import FAST, FakeClock, RunningBot, StartBot, eventually, public_endpoint
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeChat, FakeTelegram, FakeUser
 
@@ -49,7 +49,7 @@ async def test_hundred_concurrent_requests_with_fifty_credits_make_ten_tasks(
     # 10 status messages and 90 refusals
     sent = await telegram.wait_for_call("sendMessage", chat.id, count=100, timeout=30)
     refusals = [c for c in sent if c.result["text"].startswith("💳 Not enough credits")]
-    await telegram.wait_for(lambda: len(kie.created) == 10)
+    await eventually(lambda: len(kie.created) == 10)
     assert len(refusals) == 90
     assert len(bot.tasks()) == 10
     assert kinds(bot, chat.id) == {"reserve": 10}
@@ -73,7 +73,7 @@ async def test_a_failure_storm_refunds_each_task_exactly_once(
     for number in range(20):
         telegram.send_text(chat, ANN, f"/imagine doomed {number}")
     tasks = await bot.wait_until_settled(count=20, timeout=20)
-    await telegram.wait_for(lambda: len(kie.callbacks) == 60)
+    await eventually(lambda: len(kie.callbacks) == 60)
     assert {t["state"] for t in tasks} == {"reported"}
     assert kinds(bot, chat.id) == {"reserve": 20, "refund": 20}
     refunded = [task_id or 0 for kind, _, task_id in ledger(bot, chat.id) if kind == "refund"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import RunningBot, StartBot
+from tests.conftest import RunningBot, StartBot, eventually
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -84,7 +84,7 @@ async def test_gauges_show_work_in_progress(
     bot = await start_bot()
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine slow")
-    await telegram.wait_for(lambda: bot.tasks() and bot.tasks()[0]["state"] == "running")
+    await eventually(lambda: bot.tasks() and bot.tasks()[0]["state"] == "running")
     text = await scrape(bot)
     assert metric(text, 'imagine_tasks_unfinished{state="running"}') == 1
     assert metric(text, "imagine_tasks_in_flight") == 1

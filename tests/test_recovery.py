@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 
-from tests.conftest import StartBot
+from tests.conftest import StartBot, eventually
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -20,8 +20,8 @@ async def test_a_running_task_is_delivered_after_a_restart(
     first = await start_bot()
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine survive a restart")
-    await telegram.wait_for(lambda: kie.created)
-    await telegram.wait_for(lambda: first.tasks()[0]["state"] == "running")
+    await eventually(lambda: kie.created)
+    await eventually(lambda: first.tasks()[0]["state"] == "running")
     await first.stop()
     assert first.tasks()[0]["state"] == "running"
     assert not any(c.ok for c in telegram.calls_of("sendMediaGroup"))

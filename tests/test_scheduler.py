@@ -7,7 +7,7 @@ import asyncio
 import time
 from dataclasses import replace
 
-from tests.conftest import FAST, StartBot
+from tests.conftest import FAST, StartBot, eventually
 from tests.fakes.kie import FakeKie, FakeTask, Scenario
 from tests.fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 
@@ -47,7 +47,7 @@ async def test_chats_take_turns(telegram: FakeTelegram, kie: FakeKie, start_bot:
     busy_chat, quiet_chat = telegram.private_chat(busy), telegram.private_chat(quiet)
     for number in range(4):
         telegram.send_text(busy_chat, busy, f"/imagine busy {number}")
-    await telegram.wait_for(lambda: len(bot.tasks()) == 4)
+    await eventually(lambda: len(bot.tasks()) == 4)
     for number in range(2):
         telegram.send_text(quiet_chat, quiet, f"/imagine quiet {number}")
     await bot.wait_until_settled(count=6, timeout=20)
@@ -77,7 +77,7 @@ async def test_waiting_tasks_show_their_place_as_the_line_moves(
     bot = await start_bot(max_concurrent_tasks=1)
     first, second = USERS[0], USERS[1]
     telegram.send_text(telegram.private_chat(first), first, "/imagine first in line")
-    await telegram.wait_for(lambda: kie.created)
+    await eventually(lambda: kie.created)
     chat = telegram.private_chat(second)
     telegram.send_text(chat, second, "/imagine second")
     telegram.send_text(chat, second, "/imagine third")
@@ -109,11 +109,11 @@ async def test_cancel_a_waiting_task_refunds_it(
     user = USERS[0]
     chat = telegram.private_chat(user)
     telegram.send_text(chat, user, "/imagine runs")
-    await telegram.wait_for(lambda: kie.created)
+    await eventually(lambda: kie.created)
     telegram.send_text(chat, user, "/imagine waits")
-    await telegram.wait_for(lambda: len(bot.tasks()) == 2 and bot.tasks()[1]["status_message_id"])
+    await eventually(lambda: len(bot.tasks()) == 2 and bot.tasks()[1]["status_message_id"])
     telegram.send_text(chat, user, "/cancel")  # the latest: the one waiting
-    await telegram.wait_for(lambda: bot.tasks()[1]["state"] == "reported")
+    await eventually(lambda: bot.tasks()[1]["state"] == "reported")
     telegram.send_text(chat, user, "/cancel")  # now the latest is the one already running
     [too_late] = await telegram.wait_for(
         lambda: [
@@ -143,9 +143,9 @@ async def test_cancel_as_a_reply_to_a_status_message_and_only_by_its_owner(
     group = telegram.group_chat(-100990)
     owner, other = USERS[0], USERS[1]
     telegram.send_text(group, owner, "/imagine runs")
-    await telegram.wait_for(lambda: kie.created)
+    await eventually(lambda: kie.created)
     telegram.send_text(group, owner, "/imagine waits")
-    await telegram.wait_for(lambda: len(bot.tasks()) == 2 and bot.tasks()[1]["status_message_id"])
+    await eventually(lambda: len(bot.tasks()) == 2 and bot.tasks()[1]["status_message_id"])
     status_id = bot.tasks()[1]["status_message_id"]
     telegram.send_text(group, other, "/cancel", reply_to=status_id)
     [refused] = await telegram.wait_for(
@@ -169,7 +169,7 @@ async def test_a_user_who_blocked_the_bot_is_refunded_quietly(
     user = USERS[0]
     chat = telegram.private_chat(user)
     telegram.send_text(chat, user, "/imagine then I leave")
-    await telegram.wait_for(lambda: kie.created)
+    await eventually(lambda: kie.created)
     telegram.blocked.add(chat.id)
     [task] = await bot.wait_until_settled()
     assert (task["state"], task["failure_kind"]) == ("reported", "delivery")
@@ -188,7 +188,7 @@ async def test_a_chat_that_became_a_supergroup_is_followed(
     bot = await start_bot()
     group = telegram.group_chat(-100991)
     telegram.send_text(group, USERS[0], "/imagine across the upgrade")
-    await telegram.wait_for(lambda: kie.created)
+    await eventually(lambda: kie.created)
     supergroup = telegram.migrate(group, -1009910000000)
     [task] = await bot.wait_until_settled()
     assert task["state"] == "delivered"

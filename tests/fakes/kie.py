@@ -95,6 +95,7 @@ class FakeKie:
     create_attempts: int = 0
     image_fetches: int = 0
     hmac_key: str | None = None  # sign callbacks, as an account with signing turned on does
+    create_delay: float = 0.0  # seconds between making a task and answering with its id
     uploads: dict[str, bytes] = field(default_factory=dict)
     callbacks: list[CallbackAttempt] = field(default_factory=list)
 
@@ -187,6 +188,8 @@ class FakeKie:
         task = self.new_task(body)
         if body.get("callBackUrl") and task.scenario.callback == "send":
             self.send_callbacks_later(task, body["callBackUrl"])
+        if self.create_delay:
+            await asyncio.sleep(self.create_delay)  # made upstream, the answer still on its way
         return _answer(200, "success", data={"taskId": task.task_id})
 
     def send_callbacks_later(self, task: FakeTask, url: str) -> None:

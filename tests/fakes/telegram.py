@@ -154,6 +154,7 @@ class FakeTelegram:
         self._member_status: dict[tuple[int, int], str] = {}
         self._migrated: dict[int, int] = {}
         self.blocked: set[int] = set()  # private chats whose user blocked the bot
+        self.delays: dict[str, float] = {}  # method → seconds to wait before answering
         self._files: dict[str, bytes] = {}
         self.downloads: list[str] = []
         self._messages: dict[tuple[int, int], StoredMessage] = {}
@@ -436,6 +437,8 @@ class FakeTelegram:
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status_code=404
             )
         params, files = await _read_params(request)
+        if method in self.delays:
+            await asyncio.sleep(self.delays[method])
         call = Call(method, params, time.time(), ok=False)
         if method != "getUpdates":
             self.calls.append(call)

@@ -1,0 +1,145 @@
+"""kill -9 at each stage of a task, then a restart: every task resumes from SQLite, each
+result is delivered once, no upstream task is created twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, eventually, free_port
+from tests.fakes.kie import FakeKie, Scenario
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+ROOT = Path(__file__).resolve().parent.parent
+USERS = [FakeUser(6000 + i, f"user{i}", "en") for i in range(3)]
+
+
+class Killable:
+    """The bot as a separate process, to be killed without warning."""
+
+    def __init__(self, telegram: FakeTelegram, kie: FakeKie, database: Path, **env: str) -> None:
+        self._env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))},
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_API_URL": telegram.url,
+            "PROVIDER_API_KEY": PROVIDER_KEY,
+            "PROVIDER_BASE_URL": kie.url,
+            "DATABASE_PATH": str(database),
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(free_port()),
+            **env,
+        }
+        self._telegram = telegram
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        polls = self._telegram.polls
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            env=self._env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await self._telegram.wait_for(lambda: self._telegram.polls > polls, timeout=30)
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+
+def states(database: Path) -> list[str]:
+    connection = sqlite3.connect(database)
+    try:
+        return [row[0] for row in connection.execute("SELECT state FROM tasks ORDER BY id")]
+    finally:
+        connection.close()
+
+
+async def wait_for_states(database: Path, wanted: list[str], timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while states(database) != wanted:
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"states {states(database)}, not {wanted}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("stage", ["queued", "running"])
+async def test_kill_while_queued_or_running(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path, stage: str
+) -> None:
+    kie.scenario = Scenario(duration=3.0)
+    database = tmp_path / "bot.sqlite3"
+    bot = Killable(telegram, kie, database, MAX_CONCURRENT_TASKS="1")
+    await bot.start()
+    for user in USERS[:2]:
+        telegram.send_text(telegram.private_chat(user), user, f"/imagine {user.id}")
+    await wait_for_states(database, ["running", "pending"])
+    if stage == "running":
+        kie.scenario = Scenario(duration=0.5)  # let the second finish before the first
+    await bot.kill()
+
+    restarted = await start_bot(database_path=database, max_concurrent_tasks=1)
+    tasks = await restarted.wait_until_settled(count=2, timeout=30)
+    assert [t["state"] for t in tasks] == ["delivered", "delivered"]
+    assert len(kie.created) == 2  # the running one resumed, the queued one created once
+    albums = [c for c in telegram.calls_of("sendMediaGroup") if c.ok]
+    assert sorted(c.params["chat_id"] for c in albums) == sorted(str(u.id) for u in USERS[:2])
+
+
+async def test_kill_while_the_upstream_is_answering_the_create(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+) -> None:
+    kie.create_delay = 3.0
+    database = tmp_path / "bot.sqlite3"
+    bot = Killable(telegram, kie, database)
+    await bot.start()
+    user = USERS[0]
+    telegram.send_text(telegram.private_chat(user), user, "/imagine lost in the wire")
+    await eventually(lambda: kie.created)
+    await wait_for_states(database, ["submitting"])
+    await bot.kill()
+    kie.create_delay = 0.0
+
+    restarted = await start_bot(database_path=database)
+    [task] = await restarted.wait_until_settled(timeout=30)
+    # The outcome was unknown: reported and refunded, never created a second time.
+    assert (task["state"], task["failure_kind"]) == ("reported", "interrupted")
+    assert kie.create_attempts == 1
+    kinds = [r["kind"] for r in restarted.rows("SELECT kind FROM ledger ORDER BY id")]
+    assert kinds == ["reserve", "refund"]
+
+
+async def test_kill_after_the_album_sends_no_second_album(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+) -> None:
+    database = tmp_path / "bot.sqlite3"
+    bot = Killable(telegram, kie, database)
+    await bot.start()
+    user = USERS[0]
+    chat = telegram.private_chat(user)
+    telegram.delays["sendMessage"] = 0.0
+    telegram.send_text(chat, user, "/imagine deliver me once")
+    await telegram.wait_for(
+        lambda: [c for c in telegram.calls_of("sendMediaGroup") if c.ok], timeout=30
+    )
+    telegram.delays["sendMessage"] = 3.0  # the buttons are on their way when the bot dies
+    await asyncio.sleep(0.3)
+    await bot.kill()
+    telegram.delays.clear()
+
+    restarted = await start_bot(database_path=database)
+    [task] = await restarted.wait_until_settled(timeout=30)
+    assert task["state"] == "delivered"
+    assert len([c for c in telegram.calls_of("sendMediaGroup") if c.ok]) == 1
+    assert len(kie.created) == 1
