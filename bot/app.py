@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import httpx
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
-from telegram._utils.types import JSONDict
-from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder
 
 from bot import catalog
 from bot.admin import AdminCommands
@@ -29,6 +26,7 @@ from bot.billing import Billing
 from bot.catalog import Lang
 from bot.delivery import Deliverer
 from bot.engine import Engine, Timing
+from bot.flood import FloodControl
 from bot.handlers import Handlers
 from bot.lifecycle import FINAL_STATES, TaskState
 from bot.logs import protect_secrets, quiet_http_logs
@@ -60,32 +58,7 @@ COMMANDS = ("imagine", "video", "animate", "upscale", "cancel", "quota", "settin
 ALLOWED_UPDATES = ["message", "callback_query"]
 
 
-class CountingRateLimiter(AIORateLimiter):
-    """PTB's rate limiter (flood limits, retry_after), counting the errors that get through."""
-
-    def __init__(self, metrics: Metrics, *, max_retries: int) -> None:
-        super().__init__(max_retries=max_retries)
-        self._metrics = metrics
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> bool | JSONDict | list[JSONDict]:
-        try:
-            return await super().process_request(
-                callback, args, kwargs, endpoint, data, rate_limit_args
-            )
-        except TelegramError as error:
-            self._metrics.telegram_errors.labels(type(error).__name__).inc()
-            raise
-
-
-def build_application(settings: Settings, metrics: Metrics) -> Application:  # type: ignore[type-arg]
+def build_application(settings: Settings, flood: FloodControl) -> Application:  # type: ignore[type-arg]
     base = settings.telegram_base
     builder = (
         ApplicationBuilder()
@@ -93,7 +66,7 @@ def build_application(settings: Settings, metrics: Metrics) -> Application:  # t
         .base_url(f"{base}/bot{{token}}")
         .base_file_url(f"{base}/file/bot{{token}}")
         # Stays under Telegram's flood limits and waits out a 429's retry_after.
-        .rate_limiter(CountingRateLimiter(metrics, max_retries=3))
+        .rate_limiter(flood)
         # One chat's slow update never holds up another chat's.
         .concurrent_updates(True)
     )
@@ -150,7 +123,8 @@ async def run(
     chats = ChatRepository(database)
     provider = build_provider(settings)
     media_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-    application = build_application(settings, metrics)
+    flood = FloodControl(metrics, max_retries=3)
+    application = build_application(settings, flood)
     public = settings.public_base
 
     def task_callback_url(task: Task) -> str:
@@ -170,6 +144,7 @@ async def run(
             max_running=settings.max_concurrent_tasks, max_per_hour=settings.max_tasks_per_hour
         ),
         on_chat_migrated=chats.migrate,
+        telegram_busy=lambda: flood.busy,
     )
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)

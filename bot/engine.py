@@ -91,6 +91,7 @@ class Engine:
         metrics: Metrics | None = None,
         scheduler: Scheduler | None = None,
         on_chat_migrated: Callable[[int, int], Awaitable[None]] | None = None,
+        telegram_busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -102,6 +103,7 @@ class Engine:
         self._metrics = metrics or Metrics()
         self._scheduler = scheduler or Scheduler(max_running=1_000_000, max_per_hour=1_000_000)
         self._on_chat_migrated = on_chat_migrated
+        self._telegram_busy = telegram_busy
         # Set by a callback: "look now" for the task's worker.
         self._nudges: dict[int, asyncio.Event] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -487,8 +489,11 @@ class Engine:
         lang = Lang(task.lang)
         interval = self._timing.status.interval(is_group=task.is_group)
         while True:
-            await self._chat_action(task, ChatAction.UPLOAD_PHOTO)
+            if not self._telegram_busy():
+                await self._chat_action(task, ChatAction.UPLOAD_PHOTO)
             await asyncio.sleep(interval)
+            if self._telegram_busy():
+                continue  # results first: this tick's edit is dropped, the next shows the latest
             current = await self._tasks.get(task.id)
             if current is None or current.status_message_id is None:
                 continue

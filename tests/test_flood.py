@@ -1,0 +1,60 @@
+"""Flood control: PTB's rate limiter with a sense of how backed up the bot is."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from telegram.error import BadRequest
+from telegram.ext import ExtBot
+
+from bot.flood import FloodControl
+from bot.metrics import Metrics
+from tests.conftest import BOT_TOKEN
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+ANN = FakeUser(1001, "Ann", "en")
+
+
+@pytest.fixture
+async def limited(
+    telegram: FakeTelegram,
+) -> AsyncIterator[tuple[ExtBot[int], FloodControl, Metrics]]:
+    metrics = Metrics()
+    flood = FloodControl(metrics, max_retries=2, busy_at=5)
+    bot: ExtBot[int] = ExtBot(
+        BOT_TOKEN, base_url=f"{telegram.url}/bot{{token}}", rate_limiter=flood
+    )
+    async with bot:
+        yield bot, flood, metrics
+
+
+async def test_busy_while_calls_pile_up(
+    telegram: FakeTelegram, limited: tuple[ExtBot[int], FloodControl, Metrics]
+) -> None:
+    bot, flood, _ = limited
+    chat = telegram.private_chat(ANN)
+    telegram.delays["sendMessage"] = 0.5
+    sends = [asyncio.create_task(bot.send_message(chat.id, f"m{i}")) for i in range(8)]
+    await asyncio.sleep(0.2)
+    assert flood.pending == 8
+    assert flood.busy
+    await asyncio.gather(*sends)
+    assert flood.pending == 0
+    assert not flood.busy
+
+
+async def test_errors_are_counted_and_a_429_is_waited_out(
+    telegram: FakeTelegram, limited: tuple[ExtBot[int], FloodControl, Metrics]
+) -> None:
+    bot, _, metrics = limited
+    chat = telegram.private_chat(ANN)
+    telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    await bot.send_message(chat.id, "after the wait")
+    with pytest.raises(BadRequest):
+        await bot.send_message(424242, "nowhere")
+    text = metrics.render().decode()
+    assert 'imagine_telegram_errors_total{kind="BadRequest"} 1.0' in text
+    assert "RetryAfter" not in text  # waited out, not an error
+    assert [c.ok for c in telegram.calls_of("sendMessage", chat.id)] == [False, True]
