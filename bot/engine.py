@@ -274,26 +274,26 @@ class Engine:
     # --- pending → running ------------------------------------------------------------
 
     async def _wait_turn(self, task: Task) -> None:
-        """Wait for the scheduler to admit the task, showing its place in line meanwhile."""
-        admission = asyncio.ensure_future(self._scheduler.admit(task.id, task.chat_id))
+        """Wait for the scheduler to admit the task; meanwhile, beside it (never in its way),
+        keep the status message showing the task's place in line."""
+        places = asyncio.create_task(self._show_places(task))
+        try:
+            with contextlib.suppress(Withdrawn):  # cancelled: the state says what comes next
+                await self._scheduler.admit(task.id, task.chat_id)
+        finally:
+            places.cancel()
+
+    async def _show_places(self, task: Task) -> None:
         interval = self._timing.status.interval(is_group=task.is_group)
         shown_place: int | None = None
-        try:
-            while not admission.done():
-                moved = asyncio.ensure_future(self._scheduler.changed())
-                await asyncio.wait(
-                    {admission, moved}, timeout=interval, return_when=asyncio.FIRST_COMPLETED
-                )
-                moved.cancel()
-                place = self._scheduler.position(task.id)
-                if place is not None and place != shown_place:
-                    shown_place = place
-                    await self._show_place(task, place)
-        finally:
-            if not admission.done():
-                admission.cancel()
-        with contextlib.suppress(Withdrawn):  # cancelled: the state says what comes next
-            await admission
+        while True:
+            place = self._scheduler.position(task.id)
+            if place is not None and place != shown_place and not self._telegram_busy():
+                shown_place = place
+                await self._show_place(task, place)
+            # At most one edit per interval, and only once the line has moved.
+            await asyncio.sleep(interval)
+            await self._scheduler.changed()
 
     async def _show_place(self, task: Task, place: int) -> None:
         await asyncio.wait([self._status_posts[task.id]])

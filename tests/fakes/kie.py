@@ -96,6 +96,8 @@ class FakeKie:
     image_fetches: int = 0
     hmac_key: str | None = None  # sign callbacks, as an account with signing turned on does
     create_delay: float = 0.0  # seconds between making a task and answering with its id
+    max_running: int = 0  # the account's concurrency limit (0: none); past it, code 429
+    refused_429: int = 0
     uploads: dict[str, bytes] = field(default_factory=dict)
     callbacks: list[CallbackAttempt] = field(default_factory=list)
 
@@ -185,6 +187,11 @@ class FakeKie:
         problem = _validate_create(body)
         if problem:
             return _answer(422, problem)
+        if self.max_running:
+            now = time.time()
+            if sum(1 for t in self.created if t.done_at > now) >= self.max_running:
+                self.refused_429 += 1
+                return _answer(429, "too many running tasks", headers={"Retry-After": "1"})
         task = self.new_task(body)
         if body.get("callBackUrl") and task.scenario.callback == "send":
             self.send_callbacks_later(task, body["callBackUrl"])

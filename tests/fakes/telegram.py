@@ -16,6 +16,7 @@ import itertools
 import json
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,10 @@ from tests.fakes.server import LoopbackServer
 from tests.fakes.telegram_html import HtmlError, Parsed, parse_html, utf16_len
 
 BOT_ID = 7_000_001
+# The calls Telegram's flood limits count: messages sent or edited in a chat.
+_MESSAGE_METHODS = frozenset(
+    {"sendMessage", "sendPhoto", "sendMediaGroup", "sendVideo", "sendDocument", "editMessageText"}
+)
 BOT_USERNAME = "imagine_test_bot"
 MAX_URL_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_URL_OTHER_BYTES = 20 * 1024 * 1024
@@ -155,6 +160,12 @@ class FakeTelegram:
         self._migrated: dict[int, int] = {}
         self.blocked: set[int] = set()  # private chats whose user blocked the bot
         self.delays: dict[str, float] = {}  # method → seconds to wait before answering
+        # Telegram's flood limits, when switched on: about 1 message a second per chat (a
+        # burst of 3), 20 a minute per group, 30 a second overall; past them, a 429.
+        self.flood_limits = False
+        self.flood_errors = 0
+        self._sent: dict[int, deque[float]] = {}
+        self._sent_overall: deque[float] = deque()
         self._files: dict[str, bytes] = {}
         self.downloads: list[str] = []
         self._messages: dict[tuple[int, int], StoredMessage] = {}
@@ -446,6 +457,8 @@ class FakeTelegram:
             injected = self._take_injected(method)
             if injected:
                 raise injected
+            if self.flood_limits and method in _MESSAGE_METHODS:
+                self._check_flood(params)
             result = await handler(params, files)
         except ApiError as error:
             return await self._refuse(call, error)
@@ -470,6 +483,28 @@ class FakeTelegram:
         if error.parameters:
             body["parameters"] = error.parameters
         return JSONResponse(body, status_code=error.code)
+
+    def _check_flood(self, params: dict[str, Any]) -> None:
+        now = time.monotonic()
+        chat_id = _int(params, "chat_id") or 0
+        per_chat = self._sent.setdefault(chat_id, deque())
+        window, limit = (60.0, 20) if chat_id < 0 else (3.0, 3)
+        for sent, span in ((per_chat, window), (self._sent_overall, 1.0)):
+            while sent and sent[0] <= now - span:
+                sent.popleft()
+        wait = 0.0
+        if len(per_chat) >= limit:
+            wait = per_chat[0] + window - now
+        if len(self._sent_overall) >= 30:
+            wait = max(wait, self._sent_overall[0] + 1.0 - now)
+        if wait > 0:
+            self.flood_errors += 1
+            retry_after = max(1, int(wait + 0.999))
+            raise ApiError(
+                429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
+            )
+        per_chat.append(now)
+        self._sent_overall.append(now)
 
     def _take_injected(self, method: str) -> ApiError | None:
         for injected in self._injected:

@@ -1,0 +1,176 @@
+"""The task engine under load: many chats, an upstream that runs at most 50 tasks at once,
+optionally a Telegram that enforces its flood limits. The bot runs as its own process
+(`python -m bot`, production clocks) so its memory can be read; the test servers run here.
+
+    .venv/bin/python -m bench.engine                    # 1,000 tasks from 200 chats
+    .venv/bin/python -m bench.engine --flood-limits     # against Telegram's flood limits
+    .venv/bin/python -m bench.engine --tasks 200 --chats 40
+
+Prints each figure beside its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.conftest import BOT_TOKEN, PROVIDER_KEY, free_port
+from tests.fakes.kie import FakeKie, Scenario
+from tests.fakes.telegram import FakeTelegram, FakeUser
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def memory(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process, in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def line(name: str, value: str, target: str) -> None:
+    print(f"{name:<44} {value:>16}   target {target}")
+
+
+async def bench(tasks: int, chats: int, cap: int, task_seconds: float, flood: bool) -> None:
+    telegram = FakeTelegram(BOT_TOKEN)
+    kie = FakeKie(PROVIDER_KEY, scenario=Scenario(duration=task_seconds), max_running=cap)
+    await telegram.start()
+    await kie.start()
+    telegram.flood_limits = flood
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))},
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_API_URL": telegram.url,
+            "PROVIDER_API_KEY": PROVIDER_KEY,
+            "PROVIDER_BASE_URL": kie.url,
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(port),
+            "DATABASE_PATH": str(Path(folder) / "bench.sqlite3"),
+            "MAX_CONCURRENT_TASKS": str(cap),
+            "MAX_TASKS_PER_HOUR": str(max(500, tasks)),
+            "CHAT_DAILY_CREDITS": str(10 * tasks),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            env=env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await telegram.wait_for(lambda: telegram.polls > 0, timeout=60)
+        await asyncio.sleep(1.0)
+        idle_rss, _ = memory(process.pid)
+
+        users = [FakeUser(20_000 + i, f"user{i}", "en") for i in range(chats)]
+        rooms = [telegram.private_chat(user) for user in users]
+        asked: dict[int, list[str]] = {user.id: [] for user in users}
+        sent_at: dict[str, float] = {}
+        started = time.time()
+        for number in range(tasks):
+            user = users[number % chats]
+            prompt = f"p{number}"
+            asked[user.id].append(prompt)
+            sent_at[prompt] = time.time()
+            telegram.send_text(rooms[number % chats], user, f"/imagine {prompt}")
+
+        def albums() -> list[tuple[str, str]]:
+            return [
+                (c.params["chat_id"], c.json("media")[0]["caption"])
+                for c in telegram.calls_of("sendMediaGroup")
+                if c.ok
+            ]
+
+        await telegram.wait_for(lambda: len(albums()) >= tasks, timeout=3600)
+        last_album = max(c.at for c in telegram.calls_of("sendMediaGroup") if c.ok)
+        _, peak_rss = memory(process.pid)
+        process.terminate()
+        await process.wait()
+
+    await telegram.stop()
+    await kie.stop()
+
+    delivered: dict[str, list[str]] = {}
+    for chat_id, prompt in albums():
+        delivered.setdefault(chat_id, []).append(prompt)
+    lost = sum(1 for prompts in asked.values() for p in prompts if p not in sent_at) + sum(
+        1 for uid, prompts in asked.items() for p in prompts if p not in delivered.get(str(uid), [])
+    )
+    duplicated = sum(len(v) - len(set(v)) for v in delivered.values())
+    in_order = all(delivered.get(str(uid), []) == prompts for uid, prompts in asked.items())
+    upstream_span = max(t.done_at for t in kie.created) - min(t.created_at for t in kie.created)
+    ideal = tasks / cap * task_seconds
+    first_wave = sorted(kie.created, key=lambda t: t.created_at)[:cap]
+    to_created = [t.created_at - sent_at[t.request["input"]["prompt"]] for t in first_wave]
+    bot_calls = [
+        c for c in telegram.calls if c.method not in ("getMe", "setMyCommands", "deleteWebhook")
+    ]
+    calls_per_task = len(bot_calls) / tasks
+
+    print(
+        f"{tasks} /imagine from {chats} chats, upstream cap {cap}, tasks of {task_seconds} s, "
+        f"Telegram flood limits {'on' if flood else 'off'}, results by callback"
+    )
+    line(
+        "upstream work (first create → last done)",
+        f"{upstream_span:.1f} s",
+        f"≤ {1.15 * ideal:.1f} s (1.15 × {ideal:.0f} s)",
+    )
+    line("upstream 429s", str(kie.refused_429), "0")
+    line("lost / duplicated results", f"{lost} / {duplicated}", "0 / 0")
+    line("every chat's results in the order asked", "yes" if in_order else "NO", "yes")
+    line(
+        "update → task created upstream, median",
+        f"{statistics.median(to_created) * 1000:.1f} ms",
+        "≤ 20 ms (below the cap)",
+    )
+    line(
+        "update → task created upstream, p99",
+        f"{sorted(to_created)[int(0.99 * (len(to_created) - 1))] * 1000:.1f} ms",
+        "≤ 100 ms",
+    )
+    line(
+        "last album after the first update",
+        f"{last_album - started:.1f} s",
+        f"≤ {1.15 * len(bot_calls) / 30:.1f} s (1.15 × calls ÷ 30/s)" if flood else "-",
+    )
+    line("Telegram flood errors", str(telegram.flood_errors), "0" if flood else "-")
+    line("Telegram calls per task", f"{calls_per_task:.2f}", "fewer is better; floor 2")
+    line("bot memory, idle", f"{idle_rss:.0f} MB", "≤ 90 MB")
+    line("bot memory, peak", f"{peak_rss:.0f} MB", "≤ 150 MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--chats", type=int, default=200)
+    parser.add_argument("--cap", type=int, default=50)
+    parser.add_argument("--task-seconds", type=float, default=1.0)
+    parser.add_argument("--flood-limits", action="store_true")
+    arguments = parser.parse_args()
+    asyncio.run(
+        bench(
+            arguments.tasks,
+            arguments.chats,
+            arguments.cap,
+            arguments.task_seconds,
+            arguments.flood_limits,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
