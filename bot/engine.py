@@ -109,6 +109,7 @@ class Engine:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._status_posts: dict[int, asyncio.Task[None]] = {}
         self._status_shown: dict[int, str] = {}
+        self._chat_turns: dict[int, _ChatTurn] = {}
         self._unstoppable: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -528,6 +529,19 @@ class Engine:
         return await self._reload(task)
 
     async def _deliver(self, task: Task) -> None:
+        # One delivery at a time per chat, in the order results became ready (asyncio's
+        # locks are fair): a chat's albums never overtake each other on the way out.
+        turn = self._chat_turns.setdefault(task.chat_id, _ChatTurn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                await self._deliver_now(task)
+        finally:
+            turn.users -= 1
+            if turn.users == 0:
+                del self._chat_turns[task.chat_id]
+
+    async def _deliver_now(self, task: Task) -> None:
         task = await self._status_settled(task)
         if task.buttons_message_id is None and not task.album_message_ids:
             probes = await self._deliverer.probe(task.result_urls)
@@ -642,6 +656,14 @@ class Engine:
         fresh = await self._tasks.get(task.id)
         assert fresh is not None
         return fresh
+
+
+@dataclass
+class _ChatTurn:
+    """A chat's delivery lock, and how many tasks hold or wait for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 def _placement(task: Task, *, reply_to: int | None = None) -> Placement:
