@@ -22,7 +22,7 @@ from bot.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from bot.providers.http import JsonApi
+from bot.providers.http import JsonProvider
 
 MODELS = {
     TaskKind.TEXT_TO_IMAGE: "grok-imagine/text-to-image",
@@ -38,7 +38,7 @@ _STATES = {
 }
 
 
-class Grok5ImagineProvider:
+class Grok5ImagineProvider(JsonProvider):
     def __init__(
         self,
         *,
@@ -47,11 +47,10 @@ class Grok5ImagineProvider:
         timeout: httpx.Timeout | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.name = "grok5imagine"
-        self._api = JsonApi(
+        super().__init__(
+            name="grok5imagine",
             base_url=base_url,
             api_key=api_key,
-            code_kinds={500: ErrorKind.TRANSIENT},
             timeout=timeout,
             transport=transport,
         )
@@ -67,9 +66,6 @@ class Grok5ImagineProvider:
             modes=(),
             ratios=(),
         )
-
-    async def aclose(self) -> None:
-        await self._api.aclose()
 
     async def create_task(self, request: GenerationRequest) -> str:
         payload: dict[str, Any] = {}
@@ -115,10 +111,4 @@ class Grok5ImagineProvider:
                     value = holder.get(key)
                     if isinstance(value, str) and value:
                         return value
-        return None
-
-    async def get_account_credits(self) -> float:
-        raise ProviderError(ErrorKind.UNAVAILABLE, "grok5imagine has no balance endpoint")
-
-    async def upload_file(self, content: bytes, file_name: str) -> str | None:
         return None

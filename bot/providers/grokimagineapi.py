@@ -21,7 +21,7 @@ from bot.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from bot.providers.http import JsonApi
+from bot.providers.http import JsonProvider
 
 _STATES = {
     "pending": UpstreamState.QUEUED,
@@ -35,7 +35,7 @@ _STATES = {
 }
 
 
-class GrokImagineApiProvider:
+class GrokImagineApiProvider(JsonProvider):
     def __init__(
         self,
         *,
@@ -44,11 +44,10 @@ class GrokImagineApiProvider:
         timeout: httpx.Timeout | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.name = "grokimagineapi"
-        self._api = JsonApi(
+        super().__init__(
+            name="grokimagineapi",
             base_url=base_url,
             api_key=api_key,
-            code_kinds={500: ErrorKind.TRANSIENT},
             timeout=timeout,
             transport=transport,
         )
@@ -64,9 +63,6 @@ class GrokImagineApiProvider:
             modes=tuple(AnimateMode),
             ratios=ASPECT_RATIOS,
         )
-
-    async def aclose(self) -> None:
-        await self._api.aclose()
 
     async def create_task(self, request: GenerationRequest) -> str:
         if request.kind not in (TaskKind.TEXT_TO_VIDEO, TaskKind.IMAGE_TO_VIDEO):
@@ -106,9 +102,3 @@ class GrokImagineApiProvider:
 
     def callback_task_id(self, body: object) -> str | None:
         return None  # it sends no callbacks
-
-    async def get_account_credits(self) -> float:
-        raise ProviderError(ErrorKind.UNAVAILABLE, "grokimagineapi has no balance endpoint")
-
-    async def upload_file(self, content: bytes, file_name: str) -> str | None:
-        return None

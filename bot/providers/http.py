@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from bot.providers.base import ErrorKind, ProviderError
+from bot.providers.base import Capabilities, ErrorKind, ProviderError
 
 # HTTP statuses (and business codes, where a dialect uses the same numbers) that mean the
 # same thing everywhere.
@@ -141,3 +141,39 @@ def retry_after(response: httpx.Response, now: float | None = None) -> float | N
             continue  # requests are left; the reset time is no reason to wait
         return max(0.0, seconds)
     return None
+
+
+class JsonProvider:
+    """What the dialects share: a name, a JSON API, and no balance endpoint or upload API
+    unless a dialect has one (and overrides these)."""
+
+    name: str
+    capabilities: Capabilities
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        api_key: SecretStr,
+        code_kinds: Mapping[int, ErrorKind] | None = None,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self._api = JsonApi(
+            base_url=base_url,
+            api_key=api_key,
+            code_kinds=code_kinds or {},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+    async def get_account_credits(self) -> float:
+        raise ProviderError(ErrorKind.UNAVAILABLE, f"{self.name} has no balance endpoint")
+
+    async def upload_file(self, content: bytes, file_name: str) -> str | None:
+        return None

@@ -24,7 +24,7 @@ from bot.providers.base import (
     UpstreamState,
     UpstreamStatus,
 )
-from bot.providers.http import JsonApi, kind_for_http
+from bot.providers.http import JsonProvider, kind_for_http
 
 _log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class _Record(BaseModel):
     failMsg: str | None = None
 
 
-class KieProvider:
+class KieProvider(JsonProvider):
     def __init__(
         self,
         *,
@@ -74,15 +74,15 @@ class KieProvider:
         timeout: httpx.Timeout | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.name = name
-        self._upload_url = upload_url.rstrip("/") if upload_url else None
-        self._api = JsonApi(
+        super().__init__(
+            name=name,
             base_url=base_url,
             api_key=api_key,
             code_kinds=_CODE_KINDS,
             timeout=timeout,
             transport=transport,
         )
+        self._upload_url = upload_url.rstrip("/") if upload_url else None
         self.capabilities = Capabilities(
             text_to_image=True,
             image_to_video_from_task=True,
@@ -95,9 +95,6 @@ class KieProvider:
             modes=tuple(AnimateMode),
             ratios=ASPECT_RATIOS,
         )
-
-    async def aclose(self) -> None:
-        await self._api.aclose()
 
     async def create_task(self, request: GenerationRequest) -> str:
         body: dict[str, Any] = {"model": MODELS[request.kind], "input": _input_for(request)}
