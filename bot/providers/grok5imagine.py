@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-from pydantic import SecretStr
-
 from bot.lifecycle import TaskKind
 from bot.providers.base import (
     Capabilities,
@@ -39,33 +36,19 @@ _STATES = {
 
 
 class Grok5ImagineProvider(JsonProvider):
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: SecretStr,
-        timeout: httpx.Timeout | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            name="grok5imagine",
-            base_url=base_url,
-            api_key=api_key,
-            timeout=timeout,
-            transport=transport,
-        )
-        self.capabilities = Capabilities(
-            text_to_image=True,
-            image_to_video_from_task=False,  # no index: which of the images would it take?
-            image_to_video_from_url=True,
-            text_to_video=True,
-            upscale=True,
-            callbacks=True,
-            file_upload=False,
-            account_balance=False,
-            modes=(),
-            ratios=(),
-        )
+    name = "grok5imagine"
+    capabilities = Capabilities(
+        text_to_image=True,
+        image_to_video_from_task=False,  # no index: which of the images would it take?
+        image_to_video_from_url=True,
+        text_to_video=True,
+        upscale=True,
+        callbacks=True,
+        file_upload=False,
+        account_balance=False,
+        modes=(),
+        ratios=(),
+    )
 
     async def create_task(self, request: GenerationRequest) -> str:
         payload: dict[str, Any] = {}

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-from pydantic import SecretStr
-
 from bot.constants import ASPECT_RATIOS
 from bot.lifecycle import AnimateMode, TaskKind
 from bot.providers.base import (
@@ -36,33 +33,19 @@ _STATES = {
 
 
 class GrokImagineApiProvider(JsonProvider):
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: SecretStr,
-        timeout: httpx.Timeout | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            name="grokimagineapi",
-            base_url=base_url,
-            api_key=api_key,
-            timeout=timeout,
-            transport=transport,
-        )
-        self.capabilities = Capabilities(
-            text_to_image=False,
-            image_to_video_from_task=False,
-            image_to_video_from_url=True,
-            text_to_video=True,
-            upscale=False,
-            callbacks=False,
-            file_upload=False,
-            account_balance=False,
-            modes=tuple(AnimateMode),
-            ratios=ASPECT_RATIOS,
-        )
+    name = "grokimagineapi"
+    capabilities = Capabilities(
+        text_to_image=False,
+        image_to_video_from_task=False,
+        image_to_video_from_url=True,
+        text_to_video=True,
+        upscale=False,
+        callbacks=False,
+        file_upload=False,
+        account_balance=False,
+        modes=tuple(AnimateMode),
+        ratios=ASPECT_RATIOS,
+    )
 
     async def create_task(self, request: GenerationRequest) -> str:
         if request.kind not in (TaskKind.TEXT_TO_VIDEO, TaskKind.IMAGE_TO_VIDEO):

@@ -153,14 +153,15 @@ class JsonProvider:
     def __init__(
         self,
         *,
-        name: str,
         base_url: str,
         api_key: SecretStr,
+        name: str | None = None,
         code_kinds: Mapping[int, ErrorKind] | None = None,
         timeout: httpx.Timeout | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.name = name
+        if name is not None:
+            self.name = name
         self._api = JsonApi(
             base_url=base_url,
             api_key=api_key,
