@@ -40,6 +40,7 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
             "/animate as a reply to an image (yours or mine), or as a photo's caption, "
             "animates it.\n"
             "/upscale as a reply to a video or image I made improves it.\n\n"
+            "/cancel cancels your request that is still waiting in line.\n"
             "/quota shows this chat's credits and what things cost.\n"
             "/settings changes how the bot behaves in this chat."
         ),
@@ -57,6 +58,7 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
             "/video <i>описание</i> — видео: <code>/video волны на закате --ar 16:9</code>\n"
             "/animate ответом на картинку (вашу или мою) или подписью к фото оживляет её.\n"
             "/upscale ответом на моё видео или картинку улучшает качество.\n\n"
+            "/cancel — отменить ваш запрос, пока он ждёт в очереди.\n"
             "/quota — кредиты чата и цены.\n"
             "/settings — настройки бота в этом чате."
         ),
