@@ -8,6 +8,21 @@ from typing import Protocol
 
 from bot.lifecycle import TaskKind
 
+# The model names resellers share (kie, apikley, grok5imagine).
+MODELS = {
+    TaskKind.TEXT_TO_IMAGE: "grok-imagine/text-to-image",
+    TaskKind.IMAGE_TO_VIDEO: "grok-imagine/image-to-video",
+    TaskKind.TEXT_TO_VIDEO: "grok-imagine/text-to-video",
+    TaskKind.UPSCALE: "grok-imagine/upscale",
+}
+
+
+def http_urls(values: object) -> tuple[str, ...]:
+    """The http(s) URLs in a list from an answer; anything else in it is ignored."""
+    if not isinstance(values, list):
+        return ()
+    return tuple(v for v in values if isinstance(v, str) and v.startswith(("http://", "https://")))
+
 
 class UpstreamState(StrEnum):
     QUEUED = "queued"

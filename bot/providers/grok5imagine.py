@@ -10,23 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.lifecycle import TaskKind
 from bot.providers.base import (
+    MODELS,
     Capabilities,
-    ErrorKind,
     GenerationRequest,
-    ProviderError,
     UpstreamState,
     UpstreamStatus,
+    http_urls,
 )
 from bot.providers.http import JsonProvider
 
-MODELS = {
-    TaskKind.TEXT_TO_IMAGE: "grok-imagine/text-to-image",
-    TaskKind.IMAGE_TO_VIDEO: "grok-imagine/image-to-video",
-    TaskKind.TEXT_TO_VIDEO: "grok-imagine/text-to-video",
-    TaskKind.UPSCALE: "grok-imagine/upscale",
-}
 _STATES = {
     "IN_PROGRESS": UpstreamState.WORKING,
     "PENDING": UpstreamState.QUEUED,
@@ -61,12 +54,7 @@ class Grok5ImagineProvider(JsonProvider):
         body: dict[str, Any] = {"model": MODELS[request.kind], "input": payload, "public": False}
         if request.callback_url:
             body["callback_url"] = request.callback_url
-        envelope = await self._api.call("POST", "/api/generate", creates=True, json=body)
-        data = envelope.data if isinstance(envelope.data, dict) else {}
-        task_id = data.get("task_id")
-        if not isinstance(task_id, str) or not task_id:
-            raise ProviderError(ErrorKind.UNKNOWN_OUTCOME, "generate answered without a task_id")
-        return task_id
+        return await self._create("/api/generate", body, "task_id")
 
     async def get_status(self, upstream_task_id: str) -> UpstreamStatus:
         envelope = await self._api.call("GET", "/api/status", params={"task_id": upstream_task_id})
@@ -75,8 +63,7 @@ class Grok5ImagineProvider(JsonProvider):
         state = _STATES.get(status, UpstreamState.WORKING)
         if state is UpstreamState.SUCCEEDED:
             response = data.get("response")
-            urls = response.get("resultUrls") if isinstance(response, dict) else None
-            found = tuple(u for u in urls or () if isinstance(u, str) and u.startswith("http"))
+            found = http_urls(response.get("resultUrls") if isinstance(response, dict) else None)
             if not found:
                 return UpstreamStatus(UpstreamState.FAILED, fail_message="no result came back")
             return UpstreamStatus(state, result_urls=found)

@@ -17,6 +17,7 @@ from bot.providers.base import (
     ProviderError,
     UpstreamState,
     UpstreamStatus,
+    http_urls,
 )
 from bot.providers.http import JsonProvider
 
@@ -57,24 +58,14 @@ class GrokImagineApiProvider(JsonProvider):
             body["images"] = [request.image_url]
         if request.aspect_ratio:
             body["ratio"] = request.aspect_ratio
-        envelope = await self._api.call("POST", "/v1/generate", creates=True, json=body)
-        data = envelope.data if isinstance(envelope.data, dict) else {}
-        task_id = data.get("task_id")
-        if not isinstance(task_id, str) or not task_id:
-            raise ProviderError(ErrorKind.UNKNOWN_OUTCOME, "generate answered without a task_id")
-        return task_id
+        return await self._create("/v1/generate", body, "task_id")
 
     async def get_status(self, upstream_task_id: str) -> UpstreamStatus:
         envelope = await self._api.call("GET", "/v1/status", params={"task_id": upstream_task_id})
         data = envelope.data if isinstance(envelope.data, dict) else {}
         state = _STATES.get(str(data.get("status") or "").lower(), UpstreamState.WORKING)
         if state is UpstreamState.SUCCEEDED:
-            response = data.get("response")
-            urls = (
-                tuple(u for u in response or () if isinstance(u, str) and u.startswith("http"))
-                if isinstance(response, list)
-                else ()
-            )
+            urls = http_urls(data.get("response"))
             if not urls:
                 return UpstreamStatus(UpstreamState.FAILED, fail_message="no video came back")
             return UpstreamStatus(state, result_urls=urls[:1])

@@ -173,6 +173,16 @@ class JsonProvider:
     async def aclose(self) -> None:
         await self._api.aclose()
 
+    async def _create(self, path: str, body: dict[str, Any], id_field: str) -> str:
+        """POST a new task; the id the upstream gave it. An answer without one leaves the
+        outcome unknown (the task may exist upstream)."""
+        envelope = await self._api.call("POST", path, creates=True, json=body)
+        data = envelope.data if isinstance(envelope.data, dict) else {}
+        task_id = data.get(id_field)
+        if not isinstance(task_id, str) or not task_id:
+            raise ProviderError(ErrorKind.UNKNOWN_OUTCOME, f"{path} answered without {id_field}")
+        return task_id
+
     async def get_account_credits(self) -> float:
         raise ProviderError(ErrorKind.UNAVAILABLE, f"{self.name} has no balance endpoint")
 

@@ -17,23 +17,18 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from bot.constants import ASPECT_RATIOS
 from bot.lifecycle import AnimateMode, TaskKind
 from bot.providers.base import (
+    MODELS,
     Capabilities,
     ErrorKind,
     GenerationRequest,
     ProviderError,
     UpstreamState,
     UpstreamStatus,
+    http_urls,
 )
 from bot.providers.http import JsonProvider, kind_for_http
 
 _log = logging.getLogger(__name__)
-
-MODELS = {
-    TaskKind.TEXT_TO_IMAGE: "grok-imagine/text-to-image",
-    TaskKind.IMAGE_TO_VIDEO: "grok-imagine/image-to-video",
-    TaskKind.TEXT_TO_VIDEO: "grok-imagine/text-to-video",
-    TaskKind.UPSCALE: "grok-imagine/upscale",
-}
 
 _STATES = {
     "waiting": UpstreamState.QUEUED,
@@ -100,11 +95,7 @@ class KieProvider(JsonProvider):
         body: dict[str, Any] = {"model": MODELS[request.kind], "input": _input_for(request)}
         if request.callback_url:
             body["callBackUrl"] = request.callback_url
-        envelope = await self._api.call("POST", "/api/v1/jobs/createTask", creates=True, json=body)
-        task_id = envelope.data.get("taskId") if isinstance(envelope.data, dict) else None
-        if not isinstance(task_id, str) or not task_id:
-            raise ProviderError(ErrorKind.UNKNOWN_OUTCOME, "createTask answered without a taskId")
-        return task_id
+        return await self._create("/api/v1/jobs/createTask", body, "taskId")
 
     async def get_status(self, upstream_task_id: str) -> UpstreamStatus:
         try:
@@ -210,7 +201,4 @@ def _result_urls(result_json: str | None) -> tuple[str, ...]:
         parsed = json.loads(result_json)
     except ValueError:
         return ()
-    urls = parsed.get("resultUrls") if isinstance(parsed, dict) else None
-    if not isinstance(urls, list):
-        return ()
-    return tuple(url for url in urls if isinstance(url, str) and url.startswith("http"))
+    return http_urls(parsed.get("resultUrls") if isinstance(parsed, dict) else None)
