@@ -123,18 +123,9 @@ class Handlers:
         lang = _lang(update)
         prompt = _text_after_command(message).strip() or None
         replied = message.reply_to_message
+        carries_image = bool(message.photo or message.document)
         try:
-            if message.photo or message.document:
-                await self._animations.open_for_own_image(
-                    context.bot,
-                    message=message,
-                    image=message,
-                    user_id=user.id,
-                    lang=lang,
-                    prompt=prompt,
-                )
-                return
-            if replied is not None:
+            if replied is not None and not carries_image:
                 ours = await self._tasks.find_by_message(message.chat_id, replied.message_id)
                 if ours is not None and ours[0].kind is TaskKind.TEXT_TO_IMAGE:
                     task, index = ours
@@ -148,16 +139,17 @@ class Handlers:
                         answer_to=message.message_id,
                     )
                     return
-                if replied.photo or (replied.document and replied.document.mime_type):
-                    await self._animations.open_for_own_image(
-                        context.bot,
-                        message=message,
-                        image=replied,
-                        user_id=user.id,
-                        lang=lang,
-                        prompt=prompt,
-                    )
-                    return
+            image = message if carries_image else replied
+            if image is not None and (image.photo or image.document):
+                await self._animations.open_for_own_image(
+                    context.bot,
+                    message=message,
+                    image=image,
+                    user_id=user.id,
+                    lang=lang,
+                    prompt=prompt,
+                )
+                return
             await _reply(message, catalog.text(lang, "animate.usage"))
         except OwnImageRefused as refusal:
             await _reply(message, catalog.text(lang, refusal.key, **refusal.params))

@@ -681,36 +681,47 @@ class FakeTelegram:
         return message
 
     async def _api_sendvideo(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
-        chat = self._chat(params)
-        content = await self._content(
-            params.get("video"),
+        def check(content: bytes) -> None:
+            if content[4:8] != b"ftyp":
+                raise bad_request("wrong file type of the video")
+
+        return await self._send_file(
+            params,
             files,
-            by_url_limit=MAX_URL_OTHER_BYTES,
-            upload_limit=MAX_UPLOAD_OTHER_BYTES,
-            kind="video/",
+            "video",
+            "video/",
+            check,
+            width=64,
+            height=64,
+            duration=6,
+            mime_type="video/mp4",
         )
-        if content[4:8] != b"ftyp":
-            raise bad_request("wrong file type of the video")
-        message = self._new_bot_message(chat, params)
-        message["video"] = self._keep_file(
-            content, "video", width=64, height=64, duration=6, mime_type="video/mp4"
-        )
-        self._caption(message, params)
-        self._attach_markup(message, params)
-        self._store(chat.id, message, from_bot=True)
-        return message
 
     async def _api_senddocument(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return await self._send_file(params, files, "document", "", None, file_name="file")
+
+    async def _send_file(
+        self,
+        params: dict[str, Any],
+        files: dict[str, bytes],
+        field_name: str,
+        kind: str,
+        check: Callable[[bytes], None] | None,
+        **details: Any,
+    ) -> Any:
+        """sendVideo and sendDocument: by URL within 20 MB, uploaded within 50 MB."""
         chat = self._chat(params)
         content = await self._content(
-            params.get("document"),
+            params.get(field_name),
             files,
             by_url_limit=MAX_URL_OTHER_BYTES,
             upload_limit=MAX_UPLOAD_OTHER_BYTES,
-            kind="",
+            kind=kind,
         )
+        if check is not None:
+            check(content)
         message = self._new_bot_message(chat, params)
-        message["document"] = self._keep_file(content, "document", file_name="file")
+        message[field_name] = self._keep_file(content, field_name, **details)
         self._caption(message, params)
         self._attach_markup(message, params)
         self._store(chat.id, message, from_bot=True)
