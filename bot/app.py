@@ -26,7 +26,7 @@ from bot.billing import Billing
 from bot.catalog import Lang
 from bot.delivery import Deliverer
 from bot.engine import Engine, Timing
-from bot.flood import FloodControl
+from bot.flood import FloodControl, FloodLimits
 from bot.handlers import Handlers
 from bot.lifecycle import FINAL_STATES, TaskState
 from bot.logs import protect_secrets, quiet_http_logs
@@ -104,10 +104,12 @@ async def run(
     stop: asyncio.Event,
     timing: Timing | None = None,
     clock: Callable[[], float] = time.time,
+    flood_limits: FloodLimits | None = None,
 ) -> None:
     """Run the bot until `stop` is set, then shut down leaving every task resumable.
 
-    `clock` tells the UTC day for credits (tests move it across midnight)."""
+    `clock` tells the UTC day for credits (tests move it across midnight); `timing` and
+    `flood_limits` default to production's clocks and Telegram's limits (tests scale them)."""
     quiet_http_logs()
     protect_secrets(settings.secrets)
     if timing is None:
@@ -123,7 +125,7 @@ async def run(
     chats = ChatRepository(database)
     provider = build_provider(settings)
     media_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-    flood = FloodControl(metrics, max_retries=3)
+    flood = FloodControl(metrics, max_retries=3, limits=flood_limits)
     application = build_application(settings, flood)
     public = settings.public_base
 

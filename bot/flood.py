@@ -5,9 +5,12 @@ chat actions) give way to results."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
+from aiolimiter import AsyncLimiter
 from telegram._utils.types import JSONDict
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter
@@ -18,12 +21,63 @@ from bot.metrics import Metrics
 BUSY_AT = 20
 
 
+# Telegram counts messages per chat over sliding windows (about 30 a second overall, 20 a
+# minute per group, about one a second per chat with short bursts). A leaky bucket of
+# capacity C and rate r lets C + r·T through in any window of T seconds, so each bucket is
+# sized to stay under its window: overall 3 + 27/s ≤ 30 in 1 s; a group 2 + 0.3/s ≤ 20 in
+# 60 s; a private chat 1 + 2/3/s ≤ 3 in 3 s.
+@dataclass(frozen=True, slots=True)
+class FloodLimits:
+    """Leaky buckets as (capacity, seconds to drain it): production's by default."""
+
+    overall: tuple[float, float] = (3, 3 / 27)
+    group: tuple[float, float] = (2, 2 / 0.3)
+    private_chat: tuple[float, float] = (1, 1.5)
+
+
+# The calls those limits count: messages sent or edited.
+_MESSAGES = frozenset(
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendMediaGroup",
+        "sendVideo",
+        "sendDocument",
+        "editMessageText",
+        "editMessageReplyMarkup",
+    }
+)
+_MAX_CHAT_LIMITERS = 10_000
+
+
 class FloodControl(AIORateLimiter):
-    def __init__(self, metrics: Metrics, *, max_retries: int, busy_at: int = BUSY_AT) -> None:
-        super().__init__(max_retries=max_retries)
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        max_retries: int,
+        limits: FloodLimits | None = None,
+        busy_at: int = BUSY_AT,
+    ) -> None:
+        self._limits = limits or FloodLimits()
+        super().__init__(
+            overall_max_rate=self._limits.overall[0],
+            overall_time_period=self._limits.overall[1],
+            group_max_rate=self._limits.group[0],
+            group_time_period=self._limits.group[1],
+            max_retries=max_retries,
+        )
         self._metrics = metrics
         self._busy_at = busy_at
+        self._chats: OrderedDict[int, AsyncLimiter] = OrderedDict()
         self.pending = 0  # calls inside the limiter: waiting for their turn, or in flight
+
+    def _private_chat_limiter(self, chat_id: int) -> AsyncLimiter:
+        limiter = self._chats.pop(chat_id, None) or AsyncLimiter(*self._limits.private_chat)
+        self._chats[chat_id] = limiter  # most recently used last; the oldest are dropped
+        while len(self._chats) > _MAX_CHAT_LIMITERS:
+            self._chats.popitem(last=False)
+        return limiter
 
     @property
     def busy(self) -> bool:
@@ -40,6 +94,13 @@ class FloodControl(AIORateLimiter):
     ) -> bool | JSONDict | list[JSONDict]:
         self.pending += 1
         try:
+            chat_id = data.get("chat_id")
+            if endpoint in _MESSAGES and isinstance(chat_id, int) and chat_id > 0:
+                # PTB limits groups and the total; a private chat needs its own pace too.
+                async with self._private_chat_limiter(chat_id):
+                    return await super().process_request(
+                        callback, args, kwargs, endpoint, data, rate_limit_args
+                    )
             return await super().process_request(
                 callback, args, kwargs, endpoint, data, rate_limit_args
             )

@@ -17,6 +17,7 @@ import pytest
 
 from bot.app import run
 from bot.engine import RetryPolicy, Timing
+from bot.flood import FloodLimits
 from bot.lifecycle import PollSchedule, StatusCadence
 from bot.settings import Settings
 from bot.signing import telegram_webhook_secret
@@ -36,6 +37,11 @@ FAST = Timing(
     step_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
     not_found_grace=1.0,
 )
+
+
+# The test Telegram server enforces no flood limits unless a test asks it to; PTB's own
+# defaults (30 a second, 20 a minute per group) and no per-chat pace keep tests quick.
+LOOSE_FLOOD = FloodLimits(overall=(30, 1), group=(20, 60), private_chat=(1000, 1))
 
 
 @dataclass
@@ -188,7 +194,9 @@ async def start_bot(
         settings = make_settings(**overrides)
         stop = asyncio.Event()
         polls_before = telegram.polls
-        task = asyncio.create_task(run(settings, stop=stop, timing=timing, clock=clock))
+        task = asyncio.create_task(
+            run(settings, stop=stop, timing=timing, clock=clock, flood_limits=LOOSE_FLOOD)
+        )
         bot = RunningBot(settings, stop, task)
         running.append(bot)
 

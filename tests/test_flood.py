@@ -58,3 +58,20 @@ async def test_errors_are_counted_and_a_429_is_waited_out(
     assert 'imagine_telegram_errors_total{kind="BadRequest"} 1.0' in text
     assert "RetryAfter" not in text  # waited out, not an error
     assert [c.ok for c in telegram.calls_of("sendMessage", chat.id)] == [False, True]
+
+
+async def test_production_pace_keeps_under_telegrams_limits(telegram: FakeTelegram) -> None:
+    telegram.flood_limits = True
+    flood = FloodControl(Metrics(), max_retries=0)  # production limits; no retry to hide a 429
+    bot: ExtBot[int] = ExtBot(
+        BOT_TOKEN, base_url=f"{telegram.url}/bot{{token}}", rate_limiter=flood
+    )
+    async with bot:
+        chat = telegram.private_chat(ANN)
+        others = [telegram.private_chat(FakeUser(2000 + i, f"u{i}")) for i in range(40)]
+        sends = [bot.send_message(chat.id, f"same chat {i}") for i in range(4)]
+        sends += [bot.send_message(other.id, "one each") for other in others]
+        await asyncio.gather(*sends)
+    assert telegram.flood_errors == 0
+    same_chat = [c.at for c in telegram.calls_of("sendMessage", chat.id)]
+    assert same_chat[-1] - same_chat[0] >= 4.0  # one a second and a half, after the first
