@@ -75,6 +75,29 @@ async def bench(tasks: int, chats: int, cap: int, task_seconds: float, flood: bo
         await asyncio.sleep(1.0)
         idle_rss, _ = memory(process.pid)
 
+        # Phase 1: update → task created, below the account cap: one /imagine every 20 ms.
+        probes = [FakeUser(90_000 + i, f"probe{i}", "en") for i in range(cap)]
+        probe_sent: dict[str, float] = {}
+        for number, user in enumerate(probes):
+            prompt = f"probe{number}"
+            probe_sent[prompt] = time.time()
+            telegram.send_text(telegram.private_chat(user), user, f"/imagine {prompt}")
+            await asyncio.sleep(0.02)
+        await telegram.wait_for(
+            lambda: sum(1 for c in telegram.calls_of("sendMediaGroup") if c.ok) >= cap,
+            timeout=600,
+        )
+        probe_created = {
+            t.request["input"]["prompt"]: t.created_at
+            for t in kie.created
+            if t.request["input"]["prompt"] in probe_sent
+        }
+        to_created = [probe_created[p] - probe_sent[p] for p in probe_sent]
+        calls_before = len(telegram.calls)
+        created_before = len(kie.created)
+        albums_before = sum(1 for c in telegram.calls_of("sendMediaGroup") if c.ok)
+
+        # Phase 2: the load.
         users = [FakeUser(20_000 + i, f"user{i}", "en") for i in range(chats)]
         rooms = [telegram.private_chat(user) for user in users]
         asked: dict[int, list[str]] = {user.id: [] for user in users}
@@ -91,10 +114,11 @@ async def bench(tasks: int, chats: int, cap: int, task_seconds: float, flood: bo
             return [
                 (c.params["chat_id"], c.json("media")[0]["caption"])
                 for c in telegram.calls_of("sendMediaGroup")
-                if c.ok
+                if c.ok and not c.json("media")[0]["caption"].startswith("probe")
             ]
 
         await telegram.wait_for(lambda: len(albums()) >= tasks, timeout=3600)
+        assert albums_before >= cap
         last_album = max(c.at for c in telegram.calls_of("sendMediaGroup") if c.ok)
         _, peak_rss = memory(process.pid)
         process.terminate()
@@ -111,17 +135,15 @@ async def bench(tasks: int, chats: int, cap: int, task_seconds: float, flood: bo
     )
     duplicated = sum(len(v) - len(set(v)) for v in delivered.values())
     in_order = all(delivered.get(str(uid), []) == prompts for uid, prompts in asked.items())
-    upstream_span = max(t.done_at for t in kie.created) - min(t.created_at for t in kie.created)
+    load = kie.created[created_before:]
+    upstream_span = max(t.done_at for t in load) - min(t.created_at for t in load)
     ideal = tasks / cap * task_seconds
-    first_wave = sorted(kie.created, key=lambda t: t.created_at)[:cap]
-    to_created = [t.created_at - sent_at[t.request["input"]["prompt"]] for t in first_wave]
-    bot_calls = [
-        c for c in telegram.calls if c.method not in ("getMe", "setMyCommands", "deleteWebhook")
-    ]
+    bot_calls = telegram.calls[calls_before:]  # the load's own calls, not the warm-up's
     calls_per_task = len(bot_calls) / tasks
 
     print(
-        f"{tasks} /imagine from {chats} chats, upstream cap {cap}, tasks of {task_seconds} s, "
+        f"{tasks} /imagine at once from {chats} chats (after {cap} one by one), upstream cap "
+        f"{cap}, tasks of {task_seconds} s, "
         f"Telegram flood limits {'on' if flood else 'off'}, results by callback"
     )
     line(
@@ -133,12 +155,12 @@ async def bench(tasks: int, chats: int, cap: int, task_seconds: float, flood: bo
     line("lost / duplicated results", f"{lost} / {duplicated}", "0 / 0")
     line("every chat's results in the order asked", "yes" if in_order else "NO", "yes")
     line(
-        "update → task created upstream, median",
+        f"update → task created, median ({cap} below the cap)",
         f"{statistics.median(to_created) * 1000:.1f} ms",
-        "≤ 20 ms (below the cap)",
+        "≤ 20 ms",
     )
     line(
-        "update → task created upstream, p99",
+        "update → task created, p99",
         f"{sorted(to_created)[int(0.99 * (len(to_created) - 1))] * 1000:.1f} ms",
         "≤ 100 ms",
     )
