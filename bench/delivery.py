@@ -107,6 +107,15 @@ async def bench(tasks: int, chats: int, clock: str, results: str, spread: float,
         task.created_at - sent_at[task.request["input"]["prompt"]] for task in kie.created
     ]
     reads = [float(task.status_reads) for task in kie.created]
+    # When the bot first looked after the task was done, and the busiest second of reads.
+    detection = [
+        min((t for t in task.read_times if t >= task.done_at), default=task.done_at) - task.done_at
+        for task in kie.created
+    ]
+    per_second: dict[int, int] = {}
+    for task in kie.created:
+        for moment in task.read_times:
+            per_second[int(moment)] = per_second.get(int(moment), 0) + 1
 
     print(
         f"tasks {tasks} from {chats} chats over {spread:.0f} s, results by {results}, "
@@ -117,6 +126,9 @@ async def bench(tasks: int, chats: int, clock: str, results: str, spread: float,
     print(describe(f"{start} → album request", completion_to_album))
     print(describe("update → upstream task created", update_to_create))
     print(describe("status requests per task", reads, unit="req", scale=1.0))
+    if results == "polling":
+        print(describe("done → noticed by a status read", detection))
+        print(f"{'most status requests in one second':<32} {max(per_second.values())}")
     telegram_calls = len([c for c in telegram.calls if c.method not in ("getMe", "setMyCommands")])
     print(f"Telegram calls per task          {telegram_calls / tasks:.1f}")
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from aiolimiter import AsyncLimiter
 from telegram import Bot
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
@@ -75,6 +76,9 @@ class Timing:
     create_retry: RetryPolicy = field(default_factory=RetryPolicy)
     step_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(5, 2.0, 60.0))
     not_found_grace: float = 60.0  # how long a 404 right after creation is waited out
+    # Status reads, as a leaky bucket (capacity, seconds to drain it): the upstream allows
+    # about 10 a second per key, and 2 + 8/s never puts more than 10 in any second.
+    status_reads: tuple[float, float] = (2, 0.25)
 
 
 class Engine:
@@ -104,6 +108,7 @@ class Engine:
         self._scheduler = scheduler or Scheduler(max_running=1_000_000, max_per_hour=1_000_000)
         self._on_chat_migrated = on_chat_migrated
         self._telegram_busy = telegram_busy
+        self._status_reads = AsyncLimiter(*self._timing.status_reads)
         # Set by a callback: "look now" for the task's worker.
         self._nudges: dict[int, asyncio.Event] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
@@ -441,11 +446,12 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(nudge.wait(), delay)
             nudge.clear()
-            self._metrics.status_requests.labels(self._provider.name).inc()
             try:
-                status = await self._upstream(
-                    "status", self._provider.get_status(task.upstream_task_id)
-                )
+                async with self._status_reads:
+                    self._metrics.status_requests.labels(self._provider.name).inc()
+                    status = await self._upstream(
+                        "status", self._provider.get_status(task.upstream_task_id)
+                    )
             except ProviderError as error:
                 if error.kind is ErrorKind.NOT_FOUND and elapsed > self._timing.not_found_grace:
                     await self._fail(task, FailureKind.GENERATION, None)

@@ -36,6 +36,7 @@ FAST = Timing(
     create_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
     step_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
     not_found_grace=1.0,
+    status_reads=(1000, 1),
 )
 
 

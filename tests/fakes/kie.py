@@ -79,6 +79,7 @@ class FakeTask:
     scenario: Scenario
     created_at: float
     status_reads: int = 0
+    read_times: list[float] = field(default_factory=list)
 
     @property
     def done_at(self) -> float:
@@ -259,6 +260,7 @@ class FakeKie:
             return _answer(404, "task not found")
         task.status_reads += 1
         now = time.time()
+        task.read_times.append(now)
         if now < task.created_at + task.scenario.not_ready_for:
             return _answer(422, "recordInfo is null")
         return _answer(200, "success", data=self.record(task, now))
