@@ -146,7 +146,7 @@ async def run(
             max_running=settings.max_concurrent_tasks, max_per_hour=settings.max_tasks_per_hour
         ),
         on_chat_migrated=chats.migrate,
-        telegram_busy=lambda: flood.busy,
+        telegram_busy=flood.busy_for,
     )
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)

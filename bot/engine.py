@@ -95,7 +95,7 @@ class Engine:
         metrics: Metrics | None = None,
         scheduler: Scheduler | None = None,
         on_chat_migrated: Callable[[int, int], Awaitable[None]] | None = None,
-        telegram_busy: Callable[[], bool] = lambda: False,
+        telegram_busy: Callable[[int], bool] = lambda chat_id: False,
     ) -> None:
         self._bot = bot
         self._tasks = tasks
@@ -290,11 +290,15 @@ class Engine:
             places.cancel()
 
     async def _show_places(self, task: Task) -> None:
-        interval = self._timing.status.interval(is_group=task.is_group)
+        # A place is news worth far fewer edits than a running task's clock.
+        interval = 3 * self._timing.status.interval(is_group=task.is_group)
         shown_place: int | None = None
         while True:
             place = self._scheduler.position(task.id)
-            if place is not None and place != shown_place and not self._telegram_busy():
+            if place is not None and place != shown_place:
+                if self._telegram_busy(task.chat_id):
+                    await asyncio.sleep(interval)  # the chat is backed up: try again later
+                    continue
                 shown_place = place
                 await self._show_place(task, place)
             # At most one edit per interval, and only once the line has moved.
@@ -499,10 +503,10 @@ class Engine:
         lang = Lang(task.lang)
         interval = self._timing.status.interval(is_group=task.is_group)
         while True:
-            if not self._telegram_busy():
+            if not self._telegram_busy(task.chat_id):
                 await self._chat_action(task, ChatAction.UPLOAD_PHOTO)
             await asyncio.sleep(interval)
-            if self._telegram_busy():
+            if self._telegram_busy(task.chat_id):
                 continue  # results first: this tick's edit is dropped, the next shows the latest
             current = await self._tasks.get(task.id)
             if current is None or current.status_message_id is None:

@@ -71,6 +71,7 @@ class FloodControl(AIORateLimiter):
         self._busy_at = busy_at
         self._chats: OrderedDict[int, AsyncLimiter] = OrderedDict()
         self.pending = 0  # calls inside the limiter: waiting for their turn, or in flight
+        self._pending_in: dict[int, int] = {}  # the same, per chat
 
     def _private_chat_limiter(self, chat_id: int) -> AsyncLimiter:
         limiter = self._chats.pop(chat_id, None) or AsyncLimiter(*self._limits.private_chat)
@@ -83,6 +84,11 @@ class FloodControl(AIORateLimiter):
     def busy(self) -> bool:
         return self.pending >= self._busy_at
 
+    def busy_for(self, chat_id: int) -> bool:
+        """Too backed up for best-effort calls to this chat: anything already waiting for
+        it (its own pace is slow) or the bot as a whole."""
+        return self.busy or self._pending_in.get(chat_id, 0) > 0
+
     async def process_request(
         self,
         callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
@@ -93,8 +99,11 @@ class FloodControl(AIORateLimiter):
         rate_limit_args: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
         self.pending += 1
+        chat_id = data.get("chat_id")
+        counted = isinstance(chat_id, int)
+        if isinstance(chat_id, int):
+            self._pending_in[chat_id] = self._pending_in.get(chat_id, 0) + 1
         try:
-            chat_id = data.get("chat_id")
             if endpoint in _MESSAGES and isinstance(chat_id, int) and chat_id > 0:
                 # PTB limits groups and the total; a private chat needs its own pace too.
                 async with self._private_chat_limiter(chat_id):
@@ -109,3 +118,9 @@ class FloodControl(AIORateLimiter):
             raise
         finally:
             self.pending -= 1
+            if counted and isinstance(chat_id, int):
+                left = self._pending_in[chat_id] - 1
+                if left:
+                    self._pending_in[chat_id] = left
+                else:
+                    del self._pending_in[chat_id]
