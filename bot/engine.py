@@ -184,11 +184,6 @@ class Engine:
         nudge.set()
         return True
 
-    async def wait_idle(self) -> None:
-        """Wait until no task is being worked on (for tests and benchmarks)."""
-        while self._workers:
-            await asyncio.gather(*self._workers.values(), return_exceptions=True)
-
     def _spawn(self, task_id: int) -> None:
         if self._stopping or task_id in self._workers:
             return

@@ -100,11 +100,12 @@ class FloodControl(AIORateLimiter):
     ) -> bool | JSONDict | list[JSONDict]:
         self.pending += 1
         chat_id = data.get("chat_id")
-        counted = isinstance(chat_id, int)
-        if isinstance(chat_id, int):
+        if not isinstance(chat_id, int):
+            chat_id = None  # a call to no chat (getMe, getUpdates) or by @username
+        else:
             self._pending_in[chat_id] = self._pending_in.get(chat_id, 0) + 1
         try:
-            if endpoint in _MESSAGES and isinstance(chat_id, int) and chat_id > 0:
+            if endpoint in _MESSAGES and chat_id is not None and chat_id > 0:
                 # PTB limits groups and the total; a private chat needs its own pace too.
                 async with self._private_chat_limiter(chat_id):
                     return await super().process_request(
@@ -118,7 +119,7 @@ class FloodControl(AIORateLimiter):
             raise
         finally:
             self.pending -= 1
-            if counted and isinstance(chat_id, int):
+            if chat_id is not None:
                 left = self._pending_in[chat_id] - 1
                 if left:
                     self._pending_in[chat_id] = left
