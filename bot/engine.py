@@ -296,9 +296,11 @@ class Engine:
                     continue
                 shown_place = place
                 await self._show_place(task, place)
-            # At most one edit per interval, and only once the line has moved.
+            # At most one edit per interval, and only once the line has moved: it may have
+            # moved during the pause, and then there is news already.
             await asyncio.sleep(interval)
-            await self._scheduler.changed()
+            if self._scheduler.position(task.id) == shown_place:
+                await self._scheduler.changed()
 
     async def _show_place(self, task: Task, place: int) -> None:
         await asyncio.wait([self._status_posts[task.id]])
