@@ -1,7 +1,7 @@
 """How fast a finished upstream task becomes an album in the chat, by callback or polling.
 
-Starts the loopback Telegram and kie test servers and the real bot, sends `/imagine` from
-several chats at once, and prints, per task:
+Starts the loopback Telegram and kie test servers and the real bot (its own process), sends
+`/imagine` from several chats at once, and prints, per task:
 - completion → album: from the moment the upstream task is done (polling mode) or from its
   callback (callback mode) to the album request reaching the Telegram server;
 - update → upstream task: from the update being available to the task existing upstream;
@@ -10,6 +10,10 @@ several chats at once, and prints, per task:
     .venv/bin/python -m bench.delivery                      # production clocks, tasks of 5–15 s
     .venv/bin/python -m bench.delivery --results polling
     .venv/bin/python -m bench.delivery --clock test --tasks 200
+    .venv/bin/python -m bench.delivery --tasks 200 --chats 200 --in-flight 200 --flood-control off
+
+`--flood-control off` takes the bot's own Telegram pacing out of the way (the test Telegram
+never enforces flood limits here), so the figures are the engine's own latency.
 """
 
 from __future__ import annotations
@@ -20,13 +24,10 @@ import random
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from bot.app import run
-from bot.engine import Timing
-from bot.settings import Settings
-from tests.conftest import BOT_TOKEN, FAST, PROVIDER_KEY, public_endpoint
+from bench.bot_process import start_bot, stop_bot
+from tests.conftest import BOT_TOKEN, PROVIDER_KEY
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -44,31 +45,50 @@ def describe(name: str, values: list[float], unit: str = "ms", scale: float = 10
     )
 
 
-async def bench(tasks: int, chats: int, clock: str, results: str, spread: float, seed: int) -> None:
+def most_at_once(kie: FakeKie) -> int:
+    """The most upstream tasks running at the same moment."""
+    events = sorted(
+        [(task.created_at, 1) for task in kie.created]
+        + [(task.done_at, -1) for task in kie.created]
+    )
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+async def bench(
+    tasks: int,
+    chats: int,
+    clock: str,
+    results: str,
+    spread: float,
+    seed: int,
+    in_flight: int,
+    flood_control: bool,
+) -> None:
     rng = random.Random(seed)
-    timing = Timing() if clock == "production" else FAST
-    if clock == "test":
-        timing = replace(timing, poll=replace(timing.poll, timeout=120))
     durations = (5.0, 15.0) if clock == "production" else (0.3, 1.0)
 
     telegram = FakeTelegram(BOT_TOKEN)
     kie = FakeKie(PROVIDER_KEY)
     await telegram.start()
     await kie.start()
-    stop = asyncio.Event()
     with tempfile.TemporaryDirectory() as folder:
-        endpoint = public_endpoint() if results == "callback" else {}
-        settings = Settings(
-            _env_file=None,
-            **endpoint,
-            telegram_bot_token=BOT_TOKEN,
-            telegram_api_url=telegram.url,
-            provider_api_key=PROVIDER_KEY,
-            provider_base_url=kie.url,
-            database_path=Path(folder) / "bench.sqlite3",
+        process = await start_bot(
+            telegram,
+            kie,
+            Path(folder) / "bench.sqlite3",
+            settings={
+                "MAX_CONCURRENT_TASKS": str(in_flight),
+                "MAX_TASKS_PER_HOUR": str(max(500, tasks)),
+                "CHAT_DAILY_CREDITS": str(10 * tasks),
+            },
+            results=results,
+            clock=clock,
+            flood_control=flood_control,
         )
-        bot = asyncio.create_task(run(settings, stop=stop, timing=timing))
-        await telegram.wait_for(lambda: telegram.polls > 0)
 
         users = [FakeUser(10_000 + i, f"user{i}", "en") for i in range(chats)]
         rooms = [telegram.private_chat(user) for user in users]
@@ -87,8 +107,7 @@ async def bench(tasks: int, chats: int, clock: str, results: str, spread: float,
 
         await telegram.wait_for(lambda: len(albums()) >= tasks, timeout=60 + 30 * tasks)
         finished = time.time()
-        stop.set()
-        await bot
+        await stop_bot(process)
 
     await telegram.stop()
     await kie.stop()
@@ -119,8 +138,10 @@ async def bench(tasks: int, chats: int, clock: str, results: str, spread: float,
 
     print(
         f"tasks {tasks} from {chats} chats over {spread:.0f} s, results by {results}, "
-        f"clock {clock}, task length {durations[0]}–{durations[1]} s"
+        f"clock {clock}, task length {durations[0]}–{durations[1]} s, at most {in_flight} "
+        f"in flight, bot's flood control {'on' if flood_control else 'off'}"
     )
+    print(f"{'most tasks in flight at once':<32} {most_at_once(kie)}")
     print(f"wall time {finished - started:.1f} s, upstream tasks created {len(kie.created)}")
     start = "callback" if results == "callback" else "completion"
     print(describe(f"{start} → album request", completion_to_album))
@@ -143,6 +164,8 @@ def main() -> None:
         "--spread", type=float, default=0.0, help="seconds to send the updates over"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--in-flight", type=int, default=50, help="MAX_CONCURRENT_TASKS")
+    parser.add_argument("--flood-control", choices=["production", "off"], default="production")
     arguments = parser.parse_args()
     asyncio.run(
         bench(
@@ -152,6 +175,8 @@ def main() -> None:
             arguments.results,
             arguments.spread,
             arguments.seed,
+            arguments.in_flight,
+            arguments.flood_control == "production",
         )
     )
 

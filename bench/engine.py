@@ -1,6 +1,7 @@
 """The task engine under load: many chats, an upstream that runs at most 50 tasks at once,
 optionally a Telegram that enforces its flood limits. The bot runs as its own process
-(`python -m bot`, production clocks) so its memory can be read; the test servers run here.
+(`bench.bot_process`: production clocks and flood control) so its memory can be read and
+the test servers' work is not counted as its own.
 
     .venv/bin/python -m bench.engine                    # 1,000 tasks from 200 chats
     .venv/bin/python -m bench.engine --flood-limits     # against Telegram's flood limits
@@ -13,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import BOT_TOKEN, PROVIDER_KEY, free_port
+from bench.bot_process import start_bot, stop_bot
+from tests.conftest import BOT_TOKEN, PROVIDER_KEY
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def memory(pid: int) -> tuple[float, float]:
@@ -39,39 +38,27 @@ def line(name: str, value: str, target: str) -> None:
     print(f"{name:<44} {value:>16}   target {target}")
 
 
-async def bench(tasks: int, chats: int, cap: int, task_seconds: float, flood: bool) -> None:
+async def bench(
+    tasks: int, chats: int, cap: int, task_seconds: float, flood: bool, bot_log_path: str | None
+) -> None:
     telegram = FakeTelegram(BOT_TOKEN)
     kie = FakeKie(PROVIDER_KEY, scenario=Scenario(duration=task_seconds), max_running=cap)
     await telegram.start()
     await kie.start()
     telegram.flood_limits = flood
-    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))},
-            "PYTHONPATH": str(ROOT),
-            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-            "TELEGRAM_API_URL": telegram.url,
-            "PROVIDER_API_KEY": PROVIDER_KEY,
-            "PROVIDER_BASE_URL": kie.url,
-            "PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": str(port),
-            "DATABASE_PATH": str(Path(folder) / "bench.sqlite3"),
-            "MAX_CONCURRENT_TASKS": str(cap),
-            "MAX_TASKS_PER_HOUR": str(max(500, tasks)),
-            "CHAT_DAILY_CREDITS": str(10 * tasks),
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            env=env,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+        bot_log = open(bot_log_path, "wb") if bot_log_path else None  # noqa: ASYNC230, SIM115
+        process = await start_bot(
+            telegram,
+            kie,
+            Path(folder) / "bench.sqlite3",
+            settings={
+                "MAX_CONCURRENT_TASKS": str(cap),
+                "MAX_TASKS_PER_HOUR": str(max(500, tasks + cap)),  # the warm-up counts too
+                "CHAT_DAILY_CREDITS": str(10 * tasks),
+            },
+            log=bot_log,
         )
-        await telegram.wait_for(lambda: telegram.polls > 0, timeout=60)
         await asyncio.sleep(1.0)
         idle_rss, _ = memory(process.pid)
 
@@ -117,12 +104,24 @@ async def bench(tasks: int, chats: int, cap: int, task_seconds: float, flood: bo
                 if c.ok and not c.json("media")[0]["caption"].startswith("probe")
             ]
 
+        async def report_progress() -> None:
+            # On stderr, so a slow or stuck run shows where it is.
+            while True:
+                await asyncio.sleep(10)
+                print(
+                    f"  {time.time() - started:5.0f} s: {len(kie.created) - created_before} "
+                    f"created, {len(albums())} albums, {len(telegram.calls) - calls_before} "
+                    f"Telegram calls, {telegram.flood_errors} flood errors",
+                    file=sys.stderr,
+                )
+
+        progress = asyncio.create_task(report_progress())
         await telegram.wait_for(lambda: len(albums()) >= tasks, timeout=3600)
+        progress.cancel()
         assert albums_before >= cap
         last_album = max(c.at for c in telegram.calls_of("sendMediaGroup") if c.ok)
         _, peak_rss = memory(process.pid)
-        process.terminate()
-        await process.wait()
+        await stop_bot(process)
 
     await telegram.stop()
     await kie.stop()
@@ -182,6 +181,7 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=50)
     parser.add_argument("--task-seconds", type=float, default=1.0)
     parser.add_argument("--flood-limits", action="store_true")
+    parser.add_argument("--bot-log", help="write the bot's own log to this file")
     arguments = parser.parse_args()
     asyncio.run(
         bench(
@@ -190,6 +190,7 @@ def main() -> None:
             arguments.cap,
             arguments.task_seconds,
             arguments.flood_limits,
+            arguments.bot_log,
         )
     )
 

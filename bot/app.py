@@ -208,7 +208,7 @@ async def run(
             tasks=tasks,
             served_files=served_files,
             callback_task_id=provider.callback_task_id,
-            nudge=engine.nudge,
+            on_callback=engine.on_callback,
             tasks_in_flight=lambda: engine.in_flight,
             database_ok=database.ping,
             metrics_text=metrics_text,

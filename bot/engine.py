@@ -131,7 +131,10 @@ class Engine:
         if unfinished:
             _log.info("resuming %d unfinished tasks", len(unfinished))
         self._scheduler.restore(
-            running=[t.id for t in unfinished if t.state is TaskState.RUNNING],
+            # A task whose create request was cut short may be running upstream too.
+            running=[
+                t.id for t in unfinished if t.state in (TaskState.SUBMITTING, TaskState.RUNNING)
+            ],
             created_at=await self._tasks.submitted_since(time.time() - 3600),
         )
         for task in unfinished:
@@ -173,11 +176,22 @@ class Engine:
         self._scheduler.withdraw(task.id, task.chat_id)
         return True
 
-    def nudge(self, task_id: int) -> bool:
-        """The upstream says the task changed: have its worker read the status now.
+    async def on_callback(self, task_id: int, upstream_id: str) -> bool:
+        """The upstream says the task changed (the callback's URL secret proved it is the
+        upstream speaking, about this task): have its worker read the status now.
 
+        A callback can name an upstream task the bot has not recorded yet: the create
+        request's answer is still on its way, or was lost to a crash (see
+        `_await_unknown_creation`). The callback then tells which task was created.
         Returns False when no worker is watching that task (it is finished, or unknown).
         """
+        task = await self._tasks.get(task_id)
+        if (
+            task is not None
+            and task.state is TaskState.SUBMITTING
+            and await self._tasks.move(task_id, TaskState.RUNNING, upstream_task_id=upstream_id)
+        ):
+            self._tlog(task).info("task %d: upstream task %s, by callback", task_id, upstream_id)
         nudge = self._nudges.get(task_id)
         if nudge is None:
             return False
@@ -260,9 +274,8 @@ class Engine:
                 # Once the upstream is asked, its answer must be recorded, shutdown or not.
                 await asyncio.shield(self._unstoppable_task(self._submit(task)))
             case TaskState.SUBMITTING:
-                # Only seen after a restart: the create request's outcome is unknown, and
-                # repeating it could make (and bill) a second task.
-                await self._fail(task, FailureKind.INTERRUPTED, None)
+                # Only seen after a restart: the create request's outcome is unknown.
+                await self._await_unknown_creation(task)
             case TaskState.RUNNING:
                 await self._watch(task)
             case TaskState.SUCCEEDED:
@@ -316,8 +329,33 @@ class Engine:
         except TelegramError as error:
             self._tlog(task).info("task %d: place in line not shown: %s", task.id, error)
 
+    async def _await_unknown_creation(self, task: Task) -> None:
+        """The process died while the upstream was answering the create request. Asking
+        again could make (and bill) a second task: these upstreams neither deduplicate a
+        request nor list the tasks an account has. But a task created with a callback URL
+        calls it when it ends, naming itself (`on_callback`), so wait for that as long as
+        the task could run; without a callback URL, or without a callback, the task is
+        reported as interrupted and refunded."""
+        if not self._expects_callback():
+            await self._fail(task, FailureKind.INTERRUPTED, None)
+            return
+        self._tlog(task).info("task %d: creation outcome unknown, waiting for a callback", task.id)
+        nudge = self._nudges[task.id]
+        deadline = (task.submitted_at or task.created_at) + self._timing.callback_net.timeout
+        while (remaining := deadline - time.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(nudge.wait(), remaining)
+            if (await self._reload(task)).state is not TaskState.SUBMITTING:
+                return  # a callback named the upstream task; it is watched from here on
+            nudge.clear()
+        await self._fail(task, FailureKind.INTERRUPTED, None)
+
+    def _expects_callback(self) -> bool:
+        return self._callback_url is not None and self._provider.capabilities.callbacks
+
     async def _submit(self, task: Task) -> None:
-        if not await self._tasks.move(task.id, TaskState.SUBMITTING):
+        # submitted_at: when the create request left, for the hourly cap and the timeout.
+        if not await self._tasks.move(task.id, TaskState.SUBMITTING, submitted_at=time.time()):
             self._scheduler.release(task.id)  # cancelled while it waited for its turn
             return
         try:
@@ -334,10 +372,9 @@ class Engine:
             return
         if self._alerts:
             self._alerts.account_ok()
-        await self._tasks.move(
-            task.id, TaskState.RUNNING, upstream_task_id=upstream_id, submitted_at=time.time()
-        )
-        self._tlog(task).info("task %d: upstream task %s", task.id, upstream_id)
+        # False when a callback came first and recorded the same upstream task.
+        if await self._tasks.move(task.id, TaskState.RUNNING, upstream_task_id=upstream_id):
+            self._tlog(task).info("task %d: upstream task %s", task.id, upstream_id)
 
     async def _create_upstream(self, task: Task) -> str:
         policy = self._timing.create_retry
@@ -434,7 +471,7 @@ class Engine:
 
     async def _poll(self, task: Task, seen: list[UpstreamState | None]) -> None:
         assert task.upstream_task_id is not None
-        by_callback = self._callback_url is not None and self._provider.capabilities.callbacks
+        by_callback = self._expects_callback()
         schedule = self._timing.callback_net if by_callback else self._timing.poll
         nudge = self._nudges[task.id]
         started = task.submitted_at or task.created_at
@@ -502,7 +539,9 @@ class Engine:
         while True:
             if not self._telegram_busy(task.chat_id):
                 await self._chat_action(task, ChatAction.UPLOAD_PHOTO)
-            await asyncio.sleep(interval)
+            # ±25%: tasks started together would otherwise all tick in the same instant, and
+            # a burst of hundreds of edits delays the results queued behind it.
+            await asyncio.sleep(interval * random.uniform(0.75, 1.25))
             if self._telegram_busy(task.chat_id):
                 continue  # results first: this tick's edit is dropped, the next shows the latest
             current = await self._tasks.get(task.id)

@@ -73,7 +73,7 @@ class WebDependencies:
     tasks: TaskRepository
     served_files: ServedFiles
     callback_task_id: Callable[[object], str | None]
-    nudge: Callable[[int], bool]
+    on_callback: Callable[[int, str], Awaitable[bool]]
     tasks_in_flight: Callable[[], int]
     database_ok: Callable[[], Awaitable[bool]]
     metrics_text: Callable[[], Awaitable[bytes]]
@@ -105,7 +105,7 @@ def build_web_app(deps: WebDependencies) -> Starlette:
             now=time.time(),
         ):
             return PlainTextResponse("bad signature", status_code=401)
-        watched = deps.nudge(task.id)
+        watched = await deps.on_callback(task.id, upstream_id)
         _log.info("task %d: callback (%s)", task.id, "read now" if watched else "already done")
         return JSONResponse({"ok": True})
 

@@ -59,6 +59,21 @@ async def test_duplicate_callbacks_deliver_one_album(
     assert kie.created[0].status_reads == 1
 
 
+async def test_a_callback_that_beats_the_create_answer_delivers_once(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    kie.scenario = Scenario(duration=0.2)
+    kie.create_delay = 1.0  # the task is done upstream before the bot learns its id
+    bot = await start_bot(**public_endpoint())
+    await imagine(telegram, bot, kie)
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert task["upstream_task_id"] == kie.created[0].task_id
+    assert kie.create_attempts == 1
+    assert len(albums(telegram)) == 1
+    assert [c.status for c in kie.callbacks] == [200]
+
+
 async def test_forged_success_delivers_nothing_and_the_real_result_still_comes(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:

@@ -8,11 +8,20 @@ import os
 import signal
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, eventually, free_port
+from tests.conftest import (
+    BOT_TOKEN,
+    FAST,
+    PROVIDER_KEY,
+    StartBot,
+    eventually,
+    free_port,
+    public_endpoint,
+)
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -114,6 +123,72 @@ async def test_kill_while_the_upstream_is_answering_the_create(
     restarted = await start_bot(database_path=database)
     [task] = await restarted.wait_until_settled(timeout=30)
     # The outcome was unknown: reported and refunded, never created a second time.
+    assert (task["state"], task["failure_kind"]) == ("reported", "interrupted")
+    assert kie.create_attempts == 1
+    kinds = [r["kind"] for r in restarted.rows("SELECT kind FROM ledger ORDER BY id")]
+    assert kinds == ["reserve", "refund"]
+
+
+async def test_kill_during_the_create_with_callbacks_is_resolved_by_the_callback(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+) -> None:
+    # The task exists upstream, but the bot died before it learnt its id. The upstream
+    # still calls the task's callback URL when the task ends, naming it.
+    kie.scenario = Scenario(duration=4.0)
+    kie.create_delay = 3.0
+    database = tmp_path / "bot.sqlite3"
+    endpoint = public_endpoint()
+    bot = Killable(
+        telegram,
+        kie,
+        database,
+        PUBLIC_URL=endpoint["public_url"],
+        HTTP_PORT=str(endpoint["http_port"]),
+    )
+    await bot.start()
+    user = USERS[0]
+    telegram.send_text(telegram.private_chat(user), user, "/imagine lost in the wire")
+    await eventually(lambda: kie.created)
+    await wait_for_states(database, ["submitting"])
+    await bot.kill()
+    kie.create_delay = 0.0
+
+    restarted = await start_bot(database_path=database, **endpoint)
+    [task] = await restarted.wait_until_settled(timeout=30)
+    assert task["state"] == "delivered"
+    assert task["upstream_task_id"] == kie.created[0].task_id
+    assert kie.create_attempts == 1
+    assert len([c for c in telegram.calls_of("sendMediaGroup") if c.ok]) == 1
+    kinds = [r["kind"] for r in restarted.rows("SELECT kind FROM ledger ORDER BY id")]
+    assert kinds == ["reserve", "commit"]
+
+
+async def test_kill_during_the_create_without_a_callback_refunds_when_the_task_would_end(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+) -> None:
+    # No callback ever comes (the request never reached the upstream, or its callback was
+    # lost): once the task would have timed out, it is reported and refunded, not re-created.
+    kie.scenario = Scenario(duration=0.5, callback="drop")
+    kie.create_delay = 3.0
+    database = tmp_path / "bot.sqlite3"
+    endpoint = public_endpoint()
+    bot = Killable(
+        telegram,
+        kie,
+        database,
+        PUBLIC_URL=endpoint["public_url"],
+        HTTP_PORT=str(endpoint["http_port"]),
+    )
+    await bot.start()
+    user = USERS[0]
+    telegram.send_text(telegram.private_chat(user), user, "/imagine no word back")
+    await wait_for_states(database, ["submitting"])
+    await bot.kill()
+    kie.create_delay = 0.0
+
+    short = replace(FAST, callback_net=replace(FAST.callback_net, timeout=4.0))
+    restarted = await start_bot(database_path=database, timing=short, **endpoint)
+    [task] = await restarted.wait_until_settled(timeout=30)
     assert (task["state"], task["failure_kind"]) == ("reported", "interrupted")
     assert kie.create_attempts == 1
     kinds = [r["kind"] for r in restarted.rows("SELECT kind FROM ledger ORDER BY id")]
