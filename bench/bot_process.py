@@ -57,13 +57,10 @@ async def start_bot(
         "DATABASE_PATH": str(database),
         **settings,
     }
+    port = free_port()  # the bot always serves /healthz and /metrics
+    env |= {"HTTP_HOST": "127.0.0.1", "HTTP_PORT": str(port)}
     if results == "callback":
-        port = free_port()
-        env |= {
-            "PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": str(port),
-        }
+        env["PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     arguments = ["--clock", clock, "--flood-control", "production" if flood_control else "off"]
     process = await asyncio.create_subprocess_exec(
         sys.executable,

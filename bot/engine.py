@@ -33,7 +33,14 @@ from bot import rendering
 from bot.alerts import OperatorAlerts
 from bot.catalog import Lang, text
 from bot.delivery import Deliverer, MediaKind, Placement, media_kind
-from bot.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskKind, TaskState
+from bot.lifecycle import (
+    FailureKind,
+    PollSchedule,
+    RecentDurations,
+    StatusCadence,
+    TaskKind,
+    TaskState,
+)
 from bot.logs import task_logger
 from bot.metrics import Metrics
 from bot.providers import (
@@ -111,6 +118,7 @@ class Engine:
         self._status_reads = AsyncLimiter(*self._timing.status_reads)
         # Set by a callback: "look now" for the task's worker.
         self._nudges: dict[int, asyncio.Event] = {}
+        self._durations: dict[TaskKind, RecentDurations] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._status_posts: dict[int, asyncio.Task[None]] = {}
         self._status_shown: dict[int, str] = {}
@@ -475,12 +483,18 @@ class Engine:
         schedule = self._timing.callback_net if by_callback else self._timing.poll
         nudge = self._nudges[task.id]
         started = task.submitted_at or task.created_at
+        durations = self._durations.setdefault(task.kind, RecentDurations())
+        # When polling, the first read waits for the quickest recent tasks of this kind:
+        # reads are scarce (~10 a second for all tasks), and earlier ones find nothing.
+        quickest = None if by_callback else durations.quickest()
+        last_seen_running = 0.0
         while True:
             elapsed = time.time() - started
             if schedule.timed_out(elapsed):
                 await self._fail(task, FailureKind.TIMEOUT, None)
                 return
-            delay = min(schedule.delay_after(elapsed), schedule.timeout - elapsed)
+            delay = schedule.delay_after(elapsed, quickest=quickest)
+            delay = min(delay, schedule.timeout - elapsed)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(nudge.wait(), delay)
             nudge.clear()
@@ -503,6 +517,11 @@ class Engine:
                     await asyncio.sleep(error.retry_after)
                 continue
             seen[0] = status.state
+            seen_at = time.time() - started
+            if status.state in (UpstreamState.QUEUED, UpstreamState.WORKING):
+                last_seen_running = seen_at
+            elif status.state is UpstreamState.SUCCEEDED and not by_callback:
+                durations.add(last_seen_running, seen_at)
             if status.state is UpstreamState.SUCCEEDED:
                 await self._tasks.move(
                     task.id,

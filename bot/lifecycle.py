@@ -17,6 +17,7 @@ user is told. After a crash, the state says exactly what is left to do.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -92,10 +93,15 @@ class PollSchedule:
     slow: float = 15.0
     timeout: float = 15 * 60.0
 
-    def delay_after(self, elapsed: float) -> float:
-        """Seconds to wait before the next status read, `elapsed` seconds after creation."""
-        if elapsed < self.first:
-            return self.first - elapsed
+    def delay_after(self, elapsed: float, *, quickest: float | None = None) -> float:
+        """Seconds to wait before the next status read, `elapsed` seconds after creation.
+
+        `quickest`: by when the quickest recent tasks of this kind were done, if known; the
+        first read waits for it (up to the end of the fast phase), since any read before
+        it would almost surely find the task still running."""
+        first = self.first if quickest is None else min(max(self.first, quickest), self.fast_until)
+        if elapsed < first:
+            return first - elapsed
         if elapsed < self.fast_until:
             return self.fast
         if elapsed < self.medium_until:
@@ -104,6 +110,26 @@ class PollSchedule:
 
     def timed_out(self, elapsed: float) -> bool:
         return elapsed >= self.timeout
+
+
+class RecentDurations:
+    """How long the last tasks of one kind took upstream, as seen by polling: a task seen
+    running at `t1` and done at `t2` ended somewhere between, so the midpoint counts."""
+
+    def __init__(self, keep: int = 50, enough: int = 10) -> None:
+        self._seconds: deque[float] = deque(maxlen=keep)
+        self._enough = enough
+
+    def add(self, last_seen_running: float, seen_done: float) -> None:
+        self._seconds.append((last_seen_running + seen_done) / 2)
+
+    def quickest(self) -> float | None:
+        """The duration the quickest tenth of recent tasks stayed under; None until enough
+        tasks are known for that to mean anything."""
+        if len(self._seconds) < self._enough:
+            return None
+        ordered = sorted(self._seconds)
+        return ordered[len(ordered) // 10]
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,6 +199,25 @@ async def test_record_not_ready_right_after_creation_is_not_a_failure(
     assert (await bot.wait_until_settled())[0]["state"] == "delivered"
 
 
+async def test_polling_learns_when_results_can_first_be_there(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    # Status reads are scarce (~10 a second for the whole account): once ten tasks have
+    # shown how long this kind takes, a new task's first read waits for that.
+    kie.scenario = Scenario(duration=0.6, not_ready_for=0.0)
+    bot = await start_bot()
+    chat = telegram.private_chat(ANN)
+    for number in range(10):
+        telegram.send_text(chat, ANN, f"/imagine teacher {number}")
+    await bot.wait_until_settled(count=10)
+    telegram.send_text(chat, ANN, "/imagine learner")
+    tasks = await bot.wait_until_settled(count=11)
+    assert tasks[10]["state"] == "delivered"
+    learning = [task.status_reads for task in kie.created[:10]]
+    assert min(learning) >= 8  # a look every 50 ms from 50 ms on
+    assert kie.created[10].status_reads <= 3
+
+
 async def test_status_message_counts_seconds_while_working(
     telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
 ) -> None:

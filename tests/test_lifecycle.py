@@ -6,15 +6,15 @@ import itertools
 
 import pytest
 
-from bot.lifecycle import FINAL_STATES, PollSchedule, TaskState, sources_of
+from bot.lifecycle import FINAL_STATES, PollSchedule, RecentDurations, TaskState, sources_of
 
 
-def reads(schedule: PollSchedule, until: float) -> list[float]:
+def reads(schedule: PollSchedule, until: float, quickest: float | None = None) -> list[float]:
     """The moments (seconds after creation) the schedule reads the status, up to `until`."""
     moments: list[float] = []
     now = 0.0
     while True:
-        now += schedule.delay_after(now)
+        now += schedule.delay_after(now, quickest=quickest)
         if now > until:
             return moments
         moments.append(round(now, 6))
@@ -23,6 +23,25 @@ def reads(schedule: PollSchedule, until: float) -> list[float]:
 def test_the_first_look_comes_at_first_then_the_fast_phase() -> None:
     schedule = PollSchedule(first=3, fast=2, fast_until=10, medium=5, medium_until=30, slow=15)
     assert reads(schedule, 45) == [3, 5, 7, 9, 11, 16, 21, 26, 31]
+
+
+def test_the_first_look_waits_for_the_quickest_recent_tasks() -> None:
+    schedule = PollSchedule(first=2, fast=2, fast_until=30, medium=6, medium_until=120, slow=15)
+    assert reads(schedule, 16, quickest=6.0) == [6, 8, 10, 12, 14, 16]
+    assert reads(schedule, 7, quickest=1.0) == [2, 4, 6]  # never earlier than `first`
+    assert reads(schedule, 40, quickest=500.0)[0] == 30  # nor past the fast phase
+
+
+def test_recent_durations_know_nothing_until_enough_tasks_ended() -> None:
+    durations = RecentDurations(keep=50, enough=10)
+    for seconds in range(5, 14):  # 9 tasks
+        durations.add(seconds - 1, seconds + 1)
+        assert durations.quickest() is None
+    durations.add(14, 16)
+    assert durations.quickest() == 6  # the 2nd quickest of 10: the midpoint of (5, 7)
+    for _ in range(50):
+        durations.add(99, 101)  # only the last 50 count
+    assert durations.quickest() == 100
 
 
 def test_a_look_resumed_mid_way_keeps_to_the_phase() -> None:
