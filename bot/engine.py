@@ -29,7 +29,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from bot import rendering
+from bot import flood, rendering
 from bot.alerts import OperatorAlerts
 from bot.catalog import Lang, text
 from bot.delivery import Deliverer, MediaKind, Placement, media_kind
@@ -119,6 +119,7 @@ class Engine:
         # Set by a callback: "look now" for the task's worker.
         self._nudges: dict[int, asyncio.Event] = {}
         self._durations: dict[TaskKind, RecentDurations] = {}
+        self._status_tickets: dict[int, flood.Ticket] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._status_posts: dict[int, asyncio.Task[None]] = {}
         self._status_shown: dict[int, str] = {}
@@ -224,6 +225,7 @@ class Engine:
             await self._drive(task_id)
         finally:
             del self._status_posts[task_id]
+            self._status_tickets.pop(task_id, None)
             del self._nudges[task_id]
             self._status_shown.pop(task_id, None)
 
@@ -446,6 +448,7 @@ class Engine:
     async def _post_status(self, task: Task) -> None:
         if task.status_message_id is not None or task.state not in _STATUS_SHOWN_IN:
             return
+        self._status_tickets[task.id] = flood.ticket()
         lang = Lang(task.lang)
         where = _placement(task)
         try:
@@ -596,9 +599,18 @@ class Engine:
         await asyncio.wait([self._status_posts[task.id]])
         return await self._reload(task)
 
+    def _withdraw_status_post(self, task: Task) -> None:
+        """When Telegram is backed up, the outcome may be known before the status message
+        has left: then it never goes, saving the chat two messages (it and its removal)."""
+        post = self._status_posts[task.id]
+        ticket = self._status_tickets.get(task.id)
+        if not post.done() and ticket is not None and not ticket.gone:
+            post.cancel()
+
     async def _deliver(self, task: Task) -> None:
         # One delivery at a time per chat, in the order results became ready (asyncio's
         # locks are fair): a chat's albums never overtake each other on the way out.
+        self._withdraw_status_post(task)  # before waiting for the chat's earlier results
         turn = self._chat_turns.setdefault(task.chat_id, _ChatTurn())
         turn.users += 1
         try:
@@ -692,6 +704,7 @@ class Engine:
     # --- failed → reported ----------------------------------------------------------------
 
     async def _report_failure(self, task: Task) -> None:
+        self._withdraw_status_post(task)
         task = await self._status_settled(task)
         message = _failure_text(task)
         sent = False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,24 @@ class FloodLimits:
     overall: tuple[float, float] = (3, 3 / 27)
     group: tuple[float, float] = (2, 2 / 0.3)
     private_chat: tuple[float, float] = (1, 1.5)
+
+
+class Ticket:
+    """Held by a call that may still be withdrawn while it waits for its turn: `gone` once
+    the request has left (or is leaving) for Telegram, and cancelling it no longer helps."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+
+_ticket: ContextVar[Ticket | None] = ContextVar("flood_ticket", default=None)
+
+
+def ticket() -> Ticket:
+    """A ticket for the calls the current asyncio task makes from here on."""
+    held = Ticket()
+    _ticket.set(held)
+    return held
 
 
 # The calls those limits count: messages sent or edited.
@@ -98,6 +117,9 @@ class FloodControl(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
+        held = _ticket.get()
+        if held is not None:
+            callback = _punching(held, callback)
         self.pending += 1
         chat_id = data.get("chat_id")
         if not isinstance(chat_id, int):
@@ -125,3 +147,15 @@ class FloodControl(AIORateLimiter):
                     self._pending_in[chat_id] = left
                 else:
                     del self._pending_in[chat_id]
+
+
+def _punching(
+    held: Ticket, request: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]]
+) -> Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]]:
+    """`request`, marking the ticket as gone the moment it starts (after the waiting)."""
+
+    async def punched(*args: Any, **kwargs: Any) -> bool | JSONDict | list[JSONDict]:
+        held.gone = True
+        return await request(*args, **kwargs)
+
+    return punched

@@ -190,13 +190,16 @@ async def start_bot(
     running: list[RunningBot] = []
 
     async def start(
-        timing: Timing = FAST, clock: Callable[[], float] = time.time, **overrides: Any
+        timing: Timing = FAST,
+        clock: Callable[[], float] = time.time,
+        flood_limits: FloodLimits = LOOSE_FLOOD,
+        **overrides: Any,
     ) -> RunningBot:
         settings = make_settings(**overrides)
         stop = asyncio.Event()
         polls_before = telegram.polls
         task = asyncio.create_task(
-            run(settings, stop=stop, timing=timing, clock=clock, flood_limits=LOOSE_FLOOD)
+            run(settings, stop=stop, timing=timing, clock=clock, flood_limits=flood_limits)
         )
         bot = RunningBot(settings, stop, task)
         running.append(bot)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from telegram.error import BadRequest
@@ -11,7 +12,8 @@ from telegram.ext import ExtBot
 
 from bot.flood import FloodControl
 from bot.metrics import Metrics
-from tests.conftest import BOT_TOKEN
+from tests.conftest import BOT_TOKEN, LOOSE_FLOOD, StartBot
+from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
@@ -22,7 +24,7 @@ async def limited(
     telegram: FakeTelegram,
 ) -> AsyncIterator[tuple[ExtBot[int], FloodControl, Metrics]]:
     metrics = Metrics()
-    flood = FloodControl(metrics, max_retries=2, busy_at=5)
+    flood = FloodControl(metrics, max_retries=2, busy_at=5, limits=LOOSE_FLOOD)
     bot: ExtBot[int] = ExtBot(
         BOT_TOKEN, base_url=f"{telegram.url}/bot{{token}}", rate_limiter=flood
     )
@@ -75,3 +77,29 @@ async def test_production_pace_keeps_under_telegrams_limits(telegram: FakeTelegr
     assert telegram.flood_errors == 0
     same_chat = [c.at for c in telegram.calls_of("sendMessage", chat.id)]
     assert same_chat[-1] - same_chat[0] >= 4.0  # one a second and a half, after the first
+
+
+async def test_a_result_ready_before_its_status_message_left_goes_without_one(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    # One message a second in this chat: the second task's status message waits its turn,
+    # and its result is ready first. Sending it, then removing it, would cost the chat two
+    # of its scarce messages and delay both albums.
+    kie.scenario = Scenario(duration=0.2)
+    bot = await start_bot(flood_limits=replace(LOOSE_FLOOD, private_chat=(1, 1.0)))
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine first")
+    telegram.send_text(chat, ANN, "/imagine second")
+    first, second = await bot.wait_until_settled(count=2, timeout=20)
+    assert (first["state"], second["state"]) == ("delivered", "delivered")
+    assert first["status_message_id"] is not None
+    assert second["status_message_id"] is None
+    statuses = [
+        c
+        for c in telegram.calls_of("sendMessage", chat.id)
+        if c.ok and "reply_markup" not in c.params
+    ]
+    assert len(statuses) == 1
+    assert len(telegram.calls_of("deleteMessage")) == 1
+    albums = [c.json("media")[0]["caption"] for c in telegram.calls_of("sendMediaGroup") if c.ok]
+    assert albums == ["first", "second"]
