@@ -561,9 +561,10 @@ class Engine:
         while True:
             if not self._telegram_busy(task.chat_id):
                 await self._chat_action(task, ChatAction.UPLOAD_PHOTO)
-            # ±25%: tasks started together would otherwise all tick in the same instant, and
-            # a burst of hundreds of edits delays the results queued behind it.
-            await asyncio.sleep(interval * random.uniform(0.75, 1.25))
+            # Up to half again, never less (groups must keep to their pace): tasks started
+            # together would otherwise all tick in the same instant, and a burst of hundreds
+            # of edits delays the results queued behind it.
+            await asyncio.sleep(interval * random.uniform(1.0, 1.5))
             if self._telegram_busy(task.chat_id):
                 continue  # results first: this tick's edit is dropped, the next shows the latest
             current = await self._tasks.get(task.id)

@@ -137,7 +137,7 @@ class StatusCadence:
     """How often the status message is edited: Telegram allows about 20 messages a minute
     in a group, and edits count, so groups get a slower clock than private chats."""
 
-    private: float = 5.0
+    private: float = 4.0  # the engine adds up to half again: 4–6 s, 10–15 s
     group: float = 10.0
 
     def interval(self, *, is_group: bool) -> float:
