@@ -308,6 +308,7 @@ class Engine:
             places.cancel()
 
     async def _show_places(self, task: Task) -> None:
+        flood.best_effort()
         # A place is news worth far fewer edits than a running task's clock.
         interval = 3 * self._timing.status.interval(is_group=task.is_group)
         shown_place: int | None = None
@@ -448,6 +449,7 @@ class Engine:
     async def _post_status(self, task: Task) -> None:
         if task.status_message_id is not None or task.state not in _STATUS_SHOWN_IN:
             return
+        flood.best_effort()  # an acknowledgement: welcome, but results go first
         self._status_tickets[task.id] = flood.ticket()
         lang = Lang(task.lang)
         where = _placement(task)
@@ -556,6 +558,7 @@ class Engine:
         return moved
 
     async def _tick_status(self, task: Task, seen: list[UpstreamState | None]) -> None:
+        flood.best_effort()
         lang = Lang(task.lang)
         interval = self._timing.status.interval(is_group=task.is_group)
         while True:

@@ -1,7 +1,8 @@
-"""Telegram flood control: PTB's AIORateLimiter (the per-chat, per-group and overall limits,
-and waiting out a 429's retry_after), plus two things the bot needs from it: errors counted
-for /metrics, and a sense of how backed up it is, so that best-effort calls (status edits,
-chat actions) give way to results."""
+"""Telegram flood control: the per-chat, per-group and overall limits, with results ahead
+of best-effort calls (status messages, their edits, chat actions) in every queue; PTB's
+AIORateLimiter waits out a 429's retry_after and retries. Plus what the bot needs from it:
+errors counted for /metrics, and a sense of how backed up it is, so that best-effort calls
+can be skipped altogether."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from aiolimiter import AsyncLimiter
 from telegram._utils.types import JSONDict
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter
 
 from bot.metrics import Metrics
+from bot.pace import BEST_EFFORT, URGENT, PriorityPace
 
 # More Bot API calls than this queued or in flight: skip what can be skipped.
 BUSY_AT = 20
@@ -47,6 +48,14 @@ class Ticket:
 _ticket: ContextVar[Ticket | None] = ContextVar("flood_ticket", default=None)
 
 
+_priority: ContextVar[int] = ContextVar("flood_priority", default=URGENT)
+
+
+def best_effort() -> None:
+    """The calls the current asyncio task makes from here on can wait: results go first."""
+    _priority.set(BEST_EFFORT)
+
+
 def ticket() -> Ticket:
     """A ticket for the calls the current asyncio task makes from here on."""
     held = Ticket()
@@ -70,6 +79,10 @@ _MAX_CHAT_LIMITERS = 10_000
 
 
 class FloodControl(AIORateLimiter):
+    """PTB's AIORateLimiter for what it does well (waiting out a 429's retry_after and
+    retrying), with the pacing itself done here by `PriorityPace`: per chat (groups and
+    private chats) and overall, results before best-effort calls."""
+
     def __init__(
         self,
         metrics: Metrics,
@@ -79,25 +92,23 @@ class FloodControl(AIORateLimiter):
         busy_at: int = BUSY_AT,
     ) -> None:
         self._limits = limits or FloodLimits()
-        super().__init__(
-            overall_max_rate=self._limits.overall[0],
-            overall_time_period=self._limits.overall[1],
-            group_max_rate=self._limits.group[0],
-            group_time_period=self._limits.group[1],
-            max_retries=max_retries,
-        )
+        # 0: PTB's own (first come, first served) limiters are off; ours replace them.
+        super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=max_retries)
+        self._overall = PriorityPace(*self._limits.overall)
         self._metrics = metrics
         self._busy_at = busy_at
-        self._chats: OrderedDict[int, AsyncLimiter] = OrderedDict()
+        self._chats: OrderedDict[int, PriorityPace] = OrderedDict()
         self.pending = 0  # calls inside the limiter: waiting for their turn, or in flight
         self._pending_in: dict[int, int] = {}  # the same, per chat
 
-    def _private_chat_limiter(self, chat_id: int) -> AsyncLimiter:
-        limiter = self._chats.pop(chat_id, None) or AsyncLimiter(*self._limits.private_chat)
-        self._chats[chat_id] = limiter  # most recently used last; the oldest are dropped
+    def _chat_pace(self, chat_id: int) -> PriorityPace:
+        pace = self._chats.pop(chat_id, None)
+        if pace is None:
+            pace = PriorityPace(*(self._limits.group if chat_id < 0 else self._limits.private_chat))
+        self._chats[chat_id] = pace  # most recently used last; the oldest are dropped
         while len(self._chats) > _MAX_CHAT_LIMITERS:
             self._chats.popitem(last=False)
-        return limiter
+        return pace
 
     @property
     def busy(self) -> bool:
@@ -127,12 +138,13 @@ class FloodControl(AIORateLimiter):
         else:
             self._pending_in[chat_id] = self._pending_in.get(chat_id, 0) + 1
         try:
-            if endpoint in _MESSAGES and chat_id is not None and chat_id > 0:
-                # PTB limits groups and the total; a private chat needs its own pace too.
-                async with self._private_chat_limiter(chat_id):
-                    return await super().process_request(
-                        callback, args, kwargs, endpoint, data, rate_limit_args
-                    )
+            if chat_id is not None:
+                # A group's limit counts every call (as PTB counts it); a private chat's,
+                # the messages. Then the limit on all chats together.
+                priority = _priority.get()
+                if chat_id < 0 or endpoint in _MESSAGES:
+                    await self._chat_pace(chat_id).acquire(priority)
+                await self._overall.acquire(priority)
             return await super().process_request(
                 callback, args, kwargs, endpoint, data, rate_limit_args
             )

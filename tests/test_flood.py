@@ -103,3 +103,31 @@ async def test_a_result_ready_before_its_status_message_left_goes_without_one(
     assert len(telegram.calls_of("deleteMessage")) == 1
     albums = [c.json("media")[0]["caption"] for c in telegram.calls_of("sendMediaGroup") if c.ok]
     assert albums == ["first", "second"]
+
+
+async def test_a_result_goes_ahead_of_status_messages_waiting_for_the_chat(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    # One message a second in this chat. The first task's album is ready while the other
+    # two tasks' status messages still wait their turn: the album goes first.
+    kie.next_scenarios += [Scenario(duration=0.2), Scenario(duration=4.0), Scenario(duration=4.0)]
+    bot = await start_bot(flood_limits=replace(LOOSE_FLOOD, private_chat=(1, 1.0)))
+    chat = telegram.private_chat(ANN)
+    for prompt in ("quick", "slow", "slower"):
+        telegram.send_text(chat, ANN, f"/imagine {prompt}")
+    tasks = await bot.wait_until_settled(count=3, timeout=30)
+    assert [t["state"] for t in tasks] == ["delivered"] * 3
+    sent = [
+        (c.method, "buttons" if "reply_markup" in c.params else "")
+        for c in telegram.calls
+        if c.ok
+        and c.method in ("sendMessage", "sendMediaGroup")
+        and c.params.get("chat_id") == str(chat.id)
+    ]
+    assert sent[:5] == [
+        ("sendMessage", ""),  # the first task's status message
+        ("sendMediaGroup", ""),  # its album, ahead of the other two status messages
+        ("sendMessage", "buttons"),
+        ("sendMessage", ""),
+        ("sendMessage", ""),
+    ]
