@@ -10,6 +10,7 @@ import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,14 +130,12 @@ async def test_kill_while_the_upstream_is_answering_the_create(
     assert kinds == ["reserve", "refund"]
 
 
-async def test_kill_during_the_create_with_callbacks_is_resolved_by_the_callback(
-    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
-) -> None:
-    # The task exists upstream, but the bot died before it learnt its id. The upstream
-    # still calls the task's callback URL when the task ends, naming it.
-    kie.scenario = Scenario(duration=4.0)
+async def kill_during_the_create_in_callback_mode(
+    telegram: FakeTelegram, kie: FakeKie, database: Path, prompt: str
+) -> dict[str, Any]:
+    """Start the bot with a callback URL, kill it while the upstream is answering the create
+    request of `/imagine prompt`, and return the endpoint settings to restart it with."""
     kie.create_delay = 3.0
-    database = tmp_path / "bot.sqlite3"
     endpoint = public_endpoint()
     bot = Killable(
         telegram,
@@ -147,11 +146,22 @@ async def test_kill_during_the_create_with_callbacks_is_resolved_by_the_callback
     )
     await bot.start()
     user = USERS[0]
-    telegram.send_text(telegram.private_chat(user), user, "/imagine lost in the wire")
-    await eventually(lambda: kie.created)
+    telegram.send_text(telegram.private_chat(user), user, f"/imagine {prompt}")
+    await eventually(lambda: kie.created)  # made upstream; its id still on the way
     await wait_for_states(database, ["submitting"])
     await bot.kill()
     kie.create_delay = 0.0
+    return endpoint
+
+
+async def test_kill_during_the_create_with_callbacks_is_resolved_by_the_callback(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+) -> None:
+    # The task exists upstream, but the bot died before it learnt its id. The upstream
+    # still calls the task's callback URL when the task ends, naming it.
+    kie.scenario = Scenario(duration=4.0)
+    database = tmp_path / "bot.sqlite3"
+    endpoint = await kill_during_the_create_in_callback_mode(telegram, kie, database, "lost")
 
     restarted = await start_bot(database_path=database, **endpoint)
     [task] = await restarted.wait_until_settled(timeout=30)
@@ -169,22 +179,8 @@ async def test_kill_during_the_create_without_a_callback_refunds_when_the_task_w
     # No callback ever comes (the request never reached the upstream, or its callback was
     # lost): once the task would have timed out, it is reported and refunded, not re-created.
     kie.scenario = Scenario(duration=0.5, callback="drop")
-    kie.create_delay = 3.0
     database = tmp_path / "bot.sqlite3"
-    endpoint = public_endpoint()
-    bot = Killable(
-        telegram,
-        kie,
-        database,
-        PUBLIC_URL=endpoint["public_url"],
-        HTTP_PORT=str(endpoint["http_port"]),
-    )
-    await bot.start()
-    user = USERS[0]
-    telegram.send_text(telegram.private_chat(user), user, "/imagine no word back")
-    await wait_for_states(database, ["submitting"])
-    await bot.kill()
-    kie.create_delay = 0.0
+    endpoint = await kill_during_the_create_in_callback_mode(telegram, kie, database, "unheard")
 
     short = replace(FAST, callback_net=replace(FAST.callback_net, timeout=4.0))
     restarted = await start_bot(database_path=database, timing=short, **endpoint)
