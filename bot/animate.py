@@ -1,6 +1,7 @@
-"""Setting up an animation: 🎬 under an album or /animate on an image opens a draft; a mode
-(Fun / Normal / Spicy) and an optional motion prompt complete it; the step that completes
-it claims the draft, so double presses and racing members create one task.
+"""Setting up an animation: 🎬 under an album or /animate on an image opens a draft and
+shows the modes (Fun / Normal / Spicy); picking one starts the task. A motion prompt comes
+before that: with `/animate <prompt>`, or as a reply to the draft's message. The step that
+starts the task claims the draft, so double presses and racing members create one task.
 
 A user's own photo is downloaded from Telegram, checked (JPEG, PNG or WEBP, at most 10 MB)
 and handed to the upstream at a URL: the upstream's upload API where it has one, else a
@@ -85,17 +86,10 @@ class Animations:
         self._submit = submit
 
     async def open_for_image(
-        self,
-        bot: Bot,
-        *,
-        task: Task,
-        index: int,
-        user_id: int,
-        lang: Lang,
-        prompt: str | None,
-        answer_to: int,
-    ) -> bool:
-        """🎬 N or /animate on one of our images; False if this member has it open already."""
+        self, *, task: Task, index: int, user_id: int, lang: Lang, prompt: str | None
+    ) -> Draft | None:
+        """🎬 N or /animate on one of our images: the draft, to be shown with
+        `show_choices`; None if this member has one open for it already."""
         draft, created = await self._drafts.open(
             NewDraft(
                 chat_id=task.chat_id,
@@ -108,10 +102,7 @@ class Animations:
                 prompt=prompt,
             )
         )
-        if not created:
-            return False
-        await self._show_choices(bot, draft, answer_to)
-        return True
+        return draft if created else None
 
     async def open_for_own_image(
         self,
@@ -136,7 +127,7 @@ class Animations:
                 prompt=prompt,
             )
         )
-        await self._show_choices(bot, draft, message.message_id)
+        await self.show_choices(bot, draft, message.message_id)
 
     async def pick_mode(self, query: CallbackQuery, action: PickMode, lang: Lang) -> None:
         draft = await self._owned_open_draft(query, action.draft_id, lang)
@@ -145,13 +136,11 @@ class Animations:
         if action.mode == AnimateMode.SPICY and not await self._spicy_possible(draft):
             await query.answer(catalog.text(lang, "animate.spicy_unavailable"), show_alert=True)
             return
+        # Picking the mode starts the task: a motion prompt, if any, came before it.
         draft = await self._drafts.update(draft.id, mode=action.mode)
-        if draft.prompt is not None and isinstance(query.message, Message):
-            await query.answer()
-            await self._start(query.get_bot(), draft, query.message)
-            return
         await query.answer()
-        await self._edit(query.get_bot(), draft, *self._prompt_step(draft))
+        if isinstance(query.message, Message):
+            await self._start(query.get_bot(), draft, query.message)
 
     async def no_prompt(self, query: CallbackQuery, action: NoPrompt, lang: Lang) -> None:
         draft = await self._owned_open_draft(query, action.draft_id, lang)
@@ -243,7 +232,9 @@ class Animations:
             return False
         return (await self._chats.get(draft.chat_id)).allow_spicy
 
-    async def _show_choices(self, bot: Bot, draft: Draft, answer_to: int) -> None:
+    async def show_choices(self, bot: Bot, draft: Draft, answer_to: int) -> None:
+        """Post the draft's message: the modes (picking one starts the task), and how to
+        add a motion prompt first."""
         if self._provider.capabilities.modes:
             text, markup = self._choices_text(draft), await self._mode_keyboard(draft)
         else:
@@ -264,11 +255,6 @@ class Animations:
         lang = Lang(draft.lang)
         if draft.prompt is not None:
             text, button = self._choices_text(draft, ask=False), "button.start"
-        elif draft.mode is not None:
-            text = catalog.text(
-                lang, "animate.ask_prompt", subject=_subject(draft), mode=_mode_name(draft)
-            )
-            button = "button.no_prompt"
         else:
             text = catalog.text(lang, "animate.ask_prompt_no_mode", subject=_subject(draft))
             button = "button.no_prompt"
@@ -282,7 +268,12 @@ class Animations:
         prompt_line = (
             catalog.text(lang, "animate.prompt_line", prompt=draft.prompt) if draft.prompt else ""
         )
-        key = "animate.choose_mode" if ask else "animate.ready"
+        if not ask:
+            key = "animate.ready"
+        elif draft.prompt:
+            key = "animate.choose_mode_prompted"
+        else:
+            key = "animate.choose_mode"
         return catalog.text(lang, key, subject=_subject(draft), prompt_line=Markup(prompt_line))
 
     async def _mode_keyboard(self, draft: Draft) -> InlineKeyboardMarkup:

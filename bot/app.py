@@ -20,6 +20,7 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot import catalog
 from bot.admin import AdminCommands
+from bot.admins import ChatAdmins
 from bot.alerts import OperatorAlerts
 from bot.animate import Animations, SubmitTask
 from bot.billing import Billing
@@ -55,7 +56,7 @@ from storage.tasks import Task, TaskRepository
 _log = logging.getLogger(__name__)
 
 COMMANDS = ("imagine", "video", "animate", "upscale", "cancel", "quota", "settings", "help")
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "chat_member", "my_chat_member"]
 
 
 def build_application(settings: Settings, flood: FloodControl) -> Application:  # type: ignore[type-arg]
@@ -175,6 +176,7 @@ async def run(
         default_user_cap=settings.group_user_daily_credits,
         animations_factory=animations,
         capabilities=provider.capabilities,
+        admins=ChatAdmins(clock=clock),
     ).register(application)
     AdminCommands(
         operator_ids=settings.admin_user_ids,
@@ -254,6 +256,8 @@ async def run(
                 await application.updater.stop()
             # 2. In-flight work: sends finish, the rest waits in SQLite.
             await engine.stop()
+            # 3. Replies still waiting for their turn under the flood limits are dropped.
+            flood.stop_waiting()
             await application.stop()
     finally:
         await engine.stop()

@@ -348,14 +348,16 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.RU: "\nДвижение: <i>{prompt}</i>",
     },
     "animate.choose_mode": {
-        Lang.EN: "🎬 Animating {subject}.{prompt_line}\nPick a mode:",
-        Lang.RU: "🎬 Оживляю {subject}.{prompt_line}\nВыберите режим:",
+        Lang.EN: "🎬 Animating {subject}. Pick a mode to start.\n"
+        "<i>To describe the motion, reply to this message first, or use "
+        "<code>/animate your prompt</code>.</i>",
+        Lang.RU: "🎬 Оживляю {subject}. Выберите режим, чтобы начать.\n"
+        "<i>Чтобы описать движение, сначала ответьте на это сообщение или используйте "
+        "<code>/animate описание</code>.</i>",
     },
-    "animate.ask_prompt": {
-        Lang.EN: "🎬 Animating {subject}, mode {mode}.\n"
-        "Reply to this message with how it should move, or press “No prompt”.",
-        Lang.RU: "🎬 Оживляю {subject}, режим {mode}.\n"
-        "Ответьте на это сообщение, как всё должно двигаться, или нажмите «Без описания».",
+    "animate.choose_mode_prompted": {
+        Lang.EN: "🎬 Animating {subject}.{prompt_line}\nPick a mode to start.",
+        Lang.RU: "🎬 Оживляю {subject}.{prompt_line}\nВыберите режим, чтобы начать.",
     },
     "animate.started": {
         Lang.EN: "🎬 Animating {subject}, mode {mode}.{prompt_line}",

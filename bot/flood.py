@@ -13,28 +13,36 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegram._utils.types import JSONDict
-from telegram.error import TelegramError
+from telegram.error import NetworkError, TelegramError
 from telegram.ext import AIORateLimiter
 
 from bot.metrics import Metrics
-from bot.pace import BEST_EFFORT, URGENT, PriorityPace
+from bot.pace import BEST_EFFORT, INTERACTIVE, URGENT, PriorityPace
 
 # More Bot API calls than this queued or in flight: skip what can be skipped.
 BUSY_AT = 20
 
 
-# Telegram counts messages per chat over sliding windows (about 30 a second overall, 20 a
-# minute per group, about one a second per chat with short bursts). A leaky bucket of
-# capacity C and rate r lets C + r·T through in any window of T seconds, so each bucket is
-# sized to stay under its window: overall 3 + 27/s ≤ 30 in 1 s; a group 2 + 0.3/s ≤ 20 in
-# 60 s; a private chat 1 + 2/3/s ≤ 3 in 3 s.
+# Telegram counts messages per chat over sliding windows: "about one message a second" in a
+# private chat ("short bursts" allowed), 20 a minute in a group, about 30 a second overall.
+# A leaky bucket of capacity C and rate r lets at most C + r·T through in any window of
+# T seconds, so each bucket is sized to stay under its window:
+# - overall 3 + 27/s: at most 30 in any second;
+# - a group 3 + 17/min: at most 20 in any minute (a burst of 3 is an album, its buttons
+#   and a status message; the steady pace is 17 a minute);
+# - a private chat 3 + 1/s: Telegram's one a second, with a burst of 3 (an album, its
+#   buttons and the next status message leave together).
 @dataclass(frozen=True, slots=True)
 class FloodLimits:
     """Leaky buckets as (capacity, seconds to drain it): production's by default."""
 
     overall: tuple[float, float] = (3, 3 / 27)
-    group: tuple[float, float] = (2, 2 / 0.3)
-    private_chat: tuple[float, float] = (1, 1.5)
+    group: tuple[float, float] = (3, 3 / (17 / 60))
+    private_chat: tuple[float, float] = (3, 3.0)
+
+
+class Stopping(NetworkError):
+    """A call that was still waiting for its turn when the bot stopped: never sent."""
 
 
 class Ticket:
@@ -63,8 +71,9 @@ def ticket() -> Ticket:
     return held
 
 
-# The calls those limits count: messages sent or edited.
-_MESSAGES = frozenset(
+# The calls Telegram's per-chat limits count: messages sent, and (to be safe) edited. They
+# wait for their chat's bucket, then for the overall one.
+MESSAGE_METHODS = frozenset(
     {
         "sendMessage",
         "sendPhoto",
@@ -75,13 +84,19 @@ _MESSAGES = frozenset(
         "editMessageReplyMarkup",
     }
 )
+# Every other call keeps to the overall limit only, never behind a chat's messages; these
+# answer a person who is waiting (a button press) and go ahead of everything else.
+_INTERACTIVE = frozenset({"answerCallbackQuery", "getChatMember", "getChatAdministrators"})
+# A long poll is not paced at all: it holds no place and must never wait behind albums.
+_UNPACED = frozenset({"getUpdates"})
 _MAX_CHAT_LIMITERS = 10_000
 
 
 class FloodControl(AIORateLimiter):
     """PTB's AIORateLimiter for what it does well (waiting out a 429's retry_after and
-    retrying), with the pacing itself done here by `PriorityPace`: per chat (groups and
-    private chats) and overall, results before best-effort calls."""
+    retrying), with the pacing itself done here by `PriorityPace`: messages per chat
+    (groups and private chats) and every call overall; answers to button presses before
+    results, results before best-effort calls."""
 
     def __init__(
         self,
@@ -98,24 +113,36 @@ class FloodControl(AIORateLimiter):
         self._metrics = metrics
         self._busy_at = busy_at
         self._chats: OrderedDict[int, PriorityPace] = OrderedDict()
-        self.pending = 0  # calls inside the limiter: waiting for their turn, or in flight
-        self._pending_in: dict[int, int] = {}  # the same, per chat
+        self.pending = 0  # paced calls inside the limiter: waiting for their turn, or in flight
+        self._pending_in: dict[int, int] = {}  # the same, of messages, per chat
+        self._stopped: Stopping | None = None
 
     def _chat_pace(self, chat_id: int) -> PriorityPace:
         pace = self._chats.pop(chat_id, None)
         if pace is None:
             pace = PriorityPace(*(self._limits.group if chat_id < 0 else self._limits.private_chat))
+            if self._stopped is not None:
+                pace.close(self._stopped)
         self._chats[chat_id] = pace  # most recently used last; the oldest are dropped
         while len(self._chats) > _MAX_CHAT_LIMITERS:
             self._chats.popitem(last=False)
         return pace
+
+    def stop_waiting(self) -> None:
+        """At shutdown: calls still waiting for their turn are not sent (they fail with a
+        NetworkError), so that nothing holds the bot up; later calls fail the same way."""
+        stopping = Stopping("The bot is stopping: not sent")
+        self._overall.close(stopping)
+        for pace in self._chats.values():
+            pace.close(stopping)
+        self._stopped = stopping
 
     @property
     def busy(self) -> bool:
         return self.pending >= self._busy_at
 
     def busy_for(self, chat_id: int) -> bool:
-        """Too backed up for best-effort calls to this chat: anything already waiting for
+        """Too backed up for best-effort calls to this chat: messages already waiting for
         it (its own pace is slow) or the bot as a whole."""
         return self.busy or self._pending_in.get(chat_id, 0) > 0
 
@@ -128,37 +155,52 @@ class FloodControl(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
+        if endpoint in _UNPACED:
+            return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
         held = _ticket.get()
         if held is not None:
             callback = _punching(held, callback)
-        self.pending += 1
         chat_id = data.get("chat_id")
-        if not isinstance(chat_id, int):
-            chat_id = None  # a call to no chat (getMe, getUpdates) or by @username
-        else:
-            self._pending_in[chat_id] = self._pending_in.get(chat_id, 0) + 1
+        message_to = chat_id if isinstance(chat_id, int) and endpoint in MESSAGE_METHODS else None
+        self.pending += 1
+        if message_to is not None:
+            self._pending_in[message_to] = self._pending_in.get(message_to, 0) + 1
         try:
-            if chat_id is not None:
-                # A group's limit counts every call (as PTB counts it); a private chat's,
-                # the messages. Then the limit on all chats together.
-                priority = _priority.get()
-                if chat_id < 0 or endpoint in _MESSAGES:
-                    await self._chat_pace(chat_id).acquire(priority)
+            priority = INTERACTIVE if endpoint in _INTERACTIVE else _priority.get()
+            if message_to is not None:
+                # The chat's turn, held while the call waits for the limit on all chats.
+                await self._chat_pace(message_to).acquire(
+                    priority, then=lambda: self._overall.acquire(priority)
+                )
+            else:
                 await self._overall.acquire(priority)
+            return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
+        finally:
+            self.pending -= 1
+            if message_to is not None:
+                left = self._pending_in[message_to] - 1
+                if left:
+                    self._pending_in[message_to] = left
+                else:
+                    del self._pending_in[message_to]
+
+    async def _send(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        """The call itself, by PTB's limiter (which waits out a 429 and retries)."""
+        try:
             return await super().process_request(
                 callback, args, kwargs, endpoint, data, rate_limit_args
             )
         except TelegramError as error:
             self._metrics.telegram_errors.labels(type(error).__name__).inc()
             raise
-        finally:
-            self.pending -= 1
-            if chat_id is not None:
-                left = self._pending_in[chat_id] - 1
-                if left:
-                    self._pending_in[chat_id] = left
-                else:
-                    del self._pending_in[chat_id]
 
 
 def _punching(

@@ -9,11 +9,12 @@ import logging
 from collections.abc import Callable
 
 from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity, Update
-from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -21,12 +22,14 @@ from telegram.ext import (
 )
 
 from bot import callback_data, catalog, rendering
+from bot.admins import ChatAdmins
 from bot.animate import Animations, OwnImageRefused, SubmitTask
 from bot.billing import GROUP_CHAT_TYPES, Billing
 from bot.callback_data import Animate, ChangeSetting, NoPrompt, PickMode, Reroll, Upscale
 from bot.catalog import Lang, language_for
 from bot.constants import DEFAULT_ASPECT_RATIO
 from bot.engine import Engine
+from bot.flood import Stopping
 from bot.lifecycle import TaskKind
 from bot.parsing import ParseError, parse_imagine
 from bot.providers import Capabilities
@@ -38,7 +41,6 @@ _log = logging.getLogger(__name__)
 
 # New messages only: an edited `/imagine` must not start (and bill) a second task.
 _NEW_MESSAGES = filters.UpdateType.MESSAGE
-_ADMIN_STATUSES = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 
 
 class Handlers:
@@ -55,6 +57,7 @@ class Handlers:
         default_user_cap: int,
         animations_factory: Callable[[SubmitTask], Animations],
         capabilities: Capabilities,
+        admins: ChatAdmins,
     ) -> None:
         self._engine = engine
         self._tasks = tasks
@@ -66,6 +69,7 @@ class Handlers:
         self._default_user_cap = default_user_cap
         self._animations = animations_factory(self._submit)
         self._can = capabilities
+        self._admins = admins
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         application.add_handler(CommandHandler(["start", "help"], self.help, filters=_NEW_MESSAGES))
@@ -93,6 +97,9 @@ class Handlers:
             )
         )
         application.add_handler(CallbackQueryHandler(self.button))
+        application.add_handler(
+            ChatMemberHandler(self.member_changed, ChatMemberHandler.ANY_CHAT_MEMBER)
+        )
         application.add_error_handler(self.error)
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -129,15 +136,11 @@ class Handlers:
                 ours = await self._tasks.find_by_message(message.chat_id, replied.message_id)
                 if ours is not None and ours[0].kind is TaskKind.TEXT_TO_IMAGE:
                     task, index = ours
-                    await self._animations.open_for_image(
-                        context.bot,
-                        task=task,
-                        index=index,
-                        user_id=user.id,
-                        lang=lang,
-                        prompt=prompt,
-                        answer_to=message.message_id,
+                    draft = await self._animations.open_for_image(
+                        task=task, index=index, user_id=user.id, lang=lang, prompt=prompt
                     )
+                    if draft is not None:
+                        await self._animations.show_choices(context.bot, draft, message.message_id)
                     return
             image = message if carries_image else replied
             if image is not None and (image.photo or image.document):
@@ -268,16 +271,13 @@ class Handlers:
             return
         match action:
             case Animate(_, index):
-                opened = await self._animations.open_for_image(
-                    context.bot,
-                    task=task,
-                    index=index,
-                    user_id=query.from_user.id,
-                    lang=lang,
-                    prompt=None,
-                    answer_to=message.message_id,
+                draft = await self._animations.open_for_image(
+                    task=task, index=index, user_id=query.from_user.id, lang=lang, prompt=None
                 )
-                await query.answer(None if opened else catalog.text(lang, "animate.already_open"))
+                # The press is answered first: the choice is a message, and may wait its turn.
+                await query.answer(None if draft else catalog.text(lang, "animate.already_open"))
+                if draft is not None:
+                    await self._animations.show_choices(context.bot, draft, message.message_id)
             case Upscale():
                 await query.answer()
                 await self._submit(
@@ -306,7 +306,16 @@ class Handlers:
                     message,
                 )
 
+    async def member_changed(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Someone was promoted or demoted (or the bot itself): who may press is read anew."""
+        changed = update.chat_member or update.my_chat_member
+        if changed is not None:
+            self._admins.changed(changed.chat.id, changed.old_chat_member, changed.new_chat_member)
+
     async def error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if isinstance(context.error, Stopping):
+            _log.info("a reply was not sent: the bot is stopping")
+            return
         _log.error("error while handling an update", exc_info=context.error)
 
     # --- helpers ----------------------------------------------------------------------------
@@ -385,7 +394,7 @@ class Handlers:
         chat = await self._chats.get(task.chat_id)
         if chat.buttons_for == "everyone":
             return True
-        return task.is_group and await _is_chat_admin(bot, task.chat_id, user_id)
+        return task.is_group and await self._admins.is_admin(bot, task.chat_id, user_id)
 
     async def _change_setting(
         self, query: CallbackQuery, chat_id: int, chat_type: str, action: ChangeSetting, lang: Lang
@@ -395,7 +404,7 @@ class Handlers:
         may_change = (
             not is_group
             or user_id in self._operators
-            or await _is_chat_admin(query.get_bot(), chat_id, user_id)
+            or await self._admins.is_admin(query.get_bot(), chat_id, user_id)
         )
         if not may_change:
             await query.answer(catalog.text(lang, "settings.only_admins"), show_alert=True)
@@ -424,15 +433,6 @@ class Handlers:
             spicy_allowed=self._spicy_allowed,
             default_cap=self._default_user_cap,
         )
-
-
-async def _is_chat_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
-    try:
-        member = await bot.get_chat_member(chat_id, user_id)
-    except TelegramError as error:
-        _log.info("could not check chat %d member %d: %s", chat_id, user_id, error)
-        return False
-    return member.status in _ADMIN_STATUSES
 
 
 async def _reply(message: Message, text: str) -> None:

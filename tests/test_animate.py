@@ -54,7 +54,7 @@ def created(kie: FakeKie, model: str) -> list[FakeTask]:
     return [t for t in kie.created if t.request["model"] == model]
 
 
-async def test_animate_button_modes_and_no_prompt(
+async def test_animate_takes_two_presses_the_button_and_a_mode(
     telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
 ) -> None:
     chat = telegram.private_chat(ANN)
@@ -64,22 +64,15 @@ async def test_animate_button_modes_and_no_prompt(
     await answer(telegram, query)
 
     draft = await draft_message(telegram, chat, 3)  # status, buttons, then the draft
-    assert draft.result["text"] == "🎬 Animating image 3.\nPick a mode:"
+    assert draft.result["text"] == (
+        "🎬 Animating image 3. Pick a mode to start.\n"
+        "To describe the motion, reply to this message first, or use /animate your prompt."
+    )
     modes = [b["text"] for b in draft.result["reply_markup"]["inline_keyboard"][0]]
     assert modes == ["😄 Fun", "🎞 Normal"]  # spicy is off unless the chat allows it
     normal = draft.result["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
+    # The second press starts the task.
     await answer(telegram, telegram.press(chat, ANN, draft.result["message_id"], normal))
-    await telegram.wait_for(
-        lambda: (
-            "Reply to this message"
-            in telegram.message(chat.id, draft.result["message_id"]).payload["text"]
-        )
-    )
-    [no_prompt] = keyboard(telegram, chat, draft.result["message_id"])
-    assert no_prompt["text"] == "▶ No prompt"
-    await answer(
-        telegram, telegram.press(chat, ANN, draft.result["message_id"], no_prompt["callback_data"])
-    )
 
     tasks = await bot.wait_until_settled(count=2)
     [video_task] = created(kie, "grok-imagine/image-to-video")
@@ -122,7 +115,7 @@ async def test_motion_prompt_by_reply_and_spicy_where_the_chat_allows_it(
     telegram.send_text(chat, ANN, "she turns & smiles <slowly>", reply_to=draft_id)
     await telegram.wait_for(lambda: "Motion" in telegram.message(chat.id, draft_id).payload["text"])
     assert telegram.message(chat.id, draft_id).payload["text"] == (
-        "🎬 Animating image 1.\nMotion: she turns & smiles <slowly>\nPick a mode:"
+        "🎬 Animating image 1.\nMotion: she turns & smiles <slowly>\nPick a mode to start."
     )
     await answer(telegram, telegram.press(chat, ANN, draft_id, modes[2]["callback_data"]))
     await bot.wait_until_settled(count=2)
@@ -154,10 +147,7 @@ async def test_double_presses_and_other_members_create_one_task(
     assert await answer(telegram, telegram.press(group, BOB, draft_id, fun)) == (
         "Only the person who asked, or a chat admin, can use these buttons."
     )
-    await answer(telegram, telegram.press(group, ANN, draft_id, fun))
-    await telegram.wait_for(lambda: len(keyboard(telegram, group, draft_id)) == 1)
-    no_prompt = keyboard(telegram, group, draft_id)[0]["callback_data"]
-    presses = [telegram.press(group, ANN, draft_id, no_prompt) for _ in range(3)]
+    presses = [telegram.press(group, ANN, draft_id, fun) for _ in range(3)]
     for query in presses:
         await answer(telegram, query)
     await bot.wait_until_settled(count=2)
@@ -175,7 +165,7 @@ async def test_animate_command_on_one_of_our_images_with_a_prompt(
     telegram.send_text(chat, ANN, "/animate the snow starts falling", reply_to=album_ids[4])
     draft = await draft_message(telegram, chat, 3)
     assert draft.result["text"] == (
-        "🎬 Animating image 5.\nMotion: the snow starts falling\nPick a mode:"
+        "🎬 Animating image 5.\nMotion: the snow starts falling\nPick a mode to start."
     )
     fun = draft.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     await answer(telegram, telegram.press(chat, ANN, draft.result["message_id"], fun))
@@ -197,7 +187,9 @@ async def test_own_photo_by_caption_goes_through_the_upload_api_byte_for_byte(
     photo = png(7, pad_to=300_000)
     telegram.send_photo(chat, ANN, photo, caption="/animate waves roll in")
     draft = await draft_message(telegram, chat, 1)
-    assert draft.result["text"] == "🎬 Animating your photo.\nMotion: waves roll in\nPick a mode:"
+    assert draft.result["text"] == (
+        "🎬 Animating your photo.\nMotion: waves roll in\nPick a mode to start."
+    )
     modes = draft.result["reply_markup"]["inline_keyboard"][0]
     assert [b["text"] for b in modes] == ["😄 Fun", "🎞 Normal"]  # never spicy for own photos
     [uploaded] = kie.uploads.values()
@@ -229,9 +221,6 @@ async def test_own_photo_is_served_by_the_bot_when_the_upstream_has_no_upload(
     draft = await draft_message(telegram, chat, 1)
     fun = draft.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     await answer(telegram, telegram.press(chat, ANN, draft.result["message_id"], fun))
-    await telegram.wait_for(lambda: len(keyboard(telegram, chat, draft.result["message_id"])) == 1)
-    no_prompt = keyboard(telegram, chat, draft.result["message_id"])[0]["callback_data"]
-    await answer(telegram, telegram.press(chat, ANN, draft.result["message_id"], no_prompt))
     await bot.wait_until_settled()
     [video_task] = created(kie, "grok-imagine/image-to-video")
     [url] = video_task.request["input"]["image_urls"]

@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from telegram._utils.types import JSONDict
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
-from bot.flood import FloodControl
+from bot.flood import MESSAGE_METHODS, FloodControl
 from bot.metrics import Metrics
-from tests.conftest import BOT_TOKEN, LOOSE_FLOOD, StartBot
+from tests.conftest import BOT_TOKEN, LOOSE_FLOOD, StartBot, eventually
+from tests.fakes.flood_model import FloodModel
 from tests.fakes.kie import FakeKie, Scenario
 from tests.fakes.telegram import FakeTelegram, FakeUser
 
@@ -39,8 +42,7 @@ async def test_busy_while_calls_pile_up(
     chat = telegram.private_chat(ANN)
     telegram.delays["sendMessage"] = 0.5
     sends = [asyncio.create_task(bot.send_message(chat.id, f"m{i}")) for i in range(8)]
-    await asyncio.sleep(0.2)
-    assert flood.pending == 8
+    await eventually(lambda: flood.pending == 8)
     assert flood.busy
     await asyncio.gather(*sends)
     assert flood.pending == 0
@@ -62,21 +64,118 @@ async def test_errors_are_counted_and_a_429_is_waited_out(
     assert [c.ok for c in telegram.calls_of("sendMessage", chat.id)] == [False, True]
 
 
-async def test_production_pace_keeps_under_telegrams_limits(telegram: FakeTelegram) -> None:
-    telegram.flood_limits = True
-    flood = FloodControl(Metrics(), max_retries=0)  # production limits; no retry to hide a 429
-    bot: ExtBot[int] = ExtBot(
-        BOT_TOKEN, base_url=f"{telegram.url}/bot{{token}}", rate_limiter=flood
-    )
-    async with bot:
-        chat = telegram.private_chat(ANN)
-        others = [telegram.private_chat(FakeUser(2000 + i, f"u{i}")) for i in range(40)]
-        sends = [bot.send_message(chat.id, f"same chat {i}") for i in range(4)]
-        sends += [bot.send_message(other.id, "one each") for other in others]
-        await asyncio.gather(*sends)
-    assert telegram.flood_errors == 0
-    same_chat = [c.at for c in telegram.calls_of("sendMessage", chat.id)]
-    assert same_chat[-1] - same_chat[0] >= 4.0  # one a second and a half, after the first
+class _Recorder:
+    """Stands where PTB's HTTP request would go: notes when each call left (on the event
+    loop's clock) and holds every message against Telegram's flood limits."""
+
+    def __init__(self) -> None:
+        self.model = FloodModel(slack=1e-6)  # float dust only: one clock here
+        self.sent: list[tuple[str, int | None, float]] = []
+
+    async def call(self, endpoint: str, data: dict[str, Any], flood: FloodControl) -> None:
+        async def request(*args: Any, **kwargs: Any) -> JSONDict:
+            now = asyncio.get_running_loop().time()
+            chat_id = data.get("chat_id")
+            if endpoint in MESSAGE_METHODS:
+                assert isinstance(chat_id, int)
+                assert self.model.admit(chat_id, now) is None, f"{endpoint} to {chat_id} at {now}"
+            self.sent.append((endpoint, chat_id, now))
+            return {}
+
+        await flood.process_request(request, (), {}, endpoint, data, None)
+
+    def moments(self, endpoint: str, chat_id: int | None = None) -> list[float]:
+        return [
+            round(at, 6)
+            for method, chat, at in self.sent
+            if method == endpoint and (chat_id is None or chat == chat_id)
+        ]
+
+
+async def _schedule(calls: list[tuple[str, dict[str, Any]]]) -> _Recorder:
+    """Make `calls` at one instant through production's flood control."""
+    flood = FloodControl(Metrics(), max_retries=0)
+    telegram = _Recorder()
+    await asyncio.gather(*(telegram.call(endpoint, data, flood) for endpoint, data in calls))
+    started = min(at for *_, at in telegram.sent)
+    telegram.sent = [(method, chat, at - started) for method, chat, at in telegram.sent]
+    return telegram
+
+
+# On the virtual clock: the schedule the pacer makes, not when packets happened to arrive.
+
+
+@pytest.mark.looptime
+async def test_a_private_chat_gets_a_burst_of_three_then_one_a_second() -> None:
+    telegram = await _schedule([("sendMessage", {"chat_id": ANN.id})] * 10)
+    assert telegram.model.refused == 0
+    assert telegram.moments("sendMessage") == pytest.approx([0, 0, 0, 1, 2, 3, 4, 5, 6, 7])
+
+
+@pytest.mark.looptime
+async def test_a_group_gets_a_burst_of_three_then_seventeen_a_minute() -> None:
+    telegram = await _schedule([("editMessageText", {"chat_id": -100500})] * 30)
+    assert telegram.model.refused == 0  # never more than 20 in any minute
+    moments = telegram.moments("editMessageText")
+    assert moments[:3] == pytest.approx([0, 0, 0])
+    assert moments[3:] == pytest.approx([i * 60 / 17 for i in range(1, 28)])
+
+
+@pytest.mark.looptime
+async def test_all_chats_together_keep_to_thirty_a_second() -> None:
+    calls = [("sendMediaGroup", {"chat_id": 3000 + i}) for i in range(300)]
+    calls += [("sendMessage", {"chat_id": ANN.id})] * 10
+    calls += [("sendMessage", {"chat_id": -100500})] * 30
+    telegram = await _schedule(calls)
+    assert telegram.model.refused == 0
+    moments = sorted(at for *_, at in telegram.sent)
+    # 3 at once, then 27 a second: the 300 albums and the first messages of the two chats.
+    assert moments[302] == pytest.approx((303 - 3) / 27)
+
+
+@pytest.mark.looptime
+async def test_calls_that_are_not_messages_never_wait_behind_a_chats_messages() -> None:
+    flood = FloodControl(Metrics(), max_retries=0)
+    telegram = _Recorder()
+    group = -100500
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    messages = [
+        asyncio.create_task(telegram.call("sendMessage", {"chat_id": group}, flood))
+        for _ in range(8)
+    ]
+    await asyncio.sleep(1)  # the group's bucket is empty now, and five messages wait
+    assert flood.busy_for(group)
+    others = [
+        telegram.call("answerCallbackQuery", {"callback_query_id": "1"}, flood),
+        telegram.call("getChatAdministrators", {"chat_id": group}, flood),
+        telegram.call("getChatMember", {"chat_id": group, "user_id": 1}, flood),
+        telegram.call("deleteMessage", {"chat_id": group, "message_id": 1}, flood),
+        telegram.call("sendChatAction", {"chat_id": group, "action": "typing"}, flood),
+    ]
+    await asyncio.gather(*others)
+    assert loop.time() - started < 1.2  # the overall pace only: a few milliseconds each
+    assert len(telegram.moments("sendMessage")) == 3  # the queued messages still wait
+    await asyncio.gather(*messages)
+    assert telegram.model.refused == 0
+
+
+@pytest.mark.looptime
+async def test_a_press_is_answered_ahead_of_results_waiting_for_the_overall_limit() -> None:
+    flood = FloodControl(Metrics(), max_retries=0)
+    telegram = _Recorder()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # 90 albums to 90 chats: three seconds of Telegram's overall limit.
+    albums = [
+        asyncio.create_task(telegram.call("sendMediaGroup", {"chat_id": 5000 + i}, flood))
+        for i in range(90)
+    ]
+    await asyncio.sleep(0.5)
+    await telegram.call("answerCallbackQuery", {"callback_query_id": "7"}, flood)
+    assert loop.time() - started < 0.6
+    await asyncio.gather(*albums)
+    assert telegram.model.refused == 0
 
 
 async def test_a_result_ready_before_its_status_message_left_goes_without_one(

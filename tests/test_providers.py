@@ -338,18 +338,6 @@ async def test_grokimagineapi_animates_a_users_photo(
     modes = draft.result["reply_markup"]["inline_keyboard"][0]
     assert [b["text"] for b in modes] == ["😄 Fun", "🎞 Normal"]
     telegram.press(chat, ANN, draft.result["message_id"], modes[0]["callback_data"])
-    await telegram.wait_for(
-        lambda: (
-            "No prompt"
-            in str(
-                telegram.message(chat.id, draft.result["message_id"]).payload.get("reply_markup")
-            )
-        )
-    )
-    no_prompt = telegram.message(chat.id, draft.result["message_id"]).payload["reply_markup"]
-    telegram.press(
-        chat, ANN, draft.result["message_id"], no_prompt["inline_keyboard"][0][0]["callback_data"]
-    )
     await bot.wait_until_settled()
     [upstream] = grokapi_server.created
     [url] = upstream.request["images"]

@@ -20,7 +20,12 @@ async def test_updates_by_webhook_reach_the_bot(
     secret = telegram.webhook.url.rsplit("/", 1)[1]
     assert telegram.webhook.secret == secret
     assert len(secret) >= 32
-    assert telegram.webhook.allowed_updates == ["message", "callback_query"]
+    assert telegram.webhook.allowed_updates == [
+        "message",
+        "callback_query",
+        "chat_member",
+        "my_chat_member",
+    ]
     assert telegram.polls == 0
 
     chat = telegram.private_chat(ANN)

@@ -16,7 +16,6 @@ import itertools
 import json
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,15 +27,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.flood_model import FloodModel
 from tests.fakes.server import LoopbackServer
 from tests.fakes.telegram_html import HtmlError, Parsed, parse_html, utf16_len
 
 BOT_ID = 7_000_001
 # The calls Telegram's flood limits count: messages sent or edited in a chat.
 _MESSAGE_METHODS = frozenset(
-    {"sendMessage", "sendPhoto", "sendMediaGroup", "sendVideo", "sendDocument", "editMessageText"}
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendMediaGroup",
+        "sendVideo",
+        "sendDocument",
+        "editMessageText",
+        "editMessageReplyMarkup",
+    }
 )
 BOT_USERNAME = "imagine_test_bot"
+# Some of what Telegram sends when `allowed_updates` is not given (never `chat_member`).
+_DEFAULT_UPDATES = frozenset(
+    {"message", "edited_message", "callback_query", "my_chat_member", "inline_query"}
+)
 MAX_URL_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_URL_OTHER_BYTES = 20 * 1024 * 1024
 MAX_UPLOAD_OTHER_BYTES = 50 * 1024 * 1024
@@ -160,12 +172,11 @@ class FakeTelegram:
         self._migrated: dict[int, int] = {}
         self.blocked: set[int] = set()  # private chats whose user blocked the bot
         self.delays: dict[str, float] = {}  # method → seconds to wait before answering
-        # Telegram's flood limits, when switched on: about 1 message a second per chat (a
-        # burst of 3), 20 a minute per group, 30 a second overall; past them, a 429.
+        # Telegram's flood limits (`flood_model`), when switched on; past them, a 429.
         self.flood_limits = False
-        self.flood_errors = 0
-        self._sent: dict[int, deque[float]] = {}
-        self._sent_overall: deque[float] = deque()
+        # The update types the bot asked for; `chat_member` is not among the default ones.
+        self.allowed_updates: frozenset[str] = _DEFAULT_UPDATES
+        self._flood = FloodModel()
         self._files: dict[str, bytes] = {}
         self.downloads: list[str] = []
         self._messages: dict[tuple[int, int], StoredMessage] = {}
@@ -358,10 +369,28 @@ class FakeTelegram:
             self._push({"message": message})
         return supergroup
 
-    def set_member_status(self, chat: FakeChat, user: FakeUser, status: str) -> None:
-        """`creator`, `administrator` or `member`, as getChatMember will report it."""
+    def set_member_status(
+        self, chat: FakeChat, user: FakeUser, status: str, *, announce: bool = True
+    ) -> None:
+        """`creator`, `administrator` or `member`, as getChatMember and
+        getChatAdministrators will report it. With `announce`, Telegram tells the bot with a
+        `chat_member` update (it does so for bots that administer the chat), if the bot
+        asked for those in `allowed_updates`."""
         self._users[user.id] = user
+        old = self._member_status.get((chat.id, user.id), "member")
         self._member_status[(chat.id, user.id)] = status
+        if announce and "chat_member" in self.allowed_updates:
+            self._push(
+                {
+                    "chat_member": {
+                        "chat": chat.as_dict(),
+                        "from": user.as_dict(),
+                        "date": int(time.time()),
+                        "old_chat_member": self._member(chat, user, old),
+                        "new_chat_member": self._member(chat, user, status),
+                    }
+                }
+            )
 
     def fail_next(
         self,
@@ -485,26 +514,16 @@ class FakeTelegram:
         return JSONResponse(body, status_code=error.code)
 
     def _check_flood(self, params: dict[str, Any]) -> None:
-        now = time.monotonic()
-        chat_id = _int(params, "chat_id") or 0
-        per_chat = self._sent.setdefault(chat_id, deque())
-        window, limit = (60.0, 20) if chat_id < 0 else (3.0, 3)
-        for sent, span in ((per_chat, window), (self._sent_overall, 1.0)):
-            while sent and sent[0] <= now - span:
-                sent.popleft()
-        wait = 0.0
-        if len(per_chat) >= limit:
-            wait = per_chat[0] + window - now
-        if len(self._sent_overall) >= 30:
-            wait = max(wait, self._sent_overall[0] + 1.0 - now)
-        if wait > 0:
-            self.flood_errors += 1
-            retry_after = max(1, int(wait + 0.999))
+        retry_after = self._flood.admit(_int(params, "chat_id") or 0, time.monotonic())
+        if retry_after is not None:
             raise ApiError(
                 429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
             )
-        per_chat.append(now)
-        self._sent_overall.append(now)
+
+    @property
+    def flood_errors(self) -> int:
+        """How many calls broke Telegram's flood limits (and got a 429)."""
+        return self._flood.refused
 
     def _take_injected(self, method: str) -> ApiError | None:
         for injected in self._injected:
@@ -550,6 +569,7 @@ class FakeTelegram:
             self._updates.clear()
         await self._stop_pump()
         self.webhook = Webhook(url, secret, _json(params, "allowed_updates"))
+        self._allowed_updates(params)
         self._pump = asyncio.create_task(self._deliver_to_webhook(self.webhook))
         return True
 
@@ -603,6 +623,7 @@ class FakeTelegram:
                 "use deleteWebhook to delete the webhook first",
             )
         self.polls += 1
+        self._allowed_updates(params)
         await self._notify()
         offset = _int(params, "offset") or 0
         timeout = float(params.get("timeout") or 0)
@@ -624,7 +645,22 @@ class FakeTelegram:
         user = self._users.get(user_id or 0)
         if user is None:
             raise bad_request("user not found")
-        status = self._member_status.get((chat.id, user.id), "member")
+        return self._member(chat, user, self._member_status.get((chat.id, user.id), "member"))
+
+    async def _api_getchatadministrators(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> Any:
+        chat = self._chat(params)
+        if chat.type == "private":
+            raise bad_request("there are no administrators in the private chat")
+        return [
+            self._member(chat, self._users[user_id], status)
+            for (chat_id, user_id), status in sorted(self._member_status.items())
+            if chat_id == chat.id and status in ("creator", "administrator")
+        ]
+
+    def _member(self, chat: FakeChat, user: FakeUser, status: str) -> dict[str, Any]:
+        """A ChatMember object as the Bot API gives it."""
         member: dict[str, Any] = {"user": user.as_dict(), "status": status}
         if status == "creator":
             member["is_anonymous"] = False
@@ -993,6 +1029,12 @@ class FakeTelegram:
                 return content
         except httpx.HTTPError as error:
             raise bad_request("failed to get HTTP URL content") from error
+
+    def _allowed_updates(self, params: dict[str, Any]) -> None:
+        """As Telegram does: a list given is kept until another replaces it."""
+        allowed = _json(params, "allowed_updates")
+        if allowed is not None:
+            self.allowed_updates = frozenset(allowed) or _DEFAULT_UPDATES
 
     def _take_message_id(self, chat_id: int) -> int:
         number = self._next_message_id.get(chat_id, 1)
