@@ -150,10 +150,12 @@ async def bench(quiet: int, in_a_row: int, press_every: float, seed: int) -> Non
             Path(folder) / "bench.sqlite3",
             settings={"CHAT_DAILY_CREDITS": "10000", "GROUP_USER_DAILY_CREDITS": "0"},
         )
-        presses, count, last_album = await busy_group(telegram, kie, rng, press_every)
-        quiet_delays = await quiet_groups(telegram, kie, quiet)
-        private_delays = await back_to_back(telegram, kie, in_a_row)
-        await stop_bot(process)
+        try:
+            presses, count, last_album = await busy_group(telegram, kie, rng, press_every)
+            quiet_delays = await quiet_groups(telegram, kie, quiet)
+            private_delays = await back_to_back(telegram, kie, in_a_row)
+        finally:
+            await stop_bot(process)
     await telegram.stop()
     await kie.stop()
 
