@@ -2,10 +2,13 @@
 # Build stage: the bot and its dependencies, installed into /install.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY bot ./bot
 COPY storage ./storage
-RUN pip install --no-cache-dir --disable-pip-version-check --prefix=/install .
+# Exactly the locked, hash-checked dependencies that were tested; then the bot itself.
+RUN pip install --no-cache-dir --disable-pip-version-check --prefix=/install \
+        --require-hashes -r requirements.lock \
+    && pip install --no-cache-dir --disable-pip-version-check --prefix=/install --no-deps .
 
 # Run stage: the installed packages only, a non-root user, the database on a volume,
 # every setting from the environment (see the README's settings table).

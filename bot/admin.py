@@ -7,7 +7,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from telegram import Message, Update
-from telegram.constants import ParseMode
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 from bot import catalog, rendering
@@ -141,4 +140,4 @@ def _lang(update: Update) -> Lang:
 
 
 async def _reply(message: Message, text: str) -> None:
-    await message.reply_text(text, parse_mode=ParseMode.HTML)
+    await message.reply_text(text)

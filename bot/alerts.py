@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from telegram import Bot
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from bot.catalog import Lang, text
@@ -31,7 +30,6 @@ class OperatorAlerts:
                 await self._bot.send_message(
                     operator,
                     text(Lang.EN, "alert.out_of_credits", provider=self._provider),
-                    parse_mode=ParseMode.HTML,
                 )
             except TelegramError as error:
                 _log.warning("could not alert operator %d: %s", operator, error)

@@ -22,7 +22,6 @@ from telegram import (
     Message,
     ReplyParameters,
 )
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from bot import callback_data, catalog
@@ -243,7 +242,6 @@ class Animations:
         message = await bot.send_message(
             draft.chat_id,
             text,
-            parse_mode=ParseMode.HTML,
             reply_markup=markup,
             message_thread_id=draft.message_thread_id,
             reply_parameters=ReplyParameters(answer_to, allow_sending_without_reply=True),
@@ -306,7 +304,6 @@ class Animations:
                 text,
                 draft.chat_id,
                 draft.message_id,
-                parse_mode=ParseMode.HTML,
                 reply_markup=markup,
             )
         except TelegramError as error:

@@ -16,7 +16,8 @@ from dataclasses import replace
 
 import httpx
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
-from telegram.ext import Application, ApplicationBuilder
+from telegram.constants import ParseMode
+from telegram.ext import Application, ApplicationBuilder, Defaults
 
 from bot import catalog
 from bot.admin import AdminCommands
@@ -68,6 +69,8 @@ def build_application(settings: Settings, flood: FloodControl) -> Application:  
         .base_file_url(f"{base}/file/bot{{token}}")
         # Stays under Telegram's flood limits and waits out a 429's retry_after.
         .rate_limiter(flood)
+        # Every message the bot writes is HTML (user text in it escaped): said once, here.
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
         # One chat's slow update never holds up another chat's.
         .concurrent_updates(True)
     )

@@ -89,10 +89,9 @@ class NoPrompt:
 class ChangeSetting:
     """A press on the /settings keyboard: which setting to move to its next value."""
 
-    setting: str  # one of SETTINGS
+    setting: str  # buttons | spicy | ratio | cap
 
 
-SETTINGS = ("buttons", "spicy", "ratio", "cap")
 _SETTING = re.compile(r"s:(buttons|spicy|ratio|cap)")
 _UPSCALE = re.compile(r"u:(\d{1,18})")
 _PICK_MODE = re.compile(r"m:(\d{1,18}):(fun|normal|spicy)")

@@ -182,7 +182,6 @@ class Deliverer:
                 where.chat_id,
                 album[0][1],
                 caption=caption,
-                parse_mode=ParseMode.HTML,
                 message_thread_id=where.message_thread_id,
                 reply_parameters=where.reply_parameters,
             )
@@ -213,7 +212,6 @@ class Deliverer:
             where.chat_id,
             video,
             caption=caption,
-            parse_mode=ParseMode.HTML,
             reply_markup=markup,
             supports_streaming=True,
             message_thread_id=where.message_thread_id,
@@ -257,7 +255,6 @@ class Deliverer:
         return await self._bot.send_message(
             where.chat_id,
             text(lang, "delivery.links", items=Markup(items)),
-            parse_mode=ParseMode.HTML,
             reply_markup=markup,
             message_thread_id=where.message_thread_id,
             reply_parameters=where.reply_parameters,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from aiolimiter import AsyncLimiter
 from telegram import Bot
-from telegram.constants import ChatAction, ParseMode
+from telegram.constants import ChatAction
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 from tenacity import (
     AsyncRetrying,
@@ -333,9 +333,7 @@ class Engine:
         if current.status_message_id is None or wanted == self._status_shown.get(task.id):
             return
         try:
-            await self._bot.edit_message_text(
-                wanted, task.chat_id, current.status_message_id, parse_mode=ParseMode.HTML
-            )
+            await self._bot.edit_message_text(wanted, task.chat_id, current.status_message_id)
             self._status_shown[task.id] = wanted
         except TelegramError as error:
             self._tlog(task).info("task %d: place in line not shown: %s", task.id, error)
@@ -457,7 +455,6 @@ class Engine:
             message = await self._bot.send_message(
                 task.chat_id,
                 rendering.status_text(lang, None, time.time() - task.created_at),
-                parse_mode=ParseMode.HTML,
                 message_thread_id=where.message_thread_id,
                 reply_parameters=where.reply_parameters,
             )
@@ -577,9 +574,7 @@ class Engine:
             if wanted == self._status_shown.get(task.id):  # what the message says now
                 continue
             try:
-                await self._bot.edit_message_text(
-                    wanted, task.chat_id, current.status_message_id, parse_mode=ParseMode.HTML
-                )
+                await self._bot.edit_message_text(wanted, task.chat_id, current.status_message_id)
                 self._status_shown[task.id] = wanted
             except BadRequest as error:
                 if "not modified" not in str(error).lower():
@@ -676,7 +671,6 @@ class Engine:
             buttons = await self._bot.send_message(
                 task.chat_id,
                 rendering.result_text(lang, task.aspect_ratio),
-                parse_mode=ParseMode.HTML,
                 reply_markup=rendering.result_keyboard(
                     task.id,
                     len(task.result_urls),
@@ -715,9 +709,7 @@ class Engine:
         if task.status_message_id is not None:
             # The status message becomes the failure notice: one message, nothing stale.
             try:
-                await self._bot.edit_message_text(
-                    message, task.chat_id, task.status_message_id, parse_mode=ParseMode.HTML
-                )
+                await self._bot.edit_message_text(message, task.chat_id, task.status_message_id)
                 sent = True
             except BadRequest as error:
                 self._tlog(task).info(
@@ -729,7 +721,6 @@ class Engine:
                 await self._bot.send_message(
                     task.chat_id,
                     message,
-                    parse_mode=ParseMode.HTML,
                     message_thread_id=where.message_thread_id,
                     reply_parameters=where.reply_parameters,
                 )

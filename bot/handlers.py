@@ -9,7 +9,6 @@ import logging
 from collections.abc import Callable
 
 from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity, Update
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -106,7 +105,7 @@ class Handlers:
         message = update.effective_message
         if message is None:
             return
-        await message.reply_text(catalog.text(_lang(update), "help"), parse_mode=ParseMode.HTML)
+        await message.reply_text(catalog.text(_lang(update), "help"))
 
     async def imagine(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if await self._unavailable(update, self._can.text_to_image, "unavailable.images"):
@@ -210,7 +209,7 @@ class Handlers:
         text = rendering.quota_text(
             _lang(update), balance, self._billing.costs, self._billing.clock()
         )
-        await message.reply_text(text, parse_mode=ParseMode.HTML)
+        await message.reply_text(text)
 
     async def settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -220,7 +219,6 @@ class Handlers:
         chat = await self._chats.get(message.chat_id)
         await message.reply_text(
             catalog.text(lang, "settings.title"),
-            parse_mode=ParseMode.HTML,
             reply_markup=self._settings_keyboard(lang, message.chat.type, chat),
         )
 
@@ -382,7 +380,6 @@ class Handlers:
         if isinstance(result, Refusal):
             await answer_to.reply_text(
                 rendering.refusal_text(Lang(new.lang), result, charge.now),
-                parse_mode=ParseMode.HTML,
                 do_quote=True,
             )
             return False
@@ -436,7 +433,7 @@ class Handlers:
 
 
 async def _reply(message: Message, text: str) -> None:
-    await message.reply_text(text, parse_mode=ParseMode.HTML)
+    await message.reply_text(text)
 
 
 def _lang(update: Update) -> Lang:

@@ -74,10 +74,6 @@ def protect_secrets(secrets: Iterable[str]) -> None:
     _redactor.install()
 
 
-def redact(text: str) -> str:
-    return _redactor.redact(text)
-
-
 def configure_logging(log_format: str = "text", level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     if log_format == "json":

@@ -91,14 +91,6 @@ class Scheduler:
                 return place
         return None
 
-    @property
-    def waiting(self) -> int:
-        return sum(len(queue) for queue in self._waiting.values())
-
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
     async def changed(self) -> None:
         """Wait for the line to move (positions may have changed)."""
         await self._changed.wait()

@@ -55,14 +55,6 @@ class Database:
             cursor = await self._connection.execute(sql, params)
             return cursor.rowcount
 
-    async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run one INSERT; returns the new row's id."""
-        async with self._lock:
-            cursor = await self._connection.execute(sql, params)
-            row_id = cursor.lastrowid
-            assert row_id is not None
-            return row_id
-
     async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
         async with self._lock:
             cursor = await self._connection.execute(sql, params)

@@ -7,8 +7,6 @@ commit in the same transaction as the state move that causes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import aiosqlite
 
 from bot.quota import Balance
@@ -99,27 +97,6 @@ async def record_grant(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    id: int
-    chat_id: int
-    user_id: int | None
-    task_id: int | None
-    kind: str
-    amount: int
-    from_daily: int
-    day: str
-
-
-async def rows_for_chat(connection: aiosqlite.Connection, chat_id: int) -> list[LedgerRow]:
-    cursor = await connection.execute(
-        "SELECT id, chat_id, user_id, task_id, kind, amount, from_daily, day"
-        " FROM ledger WHERE chat_id = ? ORDER BY id",
-        (chat_id,),
-    )
-    return [LedgerRow(*row) for row in await cursor.fetchall()]
-
-
 class LedgerRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -155,7 +132,3 @@ class LedgerRepository:
                 day=day,
                 now=now,
             )
-
-    async def rows(self, chat_id: int) -> list[LedgerRow]:
-        async with self._db.transaction() as connection:
-            return await rows_for_chat(connection, chat_id)

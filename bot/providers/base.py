@@ -91,21 +91,12 @@ class Capabilities:
     upscale: bool
     callbacks: bool
     file_upload: bool
-    account_balance: bool
     modes: tuple[str, ...]  # animate/video modes it takes; empty: it chooses
     ratios: tuple[str, ...]  # aspect ratios it takes; empty: it chooses
 
     @property
     def image_to_video(self) -> bool:
         return self.image_to_video_from_task or self.image_to_video_from_url
-
-    def supports(self, kind: TaskKind) -> bool:
-        return {
-            TaskKind.TEXT_TO_IMAGE: self.text_to_image,
-            TaskKind.IMAGE_TO_VIDEO: self.image_to_video,
-            TaskKind.TEXT_TO_VIDEO: self.text_to_video,
-            TaskKind.UPSCALE: self.upscale,
-        }[kind]
 
 
 class Provider(Protocol):

@@ -38,7 +38,6 @@ class Grok5ImagineProvider(JsonProvider):
         upscale=True,
         callbacks=True,
         file_upload=False,
-        account_balance=False,
         modes=(),
         ratios=(),
     )

@@ -43,7 +43,6 @@ class GrokImagineApiProvider(JsonProvider):
         upscale=False,
         callbacks=False,
         file_upload=False,
-        account_balance=False,
         modes=tuple(AnimateMode),
         ratios=ASPECT_RATIOS,
     )

@@ -86,7 +86,6 @@ class KieProvider(JsonProvider):
             upscale=True,
             callbacks=True,
             file_upload=self._upload_url is not None,
-            account_balance=True,
             modes=tuple(AnimateMode),
             ratios=ASPECT_RATIOS,
         )
