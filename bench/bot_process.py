@@ -21,11 +21,11 @@ from bot.app import run
 from bot.flood import FloodLimits
 from bot.settings import Settings
 
-# Only the parent imports the tests' modules: the bot's process stays the bot alone, so the
+# Only the parent imports the test servers: the bot's process stays the bot alone, so the
 # memory it reports is the bot's.
 if TYPE_CHECKING:
-    from tests.fakes.kie import FakeKie
-    from tests.fakes.telegram import FakeTelegram
+    from fakes.kie import FakeKie
+    from fakes.telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ async def start_bot(
     log: IO[bytes] | None = None,
 ) -> asyncio.subprocess.Process:
     """Start the bot against the test servers and wait until it polls for updates."""
-    from tests.conftest import BOT_TOKEN, PROVIDER_KEY, free_port
+    from fakes.bot_under_test import BOT_TOKEN, PROVIDER_KEY, free_port
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))},
@@ -89,7 +89,7 @@ def main() -> None:
     settings = Settings()
     timing = None  # production's clocks, as `python -m bot` has them
     if arguments.clock == "test":
-        from tests.conftest import FAST
+        from fakes.bot_under_test import FAST
 
         timing = replace(FAST, poll=replace(FAST.poll, timeout=120))
     limits = None if arguments.flood_control == "production" else NO_FLOOD_CONTROL

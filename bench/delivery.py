@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from bench.bot_process import start_bot, stop_bot
-from tests.conftest import BOT_TOKEN, PROVIDER_KEY
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import FakeTelegram, FakeUser
+from fakes.bot_under_test import BOT_TOKEN, PROVIDER_KEY
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import FakeTelegram, FakeUser
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from bench.bot_process import start_bot, stop_bot
 from bench.delivery import describe, percentile
-from tests.conftest import BOT_TOKEN, PROVIDER_KEY
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
+from fakes.bot_under_test import BOT_TOKEN, PROVIDER_KEY
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 
 MEMBERS = 8
 

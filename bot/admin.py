@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from telegram import Message, Update
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
-from bot import catalog, rendering
+from bot import rendering
 from bot.billing import Billing
-from bot.catalog import Lang, language_for
 from bot.charts import daily_chart
+from bot.core import catalog
+from bot.core.catalog import Lang, language_for
+from bot.core.quota import utc_day
 from bot.providers import Provider, ProviderError
-from bot.quota import utc_day
 from storage.chats import ChatRepository
 from storage.ledger import LedgerRepository
 from storage.stats import StatsRepository

@@ -7,7 +7,7 @@ import logging
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot.catalog import Lang, text
+from bot.core.catalog import Lang, text
 
 _log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from telegram import (
 )
 from telegram.error import TelegramError
 
-from bot import callback_data, catalog
-from bot.callback_data import NoPrompt, PickMode
-from bot.catalog import Lang, Markup
-from bot.lifecycle import AnimateMode, TaskKind
+from bot.core import callback_data, catalog
+from bot.core.callback_data import NoPrompt, PickMode
+from bot.core.catalog import Lang, Markup
+from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.providers import Provider, ProviderError
 from storage.chats import ChatRepository
 from storage.drafts import Draft, DraftRepository, NewDraft

@@ -19,18 +19,18 @@ from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandSc
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
-from bot import catalog
 from bot.admin import AdminCommands
 from bot.admins import ChatAdmins
 from bot.alerts import OperatorAlerts
 from bot.animate import Animations, SubmitTask
 from bot.billing import Billing
-from bot.catalog import Lang
+from bot.core import catalog
+from bot.core.catalog import Lang
+from bot.core.lifecycle import FINAL_STATES, TaskState
 from bot.delivery import Deliverer
 from bot.engine import Engine, Timing
 from bot.flood import FloodControl, FloodLimits
 from bot.handlers import Handlers
-from bot.lifecycle import FINAL_STATES, TaskState
 from bot.logs import protect_secrets, quiet_http_logs
 from bot.media import MediaFetcher
 from bot.metrics import Metrics

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.lifecycle import TaskKind
-from bot.quota import Balance, Costs, utc_day
+from bot.core.lifecycle import TaskKind
+from bot.core.quota import Balance, Costs, utc_day
 from bot.settings import Settings
 from storage.chats import ChatRepository
 from storage.ledger import LedgerRepository

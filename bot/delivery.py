@@ -26,8 +26,8 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
-from bot.catalog import Lang, Markup, text
-from bot.constants import ALBUM_MAX_ITEMS
+from bot.core.catalog import Lang, Markup, text
+from bot.core.constants import ALBUM_MAX_ITEMS
 from bot.media import MediaFetcher, MediaTooLarge, Probe
 
 _log = logging.getLogger(__name__)

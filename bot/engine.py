@@ -31,9 +31,8 @@ from tenacity import (
 
 from bot import flood, rendering
 from bot.alerts import OperatorAlerts
-from bot.catalog import Lang, text
-from bot.delivery import Deliverer, MediaKind, Placement, media_kind
-from bot.lifecycle import (
+from bot.core.catalog import Lang, text
+from bot.core.lifecycle import (
     FailureKind,
     PollSchedule,
     RecentDurations,
@@ -41,6 +40,8 @@ from bot.lifecycle import (
     TaskKind,
     TaskState,
 )
+from bot.core.quota import Refusal
+from bot.delivery import Deliverer, MediaKind, Placement, media_kind
 from bot.logs import task_logger
 from bot.metrics import Metrics
 from bot.providers import (
@@ -50,7 +51,6 @@ from bot.providers import (
     ProviderError,
     UpstreamState,
 )
-from bot.quota import Refusal
 from bot.scheduler import Scheduler, Withdrawn
 from storage.tasks import Charge, NewTask, Task, TaskRepository
 

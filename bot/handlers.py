@@ -20,19 +20,20 @@ from telegram.ext import (
     filters,
 )
 
-from bot import callback_data, catalog, rendering
+from bot import rendering
 from bot.admins import ChatAdmins
 from bot.animate import Animations, OwnImageRefused, SubmitTask
 from bot.billing import GROUP_CHAT_TYPES, Billing
-from bot.callback_data import Animate, ChangeSetting, NoPrompt, PickMode, Reroll, Upscale
-from bot.catalog import Lang, language_for
-from bot.constants import DEFAULT_ASPECT_RATIO
+from bot.core import callback_data, catalog
+from bot.core.callback_data import Animate, ChangeSetting, NoPrompt, PickMode, Reroll, Upscale
+from bot.core.catalog import Lang, language_for
+from bot.core.constants import DEFAULT_ASPECT_RATIO
+from bot.core.lifecycle import TaskKind
+from bot.core.parsing import ParseError, parse_imagine
+from bot.core.quota import Refusal
 from bot.engine import Engine
 from bot.flood import Stopping
-from bot.lifecycle import TaskKind
-from bot.parsing import ParseError, parse_imagine
 from bot.providers import Capabilities
-from bot.quota import Refusal
 from storage.chats import ChatRepository, ChatSettings
 from storage.tasks import NewTask, Task, TaskRepository
 

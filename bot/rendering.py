@@ -9,13 +9,13 @@ import html
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import callback_data
-from bot.callback_data import Animate, ChangeSetting, Reroll, Upscale
-from bot.catalog import Lang, Markup, text
-from bot.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
-from bot.lifecycle import TaskKind
+from bot.core import callback_data
+from bot.core.callback_data import Animate, ChangeSetting, Reroll, Upscale
+from bot.core.catalog import Lang, Markup, text
+from bot.core.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
+from bot.core.lifecycle import TaskKind
+from bot.core.quota import Balance, Costs, Refusal, next_renewal
 from bot.providers.base import UpstreamState
-from bot.quota import Balance, Costs, Refusal, next_renewal
 from storage.chats import ChatSettings
 from storage.stats import ChatStats, DayStats
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from bot.quota import Balance
+from bot.core.quota import Balance
 from storage.database import Database
 
 

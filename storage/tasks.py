@@ -1,4 +1,4 @@
-"""The tasks table: one row per generation task, moved through `bot.lifecycle` states.
+"""The tasks table: one row per generation task, moved through `bot.core.lifecycle` states.
 
 Every state change is a conditional UPDATE (`WHERE state IN (allowed sources)`), so of
 two workers racing to make the same move (a callback and a poll, a double press) exactly
@@ -15,8 +15,8 @@ from typing import Any
 
 import aiosqlite
 
-from bot.lifecycle import FINAL_STATES, FailureKind, TaskKind, TaskState, sources_of
-from bot.quota import Refusal, Reservation, reserve, utc_day
+from bot.core.lifecycle import FINAL_STATES, FailureKind, TaskKind, TaskState, sources_of
+from bot.core.quota import Refusal, Reservation, reserve, utc_day
 from storage import ledger
 from storage.database import Database
 

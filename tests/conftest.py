@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,33 +15,15 @@ import httpx
 import pytest
 
 from bot.app import run
-from bot.engine import RetryPolicy, Timing
+from bot.engine import Timing
 from bot.flood import FloodLimits
-from bot.lifecycle import PollSchedule, StatusCadence
 from bot.settings import Settings
 from bot.signing import telegram_webhook_secret
-from tests.fakes.kie import FakeKie
-from tests.fakes.telegram import FakeTelegram
+from fakes.bot_under_test import BOT_TOKEN, FAST, LOOSE_FLOOD, PROVIDER_KEY, free_port
+from fakes.kie import FakeKie
+from fakes.telegram import FakeTelegram
 
-BOT_TOKEN = "123456789:AAH-test-token-for-the-fake-server"
-PROVIDER_KEY = "kie-test-key-5f2b9c7e"
-
-# The production clocks, scaled down so a test task takes a fraction of a second.
-FAST = Timing(
-    poll=PollSchedule(
-        first=0.05, fast=0.05, fast_until=5, medium=0.2, medium_until=10, slow=0.5, timeout=5
-    ),
-    status=StatusCadence(private=0.15, group=1.0),
-    create_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
-    step_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
-    not_found_grace=1.0,
-    status_reads=(1000, 1),
-)
-
-
-# The test Telegram server enforces no flood limits unless a test asks it to; PTB's own
-# defaults (30 a second, 20 a minute per group) and no per-chat pace keep tests quick.
-LOOSE_FLOOD = FloodLimits(overall=(30, 1), group=(20, 60), private_chat=(1000, 1))
+__all__ = ["BOT_TOKEN", "FAST", "LOOSE_FLOOD", "PROVIDER_KEY", "free_port"]
 
 
 @dataclass
@@ -106,13 +87,6 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any
             raise TimeoutError("the condition never held")
         await asyncio.sleep(0.02)
     return value
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def public_endpoint() -> dict[str, Any]:

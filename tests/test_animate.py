@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from fakes.kie import FakeKie, FakeTask, png
+from fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 from tests.conftest import RunningBot, StartBot, public_endpoint
-from tests.fakes.kie import FakeKie, FakeTask, png
-from tests.fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 BOB = FakeUser(1002, "Bob", "en")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fakes.kie import FakeKie
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import RunningBot
-from tests.fakes.kie import FakeKie
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from fakes.kie import FakeKie
+from fakes.telegram import FakeChat, FakeTelegram, FakeUser
 from tests.conftest import RunningBot
-from tests.fakes.kie import FakeKie
-from tests.fakes.telegram import FakeChat, FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 BOB = FakeUser(1003, "Bob", "ru")

@@ -9,11 +9,11 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from bot.lifecycle import PollSchedule
+from bot.core.lifecycle import PollSchedule
 from bot.signing import callback_signature
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import FAST, RunningBot, StartBot, eventually, public_endpoint
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bot.catalog import Lang, keys, language_for, template, text
-from tests.fakes.telegram_html import parse_html
+from bot.core.catalog import Lang, keys, language_for, template, text
+from fakes.telegram_html import parse_html
 
 
 @pytest.mark.parametrize("key", sorted(keys()))

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sqlite3
 import sys
 from pathlib import Path
 
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, eventually, free_port, public_endpoint
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +137,13 @@ async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
     assert [t["state"] for t in tasks] == ["delivered"] * 3
     assert len(kie.created) == 3
     assert len([c for c in telegram.calls_of("sendMediaGroup") if c.ok]) == 3
+
+
+def test_env_example_and_the_readme_list_every_setting() -> None:
+    from bot.settings import Settings
+
+    fields = {name.upper() for name in Settings.model_fields}
+    example = set(re.findall(r"^#?\s*([A-Z][A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    table = set(re.findall(r"`([A-Z][A-Z_]+)`", (ROOT / "README.md").read_text()))
+    assert example == fields
+    assert fields <= table

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import (
     BOT_TOKEN,
     FAST,
@@ -23,8 +25,6 @@ from tests.conftest import (
     free_port,
     public_endpoint,
 )
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ROOT = Path(__file__).resolve().parent.parent
 USERS = [FakeUser(6000 + i, f"user{i}", "en") for i in range(3)]

@@ -8,10 +8,10 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.lifecycle import PollSchedule
+from bot.core.lifecycle import PollSchedule
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import FakeChat, FakeTelegram, FakeUser
 from tests.conftest import FAST, FakeClock, RunningBot, StartBot, eventually, public_endpoint
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import FakeChat, FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 BOB = FakeUser(1002, "Bob", "en")

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import FAST, RunningBot, StartBot
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 

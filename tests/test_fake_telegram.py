@@ -13,9 +13,9 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMedia
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, InvalidToken, RetryAfter
 
+from fakes.kie import png
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import BOT_TOKEN
-from tests.fakes.kie import png
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 

@@ -14,10 +14,10 @@ from telegram.ext import ExtBot
 
 from bot.flood import MESSAGE_METHODS, FloodControl
 from bot.metrics import Metrics
+from fakes.flood_model import FloodModel
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import BOT_TOKEN, LOOSE_FLOOD, StartBot, eventually
-from tests.fakes.flood_model import FloodModel
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import FakeChat, FakeTelegram, FakeUser
 from tests.conftest import LOOSE_FLOOD, FakeClock, RunningBot, StartBot
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import FakeChat, FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 BOB = FakeUser(1002, "Bob", "en")

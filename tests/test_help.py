@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import RunningBot
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 
 @pytest.mark.parametrize("command", ["/start", "/help"])

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import BOT_USERNAME, FakeTelegram, FakeUser
 from tests.conftest import FAST, RunningBot, StartBot
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import BOT_USERNAME, FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 

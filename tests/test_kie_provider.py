@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.lifecycle import TaskKind
+from bot.core.lifecycle import TaskKind
 from bot.providers import (
     ErrorKind,
     GenerationRequest,

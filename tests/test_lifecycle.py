@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bot.lifecycle import FINAL_STATES, PollSchedule, RecentDurations, TaskState, sources_of
+from bot.core.lifecycle import FINAL_STATES, PollSchedule, RecentDurations, TaskState, sources_of
 
 
 def reads(schedule: PollSchedule, until: float, quickest: float | None = None) -> list[float]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
+from fakes.kie import FakeKie, Scenario
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import RunningBot, StartBot, eventually
-from tests.fakes.kie import FakeKie, Scenario
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ROOT = Path(__file__).resolve().parent.parent
 ANN = FakeUser(1001, "Ann", "en")

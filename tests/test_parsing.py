@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.parsing import ImagineRequest, ParseError, parse_imagine
+from bot.core.parsing import ImagineRequest, ParseError, parse_imagine
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.lifecycle import TaskKind
+from bot.core.lifecycle import TaskKind
 from bot.providers import (
     ErrorKind,
     GenerationRequest,
@@ -20,10 +20,10 @@ from bot.providers import (
     ProviderError,
     UpstreamState,
 )
+from fakes.dialects import FakeGrok5Imagine, FakeGrokImagineApi
+from fakes.kie import FakeKie, Scenario, png
+from fakes.telegram import Call, FakeTelegram, FakeUser
 from tests.conftest import PROVIDER_KEY, StartBot, public_endpoint
-from tests.fakes.dialects import FakeGrok5Imagine, FakeGrokImagineApi
-from tests.fakes.kie import FakeKie, Scenario, png
-from tests.fakes.telegram import Call, FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 OPERATOR = FakeUser(4242, "Operator", "en")

@@ -7,9 +7,9 @@ import asyncio
 import time
 from dataclasses import replace
 
+from fakes.kie import FakeKie, FakeTask, Scenario
+from fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 from tests.conftest import FAST, StartBot, eventually
-from tests.fakes.kie import FakeKie, FakeTask, Scenario
-from tests.fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 
 USERS = [FakeUser(5000 + i, f"user{i}", "en") for i in range(6)]
 

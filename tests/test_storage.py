@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.lifecycle import TaskKind, TaskState
+from bot.core.lifecycle import TaskKind, TaskState
 from storage.database import Database
 from storage.migrations import all_migrations
 from storage.tasks import NewTask, Task, TaskRepository

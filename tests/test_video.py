@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from fakes.kie import FakeKie, FakeTask, Scenario
+from fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 from tests.conftest import RunningBot
-from tests.fakes.kie import FakeKie, FakeTask, Scenario
-from tests.fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 MB = 1024 * 1024

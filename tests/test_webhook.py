@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from fakes.kie import FakeKie
+from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import StartBot, public_endpoint
-from tests.fakes.kie import FakeKie
-from tests.fakes.telegram import FakeTelegram, FakeUser
 
 ANN = FakeUser(1001, "Ann", "en")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from bot.lifecycle import TaskKind
+from bot.core.lifecycle import TaskKind
 
 # The model names resellers share (kie, apikley, grok5imagine).
 MODELS = {

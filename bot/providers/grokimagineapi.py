@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.constants import ASPECT_RATIOS
-from bot.lifecycle import AnimateMode, TaskKind
+from bot.core.constants import ASPECT_RATIOS
+from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.providers.base import (
     Capabilities,
     ErrorKind,

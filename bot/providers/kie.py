@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from bot.constants import ASPECT_RATIOS
-from bot.lifecycle import AnimateMode, TaskKind
+from bot.core.constants import ASPECT_RATIOS
+from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.providers.base import (
     MODELS,
     Capabilities,

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.kie import ASPECT_RATIOS, FakeKie, FakeTask
+from fakes.kie import ASPECT_RATIOS, FakeKie, FakeTask
 
 GROK5_MODELS = {
     "grok-imagine/text-to-image",

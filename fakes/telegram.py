@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.flood_model import FloodModel
-from tests.fakes.server import LoopbackServer
-from tests.fakes.telegram_html import HtmlError, Parsed, parse_html, utf16_len
+from fakes.flood_model import FloodModel
+from fakes.server import LoopbackServer
+from fakes.telegram_html import HtmlError, Parsed, parse_html, utf16_len
 
 BOT_ID = 7_000_001
 # The calls Telegram's flood limits count: messages sent or edited in a chat.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.constants import MAX_CALLBACK_DATA_BYTES
+from bot.core.constants import MAX_CALLBACK_DATA_BYTES
 
 
 @dataclass(frozen=True, slots=True)

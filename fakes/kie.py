@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import LoopbackServer
+from fakes.server import LoopbackServer
 
 MODELS = {
     "grok-imagine/text-to-image",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.lifecycle import TaskKind
+from bot.core.lifecycle import TaskKind
 
 
 @dataclass(frozen=True, slots=True)

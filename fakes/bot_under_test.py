@@ -1,0 +1,37 @@
+"""What the tests and the benchmarks hand the bot they run against the test servers: the
+secrets the servers expect, the production clocks scaled down, loose flood limits, and a
+free port for its HTTP endpoint."""
+
+from __future__ import annotations
+
+import socket
+
+from bot.core.lifecycle import PollSchedule, StatusCadence
+from bot.engine import RetryPolicy, Timing
+from bot.flood import FloodLimits
+
+BOT_TOKEN = "123456789:AAH-test-token-for-the-fake-server"
+PROVIDER_KEY = "kie-test-key-5f2b9c7e"
+
+# The production clocks, scaled down so a test task takes a fraction of a second.
+FAST = Timing(
+    poll=PollSchedule(
+        first=0.05, fast=0.05, fast_until=5, medium=0.2, medium_until=10, slow=0.5, timeout=5
+    ),
+    status=StatusCadence(private=0.15, group=1.0),
+    create_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
+    step_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
+    not_found_grace=1.0,
+    status_reads=(1000, 1),
+)
+
+# The test Telegram server enforces no flood limits unless a test asks it to; PTB's own
+# defaults (30 a second, 20 a minute per group) and no per-chat pace keep tests quick.
+LOOSE_FLOOD = FloodLimits(overall=(30, 1), group=(20, 60), private_chat=(1000, 1))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
