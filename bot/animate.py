@@ -12,7 +12,6 @@ upstream does not support it for external images).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from telegram import (
     Bot,
@@ -28,6 +27,7 @@ from bot.core import callback_data, catalog
 from bot.core.callback_data import NoPrompt, PickMode
 from bot.core.catalog import Lang, Markup
 from bot.core.lifecycle import AnimateMode, TaskKind
+from bot.intake import Intake
 from bot.providers import Provider, ProviderError
 from storage.chats import ChatRepository
 from storage.drafts import Draft, DraftRepository, NewDraft
@@ -39,9 +39,6 @@ _log = logging.getLogger(__name__)
 MAX_OWN_IMAGE_BYTES = 10 * 1024 * 1024
 IMAGE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 _MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
-
-# Creates the task (reserving its cost); True if it was created, False if refused.
-SubmitTask = Callable[[NewTask, Message], Awaitable[bool]]
 
 
 class OwnImageRefused(Exception):
@@ -73,7 +70,7 @@ class Animations:
         public_url: str | None,
         spicy_allowed: bool,
         provider_name: str,
-        submit: SubmitTask,
+        intake: Intake,
     ) -> None:
         self._drafts = drafts
         self._chats = chats
@@ -82,7 +79,7 @@ class Animations:
         self._public_url = public_url
         self._spicy_allowed = spicy_allowed
         self._provider_name = provider_name
-        self._submit = submit
+        self._intake = intake
 
     async def open_for_image(
         self, *, task: Task, index: int, user_id: int, lang: Lang, prompt: str | None
@@ -188,7 +185,7 @@ class Animations:
             source_index=draft.source_index,
             image_url=draft.image_url,
         )
-        if not await self._submit(new, answer_to):
+        if not await self._intake.submit(new, answer_to):
             await self._drafts.reopen(draft.id)
             return
         lang = Lang(draft.lang)

@@ -22,7 +22,7 @@ from telegram.ext import Application, ApplicationBuilder, Defaults
 from bot.admin import AdminCommands
 from bot.admins import ChatAdmins
 from bot.alerts import OperatorAlerts
-from bot.animate import Animations, SubmitTask
+from bot.animate import Animations
 from bot.billing import Billing
 from bot.core import catalog
 from bot.core.catalog import Lang
@@ -31,6 +31,7 @@ from bot.delivery import Deliverer
 from bot.engine import Engine, Timing
 from bot.flood import FloodControl, FloodLimits
 from bot.handlers import Handlers
+from bot.intake import Intake
 from bot.logs import protect_secrets, quiet_http_logs
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
@@ -156,17 +157,17 @@ async def run(
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)
     served_files = ServedFiles(database)
 
-    def animations(submit: SubmitTask) -> Animations:
-        return Animations(
-            drafts=DraftRepository(database),
-            chats=chats,
-            provider=provider,
-            served_files=served_files,
-            public_url=public,
-            spicy_allowed=settings.allow_spicy,
-            provider_name=provider.name,
-            submit=submit,
-        )
+    intake = Intake(billing=billing, engine=engine)
+    animations = Animations(
+        drafts=DraftRepository(database),
+        chats=chats,
+        provider=provider,
+        served_files=served_files,
+        public_url=public,
+        spicy_allowed=settings.allow_spicy,
+        provider_name=provider.name,
+        intake=intake,
+    )
 
     Handlers(
         engine=engine,
@@ -177,7 +178,8 @@ async def run(
         operator_ids=settings.admin_user_ids,
         spicy_allowed=settings.allow_spicy,
         default_user_cap=settings.group_user_daily_credits,
-        animations_factory=animations,
+        animations=animations,
+        intake=intake,
         capabilities=provider.capabilities,
         admins=ChatAdmins(clock=clock),
     ).register(application)

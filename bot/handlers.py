@@ -6,7 +6,6 @@ Nothing here waits for a generation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.error import TelegramError
@@ -22,7 +21,7 @@ from telegram.ext import (
 
 from bot import rendering
 from bot.admins import ChatAdmins
-from bot.animate import Animations, OwnImageRefused, SubmitTask
+from bot.animate import Animations, OwnImageRefused
 from bot.billing import GROUP_CHAT_TYPES, Billing
 from bot.core import callback_data, catalog
 from bot.core.callback_data import Animate, ChangeSetting, NoPrompt, PickMode, Reroll, Upscale
@@ -30,9 +29,9 @@ from bot.core.catalog import Lang, language_for
 from bot.core.constants import DEFAULT_ASPECT_RATIO
 from bot.core.lifecycle import TaskKind
 from bot.core.parsing import ParseError, parse_imagine
-from bot.core.quota import Refusal
 from bot.engine import Engine
 from bot.flood import Stopping
+from bot.intake import Intake
 from bot.providers import Capabilities
 from storage.chats import ChatRepository, ChatSettings
 from storage.tasks import NewTask, Task, TaskRepository
@@ -55,7 +54,8 @@ class Handlers:
         operator_ids: frozenset[int],
         spicy_allowed: bool,
         default_user_cap: int,
-        animations_factory: Callable[[SubmitTask], Animations],
+        animations: Animations,
+        intake: Intake,
         capabilities: Capabilities,
         admins: ChatAdmins,
     ) -> None:
@@ -67,7 +67,8 @@ class Handlers:
         self._operators = operator_ids
         self._spicy_allowed = spicy_allowed
         self._default_user_cap = default_user_cap
-        self._animations = animations_factory(self._submit)
+        self._animations = animations
+        self._intake = intake
         self._can = capabilities
         self._admins = admins
 
@@ -175,7 +176,9 @@ class Handlers:
         if found is None:
             await _reply(message, catalog.text(lang, "upscale.usage"))
             return
-        await self._submit(self._upscale_task(found[0], user.id, lang, message.message_id), message)
+        await self._intake.submit(
+            self._upscale_task(found[0], user.id, lang, message.message_id), message
+        )
 
     async def cancel(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/cancel as a reply to a status message, or for the member's latest task here."""
@@ -279,12 +282,12 @@ class Handlers:
                     await self._animations.show_choices(context.bot, draft, message.message_id)
             case Upscale():
                 await query.answer()
-                await self._submit(
+                await self._intake.submit(
                     self._upscale_task(task, query.from_user.id, lang, message.message_id), message
                 )
             case Reroll():
                 await query.answer(catalog.text(lang, "button.reroll_started"))
-                await self._submit(
+                await self._intake.submit(
                     NewTask(
                         kind=task.kind,
                         provider=self._provider_name,
@@ -348,7 +351,7 @@ class Handlers:
             message_thread_id=message.message_thread_id if message.is_topic_message else None,
             request_message_id=message.message_id,
         )
-        await self._submit(new, message)
+        await self._intake.submit(new, message)
 
     async def _unavailable(self, update: Update, available: bool, key: str) -> bool:
         """Tell the user this upstream cannot do it; True if so."""
@@ -373,18 +376,6 @@ class Handlers:
             parent_task_id=source.id,
             source_task_id=source.id,
         )
-
-    async def _submit(self, new: NewTask, answer_to: Message) -> bool:
-        """Reserve and record the task, or tell the chat why it cannot be paid for."""
-        charge = await self._billing.charge(new.kind, new.chat_id, new.chat_type)
-        result = await self._engine.submit(new, charge)
-        if isinstance(result, Refusal):
-            await answer_to.reply_text(
-                rendering.refusal_text(Lang(new.lang), result, charge.now),
-                do_quote=True,
-            )
-            return False
-        return True
 
     async def _may_press(self, bot: Bot, task: Task, user_id: int) -> bool:
         if user_id == task.user_id or user_id in self._operators:
