@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from bot.app import run
-from bot.flood import FloodLimits
 from bot.settings import Settings
+from bot.telegram.flood import FloodLimits
 
 # Only the parent imports the test servers: the bot's process stays the bot alone, so the
 # memory it reports is the bot's.

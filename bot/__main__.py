@@ -9,7 +9,7 @@ import sys
 from pydantic import ValidationError
 
 from bot.app import run
-from bot.logs import configure_logging
+from bot.ops.logs import configure_logging
 from bot.settings import Settings, describe_settings_error
 
 

@@ -19,27 +19,26 @@ from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandSc
 from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
-from bot.admin import AdminCommands
-from bot.admins import ChatAdmins
-from bot.alerts import OperatorAlerts
-from bot.animate import Animations
-from bot.billing import Billing
 from bot.core import catalog
 from bot.core.catalog import Lang
 from bot.core.lifecycle import FINAL_STATES, TaskState
-from bot.delivery import Deliverer
-from bot.engine import Engine, Timing
-from bot.flood import FloodControl, FloodLimits
-from bot.handlers import Handlers
-from bot.intake import Intake
-from bot.logs import protect_secrets, quiet_http_logs
-from bot.media import MediaFetcher
-from bot.metrics import Metrics
+from bot.engine.billing import Billing
+from bot.engine.engine import Engine, Timing
+from bot.engine.scheduler import Scheduler
+from bot.ops.logs import protect_secrets, quiet_http_logs
+from bot.ops.metrics import Metrics
 from bot.providers import Capabilities, build_provider
-from bot.scheduler import Scheduler
 from bot.settings import Settings
-from bot.signing import telegram_webhook_secret
-from bot.web import (
+from bot.telegram.admin import AdminCommands
+from bot.telegram.admins import ChatAdmins
+from bot.telegram.alerts import OperatorAlerts
+from bot.telegram.animate import Animations
+from bot.telegram.delivery import Deliverer
+from bot.telegram.flood import FloodControl, FloodLimits
+from bot.telegram.handlers import Handlers
+from bot.telegram.intake import Intake
+from bot.telegram.media import MediaFetcher
+from bot.web.routes import (
     TELEGRAM_PREFIX,
     WebDependencies,
     build_web_app,
@@ -47,6 +46,7 @@ from bot.web import (
     start_server,
     stop_server,
 )
+from bot.web.signing import telegram_webhook_secret
 from storage.chats import ChatRepository
 from storage.database import Database
 from storage.drafts import DraftRepository

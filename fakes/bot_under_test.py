@@ -7,8 +7,8 @@ from __future__ import annotations
 import socket
 
 from bot.core.lifecycle import PollSchedule, StatusCadence
-from bot.engine import RetryPolicy, Timing
-from bot.flood import FloodLimits
+from bot.engine.engine import RetryPolicy, Timing
+from bot.telegram.flood import FloodLimits
 
 BOT_TOKEN = "123456789:AAH-test-token-for-the-fake-server"
 PROVIDER_KEY = "kie-test-key-5f2b9c7e"

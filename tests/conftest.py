@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from bot.app import run
-from bot.engine import Timing
-from bot.flood import FloodLimits
+from bot.engine.engine import Timing
 from bot.settings import Settings
-from bot.signing import telegram_webhook_secret
+from bot.telegram.flood import FloodLimits
+from bot.web.signing import telegram_webhook_secret
 from fakes.bot_under_test import BOT_TOKEN, FAST, LOOSE_FLOOD, PROVIDER_KEY, free_port
 from fakes.kie import FakeKie
 from fakes.telegram import FakeTelegram

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.core.lifecycle import PollSchedule
-from bot.signing import callback_signature
+from bot.web.signing import callback_signature
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import FAST, RunningBot, StartBot, eventually, public_endpoint

@@ -12,8 +12,8 @@ from telegram._utils.types import JSONDict
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
-from bot.flood import MESSAGE_METHODS, FloodControl
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
+from bot.telegram.flood import MESSAGE_METHODS, FloodControl
 from fakes.flood_model import FloodModel
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser

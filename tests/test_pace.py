@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from bot.pace import BEST_EFFORT, INTERACTIVE, URGENT, LeakyBucket, PriorityPace
+from bot.telegram.pace import BEST_EFFORT, INTERACTIVE, URGENT, LeakyBucket, PriorityPace
 
 pytestmark = pytest.mark.looptime
 

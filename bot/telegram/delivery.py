@@ -28,7 +28,7 @@ from telegram.error import BadRequest
 
 from bot.core.catalog import Lang, Markup, text
 from bot.core.constants import ALBUM_MAX_ITEMS
-from bot.media import MediaFetcher, MediaTooLarge, Probe
+from bot.telegram.media import MediaFetcher, MediaTooLarge, Probe
 
 _log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from telegram import Message
 
-from bot import rendering
-from bot.billing import Billing
 from bot.core.catalog import Lang
 from bot.core.quota import Refusal
-from bot.engine import Engine
+from bot.engine.billing import Billing
+from bot.engine.engine import Engine
+from bot.telegram import rendering
 from storage.tasks import NewTask
 
 

@@ -29,8 +29,6 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from bot import flood, rendering
-from bot.alerts import OperatorAlerts
 from bot.core.catalog import Lang, text
 from bot.core.lifecycle import (
     FailureKind,
@@ -41,9 +39,9 @@ from bot.core.lifecycle import (
     TaskState,
 )
 from bot.core.quota import Refusal
-from bot.delivery import Deliverer, MediaKind, Placement, media_kind
-from bot.logs import task_logger
-from bot.metrics import Metrics
+from bot.engine.scheduler import Scheduler, Withdrawn
+from bot.ops.logs import task_logger
+from bot.ops.metrics import Metrics
 from bot.providers import (
     ErrorKind,
     GenerationRequest,
@@ -51,7 +49,9 @@ from bot.providers import (
     ProviderError,
     UpstreamState,
 )
-from bot.scheduler import Scheduler, Withdrawn
+from bot.telegram import flood, rendering
+from bot.telegram.alerts import OperatorAlerts
+from bot.telegram.delivery import Deliverer, MediaKind, Placement, media_kind
 from storage.tasks import Charge, NewTask, Task, TaskRepository
 
 _log = logging.getLogger(__name__)

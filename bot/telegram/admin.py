@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from telegram import Message, Update
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
-from bot import rendering
-from bot.billing import Billing
-from bot.charts import daily_chart
 from bot.core import catalog
 from bot.core.catalog import Lang, language_for
 from bot.core.quota import utc_day
+from bot.engine.billing import Billing
+from bot.ops.charts import daily_chart
 from bot.providers import Provider, ProviderError
+from bot.telegram import rendering
 from storage.chats import ChatRepository
 from storage.ledger import LedgerRepository
 from storage.stats import StatsRepository

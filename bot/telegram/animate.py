@@ -27,8 +27,8 @@ from bot.core import callback_data, catalog
 from bot.core.callback_data import NoPrompt, PickMode
 from bot.core.catalog import Lang, Markup
 from bot.core.lifecycle import AnimateMode, TaskKind
-from bot.intake import Intake
 from bot.providers import Provider, ProviderError
+from bot.telegram.intake import Intake
 from storage.chats import ChatRepository
 from storage.drafts import Draft, DraftRepository, NewDraft
 from storage.served_files import ServedFiles

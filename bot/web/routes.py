@@ -25,7 +25,7 @@ from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application
 
-from bot.signing import callback_signature_valid, secrets_match
+from bot.web.signing import callback_signature_valid, secrets_match
 from storage.served_files import ServedFiles
 from storage.tasks import Task, TaskRepository
 

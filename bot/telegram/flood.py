@@ -16,8 +16,8 @@ from telegram._utils.types import JSONDict
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import AIORateLimiter
 
-from bot.metrics import Metrics
-from bot.pace import BEST_EFFORT, INTERACTIVE, URGENT, PriorityPace
+from bot.ops.metrics import Metrics
+from bot.telegram.pace import BEST_EFFORT, INTERACTIVE, URGENT, PriorityPace
 
 # More Bot API calls than this queued or in flight: skip what can be skipped.
 BUSY_AT = 20

@@ -19,20 +19,20 @@ from telegram.ext import (
     filters,
 )
 
-from bot import rendering
-from bot.admins import ChatAdmins
-from bot.animate import Animations, OwnImageRefused
-from bot.billing import GROUP_CHAT_TYPES, Billing
 from bot.core import callback_data, catalog
 from bot.core.callback_data import Animate, ChangeSetting, NoPrompt, PickMode, Reroll, Upscale
 from bot.core.catalog import Lang, language_for
 from bot.core.constants import DEFAULT_ASPECT_RATIO
 from bot.core.lifecycle import TaskKind
 from bot.core.parsing import ParseError, parse_imagine
-from bot.engine import Engine
-from bot.flood import Stopping
-from bot.intake import Intake
+from bot.engine.billing import GROUP_CHAT_TYPES, Billing
+from bot.engine.engine import Engine
 from bot.providers import Capabilities
+from bot.telegram import rendering
+from bot.telegram.admins import ChatAdmins
+from bot.telegram.animate import Animations, OwnImageRefused
+from bot.telegram.flood import Stopping
+from bot.telegram.intake import Intake
 from storage.chats import ChatRepository, ChatSettings
 from storage.tasks import NewTask, Task, TaskRepository
 

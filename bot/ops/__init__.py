@@ -1,0 +1,1 @@
+"""What operators see: logs with secrets masked, Prometheus metrics, the /stats chart."""
