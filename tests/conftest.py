@@ -209,3 +209,15 @@ async def start_bot(
 @pytest.fixture
 async def bot(start_bot: StartBot) -> RunningBot:
     return await start_bot()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start the whole bot (or a process of it) against the test servers are
+    end-to-end: `pytest -m "not e2e"` runs the rest in a few seconds."""
+    for item in items:
+        module = getattr(getattr(item, "module", None), "__name__", "")
+        if "start_bot" in getattr(item, "fixturenames", ()) or module in _PROCESS_TESTS:
+            item.add_marker(pytest.mark.e2e)
+
+
+_PROCESS_TESTS = frozenset({"tests.test_cli", "tests.test_crash"})

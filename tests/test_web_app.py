@@ -1,0 +1,92 @@
+"""The HTTP endpoint in-process (httpx's ASGITransport), no bot and no server around it:
+/healthz, /metrics, served files, and callbacks refused before they reach the engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.web.routes import WebDependencies, build_web_app
+from storage.database import Database
+from storage.served_files import ServedFiles
+from storage.tasks import TaskRepository
+
+
+class _World:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.served = ServedFiles(database)
+        self.database_answers = True
+        self.nudged: list[tuple[int, str]] = []
+
+    def app(self) -> httpx.AsyncClient:
+        async def on_callback(task_id: int, upstream_id: str) -> bool:
+            self.nudged.append((task_id, upstream_id))
+            return True
+
+        async def database_ok() -> bool:
+            return self.database_answers
+
+        async def metrics_text() -> bytes:
+            return b"imagine_tasks_in_flight 3.0\n"
+
+        deps = WebDependencies(
+            tasks=TaskRepository(self.database),
+            served_files=self.served,
+            callback_task_id=lambda payload: None,
+            on_callback=on_callback,
+            tasks_in_flight=lambda: 3,
+            database_ok=database_ok,
+            metrics_text=metrics_text,
+        )
+        transport = httpx.ASGITransport(app=build_web_app(deps))
+        return httpx.AsyncClient(transport=transport, base_url="http://bot.test")
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[_World]:
+    database = await Database.open(tmp_path / "web.sqlite3")
+    yield _World(database)
+    await database.close()
+
+
+async def test_healthz_says_whether_the_database_answers(world: _World) -> None:
+    async with world.app() as client:
+        healthy = await client.get("/healthz")
+        world.database_answers = False
+        sick = await client.get("/healthz")
+    assert (healthy.status_code, healthy.json()) == (
+        200,
+        {"status": "ok", "database": True, "tasks_in_flight": 3},
+    )
+    assert sick.status_code == 503
+    assert sick.json()["database"] is False
+
+
+async def test_metrics_are_served_as_prometheus_text(world: _World) -> None:
+    async with world.app() as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.text == "imagine_tasks_in_flight 3.0\n"
+
+
+async def test_a_served_file_by_its_token_and_nothing_by_a_guess(world: _World) -> None:
+    token = await world.served.add(b"\x89PNG\r\n\x1a\nbytes", "image/png")
+    async with world.app() as client:
+        served = await client.get(f"/files/{token}")
+        guessed = await client.get("/files/guessed-token")
+    assert (served.status_code, served.content) == (200, b"\x89PNG\r\n\x1a\nbytes")
+    assert served.headers["content-type"] == "image/png"
+    assert guessed.status_code == 404
+
+
+async def test_a_callback_for_no_such_task_is_not_found(world: _World) -> None:
+    async with world.app() as client:
+        response = await client.post("/callbacks/42/not-the-secret", json={"code": 200})
+        wrong_method = await client.get("/callbacks/42/not-the-secret")
+    assert response.status_code == 404
+    assert wrong_method.status_code == 405
+    assert world.nudged == []
