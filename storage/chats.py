@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Literal
 
 from storage.database import Database
+
+# Who may press a result's buttons: the requester (and the chat's admins), or everyone.
+ButtonsFor = Literal["requester", "everyone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +17,7 @@ class ChatSettings:
     chat_id: int
     daily_credits: int | None = None  # None: the bot-wide CHAT_DAILY_CREDITS
     user_daily_cap: int | None = None  # None: GROUP_USER_DAILY_CREDITS; 0: no cap
-    buttons_for: str = "requester"  # "requester" (and the chat's admins) or "everyone"
+    buttons_for: ButtonsFor = "requester"
     allow_spicy: bool = False
     default_ratio: str | None = None
 
@@ -36,10 +39,16 @@ class ChatRepository:
         values["allow_spicy"] = bool(values["allow_spicy"])
         return ChatSettings(**values)
 
-    async def update(self, chat_id: int, **changes: Any) -> ChatSettings:
-        unknown = set(changes) - set(_COLUMNS[1:])
-        if unknown or not changes:
-            raise ValueError(f"not chat settings: {sorted(unknown)}")
+    async def save(self, settings: ChatSettings) -> ChatSettings:
+        """Store every setting of the chat (last write wins)."""
+        changes = {name: getattr(settings, name) for name in _COLUMNS[1:]}
+        return await self._upsert(settings.chat_id, changes)
+
+    async def set_daily_credits(self, chat_id: int, daily: int | None) -> ChatSettings:
+        """An operator's /setquota: only this setting changes."""
+        return await self._upsert(chat_id, {"daily_credits": daily})
+
+    async def _upsert(self, chat_id: int, changes: dict[str, object]) -> ChatSettings:
         names = ", ".join(changes)
         marks = ", ".join("?" for _ in changes)
         updates = ", ".join(f"{name} = excluded.{name}" for name in changes)

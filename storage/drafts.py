@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import aiosqlite
 
+from bot.core.lifecycle import AnimateMode
 from storage.database import Database
+
+# "open": waiting for its choices; "used": its task was created (a refused one reopens it).
+DraftState = Literal["open", "used"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ class Draft:
     image_url: str | None
     mode: str | None
     prompt: str | None
-    state: str
+    state: DraftState
     task_id: int | None
 
     @classmethod
@@ -96,14 +100,20 @@ class DraftRepository:
         )
         return Draft.from_row(row) if row else None
 
-    async def update(self, draft_id: int, **fields: Any) -> Draft:
-        allowed = {"message_id", "mode", "prompt", "task_id"}
-        if set(fields) - allowed or not fields:
-            raise ValueError(f"not draft fields: {sorted(set(fields) - allowed)}")
-        assignments = ", ".join(f"{name} = ?" for name in fields)
-        await self._db.execute(
-            f"UPDATE drafts SET {assignments} WHERE id = ?", (*fields.values(), draft_id)
-        )
+    async def set_message(self, draft_id: int, message_id: int) -> Draft:
+        """The message that shows the draft's choices."""
+        return await self._set(draft_id, "message_id", message_id)
+
+    async def set_mode(self, draft_id: int, mode: AnimateMode) -> Draft:
+        return await self._set(draft_id, "mode", mode)
+
+    async def set_prompt(self, draft_id: int, prompt: str) -> Draft:
+        return await self._set(draft_id, "prompt", prompt)
+
+    async def _set(
+        self, draft_id: int, column: Literal["message_id", "mode", "prompt"], value: object
+    ) -> Draft:
+        await self._db.execute(f"UPDATE drafts SET {column} = ? WHERE id = ?", (value, draft_id))
         draft = await self.get(draft_id)
         assert draft is not None
         return draft

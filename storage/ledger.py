@@ -7,6 +7,8 @@ commit in the same transaction as the state move that causes it.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import aiosqlite
 
 from bot.core.quota import Balance
@@ -67,9 +69,10 @@ async def record_reserve(
     )
 
 
-async def settle(connection: aiosqlite.Connection, task_id: int, kind: str, now: float) -> None:
+async def settle(
+    connection: aiosqlite.Connection, task_id: int, kind: Literal["commit", "refund"], now: float
+) -> None:
     """Commit or refund a task's reservation; a second settlement of it is a no-op."""
-    assert kind in ("commit", "refund")
     await connection.execute(
         """
         INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, day, created_at)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import aiosqlite
 
@@ -126,25 +126,9 @@ class Task:
         )
 
 
-# Columns a move may set besides the state; anything else is a programming error.
-_MOVABLE_FIELDS = frozenset(
-    {
-        "upstream_task_id",
-        "result_urls",
-        "failure_kind",
-        "failure_detail",
-        "submitted_at",
-        "finished_at",
-        "delivered_at",
-    }
-)
-_NOTE_FIELDS = frozenset(
-    {"status_message_id", "album_message_ids", "buttons_message_id", "media_file_ids"}
-)
-
-
-def _encode(name: str, value: Any) -> Any:
-    if name in ("result_urls", "album_message_ids", "media_file_ids") and value is not None:
+def _encode(name: str, value: object) -> object:
+    """A column's value as SQLite stores it: lists as JSON."""
+    if isinstance(value, list | tuple):
         return json.dumps(list(value))
     return value
 
@@ -283,11 +267,39 @@ class TaskRepository:
         )
         return [Task.from_row(row) for row in rows]
 
-    async def move(self, task_id: int, to: TaskState, **fields: Any) -> bool:
+    # --- moves: each a conditional UPDATE, so of two racers exactly one wins ---------------
+
+    async def mark_submitting(self, task_id: int, *, at: float) -> bool:
+        """The create request is about to leave (`at`: for the hourly cap and the timeout)."""
+        return await self._move(task_id, TaskState.SUBMITTING, {"submitted_at": at})
+
+    async def mark_running(self, task_id: int, upstream_task_id: str) -> bool:
+        return await self._move(task_id, TaskState.RUNNING, {"upstream_task_id": upstream_task_id})
+
+    async def mark_succeeded(self, task_id: int, result_urls: Sequence[str], *, at: float) -> bool:
+        fields = {"result_urls": result_urls, "finished_at": at}
+        return await self._move(task_id, TaskState.SUCCEEDED, fields)
+
+    async def mark_delivering(self, task_id: int) -> bool:
+        return await self._move(task_id, TaskState.DELIVERING, {})
+
+    async def mark_delivered(self, task_id: int, *, at: float) -> bool:
+        """Delivered; its credits are committed in the same transaction."""
+        return await self._move(task_id, TaskState.DELIVERED, {"delivered_at": at})
+
+    async def mark_failed(
+        self, task_id: int, kind: FailureKind, detail: str | None = None, *, at: float
+    ) -> bool:
+        """Failed; its credits are refunded in the same transaction. A failure is recorded
+        once: a second call changes nothing and returns False."""
+        fields = {"failure_kind": kind, "failure_detail": detail, "finished_at": at}
+        return await self._move(task_id, TaskState.FAILED, fields)
+
+    async def mark_reported(self, task_id: int) -> bool:
+        return await self._move(task_id, TaskState.REPORTED, {})
+
+    async def _move(self, task_id: int, to: TaskState, fields: Mapping[str, object]) -> bool:
         """Move the task to `to` if its current state allows it; True if this call did."""
-        unknown = set(fields) - _MOVABLE_FIELDS
-        if unknown:
-            raise ValueError(f"not movable fields: {sorted(unknown)}")
         sources = tuple(sources_of(to))
         assignments = "".join(f", {name} = ?" for name in fields)
         marks = ", ".join("?" for _ in sources)
@@ -313,11 +325,20 @@ class TaskRepository:
                 await ledger.settle(connection, task_id, "commit", now)
         return True
 
-    async def note(self, task_id: int, **fields: Any) -> None:
-        """Record the Telegram messages a task owns, without changing its state."""
-        unknown = set(fields) - _NOTE_FIELDS
-        if unknown or not fields:
-            raise ValueError(f"not note fields: {sorted(unknown)}")
+    # --- the Telegram messages a task owns, noted without changing its state ---------------
+
+    async def note_status_message(self, task_id: int, message_id: int) -> None:
+        await self._note(task_id, {"status_message_id": message_id})
+
+    async def note_album(
+        self, task_id: int, message_ids: Sequence[int | None], file_ids: Sequence[str | None]
+    ) -> None:
+        await self._note(task_id, {"album_message_ids": message_ids, "media_file_ids": file_ids})
+
+    async def note_buttons(self, task_id: int, message_id: int) -> None:
+        await self._note(task_id, {"buttons_message_id": message_id})
+
+    async def _note(self, task_id: int, fields: Mapping[str, object]) -> None:
         assignments = ", ".join(f"{name} = ?" for name in fields)
         await self._db.execute(
             f"UPDATE tasks SET {assignments}, updated_at = ? WHERE id = ?",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.lifecycle import TaskKind, TaskState
+from bot.core.lifecycle import FailureKind, TaskKind, TaskState
 from storage.database import Database
 from storage.migrations import all_migrations
 from storage.tasks import NewTask, Task, TaskRepository
@@ -52,10 +52,10 @@ async def test_only_one_of_many_racing_moves_wins(tmp_path: Path) -> None:
     database = await Database.open(tmp_path / "db.sqlite3")
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
-    await tasks.move(task.id, TaskState.SUBMITTING)
-    await tasks.move(task.id, TaskState.RUNNING, upstream_task_id="u1")
-    await tasks.move(task.id, TaskState.SUCCEEDED, result_urls=["http://x/1.png"])
-    claims = await asyncio.gather(*(tasks.move(task.id, TaskState.DELIVERING) for _ in range(20)))
+    await tasks.mark_submitting(task.id, at=0.0)
+    await tasks.mark_running(task.id, "u1")
+    await tasks.mark_succeeded(task.id, ["http://x/1.png"], at=0.0)
+    claims = await asyncio.gather(*(tasks.mark_delivering(task.id) for _ in range(20)))
     assert claims.count(True) == 1
     stored = await tasks.get(task.id)
     assert stored is not None
@@ -68,12 +68,14 @@ async def test_moves_the_lifecycle_does_not_allow_are_refused(tmp_path: Path) ->
     database = await Database.open(tmp_path / "db.sqlite3")
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
-    assert not await tasks.move(task.id, TaskState.DELIVERED)  # pending cannot jump to the end
-    assert not await tasks.move(task.id, TaskState.RUNNING)  # nor skip submitting
-    assert await tasks.move(task.id, TaskState.FAILED, failure_kind="rejected")
-    assert not await tasks.move(task.id, TaskState.FAILED)  # a failure is recorded once
+    assert not await tasks.mark_delivered(task.id, at=0.0)  # pending cannot jump to the end
+    assert not await tasks.mark_running(task.id, "u0")  # nor skip submitting
+    assert await tasks.mark_failed(task.id, FailureKind.REJECTED, at=0.0)
+    assert not await tasks.mark_failed(
+        task.id, FailureKind.REJECTED, at=0.0
+    )  # a failure is recorded once
     assert [t.id for t in await tasks.unfinished()] == [task.id]
-    assert await tasks.move(task.id, TaskState.REPORTED)
+    assert await tasks.mark_reported(task.id)
     assert await tasks.unfinished() == []
     await database.close()
 
@@ -84,10 +86,10 @@ async def test_one_upstream_task_belongs_to_one_task(tmp_path: Path) -> None:
     first = await create(tasks, new_task())
     second = await create(tasks, new_task())
     for task in (first, second):
-        await tasks.move(task.id, TaskState.SUBMITTING)
-    assert await tasks.move(first.id, TaskState.RUNNING, upstream_task_id="same")
+        await tasks.mark_submitting(task.id, at=0.0)
+    assert await tasks.mark_running(first.id, "same")
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        await tasks.move(second.id, TaskState.RUNNING, upstream_task_id="same")
+        await tasks.mark_running(second.id, "same")
     found = await tasks.find_by_upstream_id("kie", "same")
     assert found is not None
     assert found.id == first.id

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal, cast
 
 from bot.core.constants import MAX_CALLBACK_DATA_BYTES
+from bot.core.lifecycle import AnimateMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +57,11 @@ def decode(data: str | None) -> ButtonAction | None:
     if match := _REROLL.fullmatch(data):
         return Reroll(int(match[1]))
     if match := _SETTING.fullmatch(data):
-        return ChangeSetting(match[1])
+        return ChangeSetting(cast(Setting, match[1]))
     if match := _UPSCALE.fullmatch(data):
         return Upscale(int(match[1]))
     if match := _PICK_MODE.fullmatch(data):
-        return PickMode(int(match[1]), match[2])
+        return PickMode(int(match[1]), AnimateMode(match[2]))
     if match := _NO_PROMPT.fullmatch(data):
         return NoPrompt(int(match[1]))
     return None
@@ -75,7 +77,7 @@ class PickMode:
     """A mode chosen for an animation being set up."""
 
     draft_id: int
-    mode: str  # "fun" | "normal" | "spicy"
+    mode: AnimateMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ class NoPrompt:
 class ChangeSetting:
     """A press on the /settings keyboard: which setting to move to its next value."""
 
-    setting: str  # buttons | spicy | ratio | cap
+    setting: Setting
 
 
 _SETTING = re.compile(r"s:(buttons|spicy|ratio|cap)")
@@ -98,4 +100,5 @@ _PICK_MODE = re.compile(r"m:(\d{1,18}):(fun|normal|spicy)")
 _NO_PROMPT = re.compile(r"n:(\d{1,18})")
 
 
+Setting = Literal["buttons", "spicy", "ratio", "cap"]
 ButtonAction = Animate | Reroll | Upscale | PickMode | NoPrompt | ChangeSetting

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from bot.core.lifecycle import TaskKind
 
@@ -68,7 +69,7 @@ class Reservation:
 class Refusal:
     """Why a task cannot be paid for: the chat is out of credits, or the member's cap."""
 
-    reason: str  # "chat" | "user"
+    reason: Literal["chat", "user"]
     cost: int
     balance: Balance
 

@@ -198,7 +198,7 @@ class Engine:
         if (
             task is not None
             and task.state is TaskState.SUBMITTING
-            and await self._tasks.move(task_id, TaskState.RUNNING, upstream_task_id=upstream_id)
+            and await self._tasks.mark_running(task_id, upstream_id)
         ):
             self._tlog(task).info("task %d: upstream task %s, by callback", task_id, upstream_id)
         nudge = self._nudges.get(task_id)
@@ -269,7 +269,7 @@ class Engine:
     async def _give_up(self, task: Task) -> None:
         if task.state is TaskState.FAILED:
             # Even telling the user failed; stop trying rather than loop forever.
-            await self._tasks.move(task.id, TaskState.REPORTED)
+            await self._tasks.mark_reported(task.id)
             return
         kind = (
             FailureKind.DELIVERY if task.state is TaskState.DELIVERING else FailureKind.UNAVAILABLE
@@ -289,7 +289,7 @@ class Engine:
             case TaskState.RUNNING:
                 await self._watch(task)
             case TaskState.SUCCEEDED:
-                await self._tasks.move(task.id, TaskState.DELIVERING)
+                await self._tasks.mark_delivering(task.id)
             case TaskState.DELIVERING:
                 await asyncio.shield(self._unstoppable_task(self._deliver(task)))
             case TaskState.FAILED:
@@ -364,7 +364,7 @@ class Engine:
 
     async def _submit(self, task: Task) -> None:
         # submitted_at: when the create request left, for the hourly cap and the timeout.
-        if not await self._tasks.move(task.id, TaskState.SUBMITTING, submitted_at=time.time()):
+        if not await self._tasks.mark_submitting(task.id, at=time.time()):
             self._scheduler.release(task.id)  # cancelled while it waited for its turn
             return
         try:
@@ -382,7 +382,7 @@ class Engine:
         if self._alerts:
             self._alerts.account_ok()
         # False when a callback came first and recorded the same upstream task.
-        if await self._tasks.move(task.id, TaskState.RUNNING, upstream_task_id=upstream_id):
+        if await self._tasks.mark_running(task.id, upstream_id):
             self._tlog(task).info("task %d: upstream task %s", task.id, upstream_id)
 
     async def _create_upstream(self, task: Task) -> str:
@@ -463,7 +463,7 @@ class Engine:
                 "task %d: could not post the status message: %s", task.id, error
             )
             return
-        await self._tasks.note(task.id, status_message_id=message.message_id)
+        await self._tasks.note_status_message(task.id, message.message_id)
         self._status_shown[task.id] = message.text_html or ""
 
     # --- running → succeeded | failed ---------------------------------------------------
@@ -525,12 +525,7 @@ class Engine:
             elif status.state is UpstreamState.SUCCEEDED and not by_callback:
                 durations.add(last_seen_running, seen_at)
             if status.state is UpstreamState.SUCCEEDED:
-                await self._tasks.move(
-                    task.id,
-                    TaskState.SUCCEEDED,
-                    result_urls=status.result_urls,
-                    finished_at=time.time(),
-                )
+                await self._tasks.mark_succeeded(task.id, status.result_urls, at=time.time())
                 self._scheduler.release(task.id)
                 return
             if status.state is UpstreamState.FAILED:
@@ -541,13 +536,7 @@ class Engine:
         """Record the failure (the refund goes with it, in one transaction); True if this
         call did."""
         self._scheduler.release(task.id)
-        moved = await self._tasks.move(
-            task.id,
-            TaskState.FAILED,
-            failure_kind=kind,
-            failure_detail=detail,
-            finished_at=time.time(),
-        )
+        moved = await self._tasks.mark_failed(task.id, kind, detail, at=time.time())
         if moved:
             self._metrics.tasks_failed.labels(kind).inc()
             self._metrics.tasks_finished.labels(task.kind, "failed").inc()
@@ -657,12 +646,10 @@ class Engine:
             if sent.first_message_id is None:
                 await self._fail(task, FailureKind.DELIVERY, None)
                 return
-            await self._tasks.note(
-                task.id, album_message_ids=sent.message_ids, media_file_ids=sent.file_ids
-            )
+            await self._tasks.note_album(task.id, sent.message_ids, sent.file_ids)
             if media_kind(probes[0]) is MediaKind.VIDEO:
                 # A single video carries its buttons itself.
-                await self._tasks.note(task.id, buttons_message_id=sent.first_message_id)
+                await self._tasks.note_buttons(task.id, sent.first_message_id)
             task = await self._reload(task)
         if task.buttons_message_id is None and task.kind is TaskKind.TEXT_TO_IMAGE:
             lang = Lang(task.lang)
@@ -679,9 +666,9 @@ class Engine:
                 message_thread_id=where.message_thread_id,
                 reply_parameters=where.reply_parameters,
             )
-            await self._tasks.note(task.id, buttons_message_id=buttons.message_id)
+            await self._tasks.note_buttons(task.id, buttons.message_id)
         await self._remove_status(task)
-        if await self._tasks.move(task.id, TaskState.DELIVERED, delivered_at=time.time()):
+        if await self._tasks.mark_delivered(task.id, at=time.time()):
             self._metrics.tasks_finished.labels(task.kind, "delivered").inc()
             if task.finished_at is not None:
                 waited = max(0.0, time.time() - task.finished_at)
@@ -726,7 +713,7 @@ class Engine:
                 )
             except Forbidden as error:
                 self._tlog(task).info("task %d: the chat is closed to the bot: %s", task.id, error)
-        await self._tasks.move(task.id, TaskState.REPORTED)
+        await self._tasks.mark_reported(task.id)
 
     async def _reload(self, task: Task) -> Task:
         fresh = await self._tasks.get(task.id)

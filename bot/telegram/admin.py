@@ -80,7 +80,7 @@ class AdminCommands:
             await _reply(message, catalog.text(lang, "admin.usage_setquota"))
             return
         chat_id, daily = target
-        await self._chats.update(chat_id, daily_credits=daily)
+        await self._chats.set_daily_credits(chat_id, daily)
         await _reply(message, catalog.text(lang, "admin.quota_set", chat=chat_id, daily=daily))
 
     async def stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

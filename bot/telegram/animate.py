@@ -133,7 +133,7 @@ class Animations:
             await query.answer(catalog.text(lang, "animate.spicy_unavailable"), show_alert=True)
             return
         # Picking the mode starts the task: a motion prompt, if any, came before it.
-        draft = await self._drafts.update(draft.id, mode=action.mode)
+        draft = await self._drafts.set_mode(draft.id, action.mode)
         await query.answer()
         if isinstance(query.message, Message):
             await self._start(query.get_bot(), draft, query.message)
@@ -154,7 +154,7 @@ class Animations:
         draft = await self._drafts.find_by_message(message.chat_id, replied.message_id)
         if draft is None or draft.user_id != user_id or draft.state != "open":
             return False
-        draft = await self._drafts.update(draft.id, prompt=message.text.strip())
+        draft = await self._drafts.set_prompt(draft.id, message.text.strip())
         if draft.mode is not None or not self._provider.capabilities.modes:
             await self._start(bot, draft, message)
         else:
@@ -243,7 +243,7 @@ class Animations:
             message_thread_id=draft.message_thread_id,
             reply_parameters=ReplyParameters(answer_to, allow_sending_without_reply=True),
         )
-        await self._drafts.update(draft.id, message_id=message.message_id)
+        await self._drafts.set_message(draft.id, message.message_id)
 
     def _prompt_step(self, draft: Draft) -> tuple[str, InlineKeyboardMarkup]:
         """Ask for the motion prompt (or offer to start with the one given)."""

@@ -405,7 +405,7 @@ class Handlers:
             await query.answer(catalog.text(lang, "button.unknown"))
             return
         current = await self._chats.get(chat_id)
-        updated = await self._chats.update(chat_id, **rendering.next_value(action.setting, current))
+        updated = await self._chats.save(rendering.next_value(action.setting, current))
         await query.answer(catalog.text(lang, "settings.saved"))
         try:
             await query.edit_message_reply_markup(self._settings_keyboard(lang, chat_type, updated))

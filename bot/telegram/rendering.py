@@ -6,11 +6,12 @@ Pure: builds text and Telegram data objects, sends nothing.
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.core import callback_data
-from bot.core.callback_data import Animate, ChangeSetting, Reroll, Upscale
+from bot.core.callback_data import Animate, ChangeSetting, Reroll, Setting, Upscale
 from bot.core.catalog import Lang, Markup, text
 from bot.core.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
 from bot.core.lifecycle import TaskKind
@@ -142,28 +143,29 @@ def refusal_text(lang: Lang, refusal: Refusal, now: float) -> str:
 CAP_STEPS = (0, 10, 25, 50, 100)
 
 
-def next_value(setting: str, chat: ChatSettings) -> dict[str, object]:
-    """The change one press on `setting` makes: each press moves to the next value."""
+def next_value(setting: Setting, chat: ChatSettings) -> ChatSettings:
+    """The chat's settings after one press on `setting`: it moves to its next value."""
     match setting:
         case "buttons":
-            return {"buttons_for": "everyone" if chat.buttons_for == "requester" else "requester"}
+            return replace(
+                chat, buttons_for="everyone" if chat.buttons_for == "requester" else "requester"
+            )
         case "spicy":
-            return {"allow_spicy": not chat.allow_spicy}
+            return replace(chat, allow_spicy=not chat.allow_spicy)
         case "ratio":
             current = chat.default_ratio or DEFAULT_ASPECT_RATIO
             following = ASPECT_RATIOS[(ASPECT_RATIOS.index(current) + 1) % len(ASPECT_RATIOS)]
-            return {"default_ratio": following}
+            return replace(chat, default_ratio=following)
         case "cap":
             current_cap = chat.user_daily_cap or 0
             later = [step for step in CAP_STEPS if step > current_cap]
-            return {"user_daily_cap": later[0] if later else 0}
-    raise ValueError(setting)
+            return replace(chat, user_daily_cap=later[0] if later else 0)
 
 
 def settings_keyboard(
     lang: Lang, chat: ChatSettings, *, is_group: bool, spicy_allowed: bool, default_cap: int
 ) -> InlineKeyboardMarkup:
-    def button(label: str, setting: str) -> list[InlineKeyboardButton]:
+    def button(label: str, setting: Setting) -> list[InlineKeyboardButton]:
         data = callback_data.encode(ChangeSetting(setting))
         return [InlineKeyboardButton(label, callback_data=data)]
 
