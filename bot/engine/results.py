@@ -1,0 +1,193 @@
+"""Getting a task's outcome into its chat: the result (an album and its buttons, or a video
+with its own), one delivery at a time per chat in the order results became ready; or the
+failure notice, in place of the status message."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from telegram import Bot
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, Forbidden
+
+from bot.core.catalog import Lang, text
+from bot.core.lifecycle import FailureKind, TaskKind
+from bot.engine.job import Job, placement, reload
+from bot.engine.status import StatusMessages
+from bot.ops.logs import task_logger
+from bot.ops.metrics import Metrics
+from bot.providers import Capabilities
+from bot.telegram import rendering
+from bot.telegram.delivery import Deliverer, MediaKind, media_kind
+from storage.tasks import Task, TaskRepository
+
+_log = logging.getLogger(__name__)
+
+# Records a failure (and its refund); True if this call did.
+FailTask = Callable[[Task, FailureKind, "str | None"], Awaitable[bool]]
+
+
+@dataclass
+class _ChatTurn:
+    """A chat's delivery lock, and how many tasks hold or wait for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class Results:
+    def __init__(
+        self,
+        *,
+        bot: Bot,
+        tasks: TaskRepository,
+        deliverer: Deliverer,
+        status: StatusMessages,
+        capabilities: Capabilities,
+        metrics: Metrics,
+        fail: FailTask,
+    ) -> None:
+        self._bot = bot
+        self._tasks = tasks
+        self._deliverer = deliverer
+        self._status = status
+        self._can = capabilities
+        self._metrics = metrics
+        self._fail = fail
+        self._chat_turns: dict[int, _ChatTurn] = {}
+
+    async def deliver(self, job: Job, task: Task) -> None:
+        # One delivery at a time per chat, in the order results became ready (asyncio's
+        # locks are fair): a chat's albums never overtake each other on the way out.
+        self._status.withdraw(job)  # before waiting for the chat's earlier results
+        turn = self._chat_turns.setdefault(task.chat_id, _ChatTurn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                await self._deliver_now(job, task)
+        finally:
+            turn.users -= 1
+            if turn.users == 0:
+                del self._chat_turns[task.chat_id]
+
+    async def _deliver_now(self, job: Job, task: Task) -> None:
+        task = await self._status.settled(job, task)
+        if task.buttons_message_id is None and not task.album_message_ids:
+            probes = await self._deliverer.probe(task.result_urls)
+            if not probes:
+                await self._fail(task, FailureKind.DELIVERY, None)
+                return
+            lang = Lang(task.lang)
+            caption = rendering.album_caption(task.prompt)
+            try:
+                if media_kind(probes[0]) is MediaKind.VIDEO:
+                    await self._status.chat_action(task, ChatAction.UPLOAD_VIDEO)
+                    markup = rendering.video_keyboard(
+                        lang, task.id, task.kind, upscale_offered=self._can.upscale
+                    )
+                    sent = await self._deliverer.send_video(
+                        placement(task), probes[0], caption, markup, lang
+                    )
+                else:
+                    sent = await self._deliverer.send_images(placement(task), probes, caption, lang)
+            except Forbidden as error:
+                # The user blocked the bot (or it left the group): finish quietly, refund.
+                _tlog(task).info("task %d: the chat is closed to the bot: %s", task.id, error)
+                await self._fail(task, FailureKind.DELIVERY, None)
+                return
+            except BadRequest as error:
+                _tlog(task).warning("task %d: Telegram refused the result: %s", task.id, error)
+                await self._fail(task, FailureKind.DELIVERY, None)
+                return
+            if sent.first_message_id is None:
+                await self._fail(task, FailureKind.DELIVERY, None)
+                return
+            await self._tasks.note_album(task.id, sent.message_ids, sent.file_ids)
+            if media_kind(probes[0]) is MediaKind.VIDEO:
+                # A single video carries its buttons itself.
+                await self._tasks.note_buttons(task.id, sent.first_message_id)
+            task = await reload(self._tasks, task)
+        if task.buttons_message_id is None and task.kind is TaskKind.TEXT_TO_IMAGE:
+            lang = Lang(task.lang)
+            first = next(m for m in task.album_message_ids if m)
+            where = placement(task, reply_to=first)
+            buttons = await self._bot.send_message(
+                task.chat_id,
+                rendering.result_text(lang, task.aspect_ratio),
+                reply_markup=rendering.result_keyboard(
+                    task.id, len(task.result_urls), animate_offered=self._can.image_to_video
+                ),
+                message_thread_id=where.message_thread_id,
+                reply_parameters=where.reply_parameters,
+            )
+            await self._tasks.note_buttons(task.id, buttons.message_id)
+        await self._status.remove(task)
+        if await self._tasks.mark_delivered(task.id, at=time.time()):
+            self._metrics.tasks_finished.labels(task.kind, "delivered").inc()
+            if task.finished_at is not None:
+                waited = max(0.0, time.time() - task.finished_at)
+                self._metrics.delivery_seconds.labels(task.kind).observe(waited)
+        _tlog(task).info("task %d: delivered %d items", task.id, len(task.result_urls))
+
+    async def report_failure(self, job: Job, task: Task) -> None:
+        self._status.withdraw(job)
+        task = await self._status.settled(job, task)
+        message = failure_text(task)
+        sent = False
+        if task.status_message_id is not None:
+            # The status message becomes the failure notice: one message, nothing stale.
+            try:
+                await self._bot.edit_message_text(message, task.chat_id, task.status_message_id)
+                sent = True
+            except BadRequest as error:
+                _tlog(task).info(
+                    "task %d: could not edit the status into the failure: %s", task.id, error
+                )
+        if not sent:
+            where = placement(task)
+            try:
+                await self._bot.send_message(
+                    task.chat_id,
+                    message,
+                    message_thread_id=where.message_thread_id,
+                    reply_parameters=where.reply_parameters,
+                )
+            except Forbidden as error:
+                _tlog(task).info("task %d: the chat is closed to the bot: %s", task.id, error)
+        await self._tasks.mark_reported(task.id)
+
+
+def failure_text(task: Task) -> str:
+    lang = Lang(task.lang)
+    reason = _failure_reason(task, lang)
+    if task.cost:
+        return f"{reason}\n{text(lang, 'failure.refunded', cost=task.cost)}"
+    return reason
+
+
+def _failure_reason(task: Task, lang: Lang) -> str:
+    match task.failure_kind:
+        case FailureKind.GENERATION if task.failure_detail:
+            return text(lang, "failure.generation", reason=task.failure_detail)
+        case FailureKind.GENERATION:
+            return text(lang, "failure.generation_no_reason")
+        case FailureKind.REJECTED if task.failure_detail:
+            return text(lang, "failure.rejected", reason=task.failure_detail)
+        case FailureKind.TIMEOUT:
+            return text(lang, "failure.timeout")
+        case FailureKind.DELIVERY:
+            return text(lang, "failure.delivery")
+        case FailureKind.INTERRUPTED:
+            return text(lang, "failure.interrupted")
+        case FailureKind.CANCELLED:
+            return text(lang, "failure.cancelled")
+        case _:
+            return text(lang, "failure.unavailable")
+
+
+def _tlog(task: Task) -> logging.LoggerAdapter[logging.Logger]:
+    return task_logger(_log, task.id, task.chat_id, task.provider)

@@ -1,0 +1,172 @@
+"""A task's status message: posted when the task is taken, showing its place in line and
+then how long it has been working; at the end removed, or turned into the failure notice.
+
+Best effort throughout: results go first, a tick is skipped when the chat is backed up (the
+next shows the latest), and a status message still waiting to leave when its result is
+ready is never sent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram import Bot
+from telegram.constants import ChatAction
+from telegram.error import BadRequest, TelegramError
+
+from bot.core.catalog import Lang, text
+from bot.core.lifecycle import StatusCadence, TaskState
+from bot.engine.job import Job, placement, reload
+from bot.engine.scheduler import Scheduler
+from bot.ops.logs import task_logger
+from bot.telegram import flood, rendering
+from storage.tasks import Task, TaskRepository
+
+_log = logging.getLogger(__name__)
+
+# A task shows a status message while the user is waiting for the upstream.
+_STATUS_SHOWN_IN = frozenset({TaskState.PENDING, TaskState.RUNNING})
+
+Unstoppable = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+
+
+class StatusMessages:
+    def __init__(
+        self,
+        *,
+        bot: Bot,
+        tasks: TaskRepository,
+        cadence: StatusCadence,
+        scheduler: Scheduler,
+        telegram_busy: Callable[[int], bool],
+        unstoppable: Unstoppable,
+    ) -> None:
+        self._bot = bot
+        self._tasks = tasks
+        self._cadence = cadence
+        self._scheduler = scheduler
+        self._telegram_busy = telegram_busy
+        self._unstoppable = unstoppable
+
+    def start(self, job: Job, task: Task) -> None:
+        """Post the status message beside the task's work (a send that, once begun, is
+        finished and recorded even if the worker stops)."""
+        job.status_post = self._unstoppable(self._post(job, task))
+
+    async def _post(self, job: Job, task: Task) -> None:
+        if task.status_message_id is not None or task.state not in _STATUS_SHOWN_IN:
+            return
+        flood.best_effort()  # an acknowledgement: welcome, but results go first
+        job.status_ticket = flood.ticket()
+        where = placement(task)
+        try:
+            message = await self._bot.send_message(
+                task.chat_id,
+                rendering.status_text(Lang(task.lang), None, time.time() - task.created_at),
+                message_thread_id=where.message_thread_id,
+                reply_parameters=where.reply_parameters,
+            )
+        except TelegramError as error:
+            _tlog(task).warning("task %d: could not post the status message: %s", task.id, error)
+            return
+        await self._tasks.note_status_message(task.id, message.message_id)
+        job.status_shown = message.text_html or ""
+
+    async def show_places(self, job: Job, task: Task) -> None:
+        """While the task waits in line: its place, edited in as the line moves."""
+        flood.best_effort()
+        # A place is news worth far fewer edits than a running task's clock.
+        interval = 3 * self._cadence.interval(is_group=task.is_group)
+        shown_place: int | None = None
+        while True:
+            place = self._scheduler.position(task.id)
+            if place is not None and place != shown_place:
+                if self._telegram_busy(task.chat_id):
+                    await asyncio.sleep(interval)  # the chat is backed up: try again later
+                    continue
+                shown_place = place
+                await self._show_place(job, task, place)
+            # At most one edit per interval, and only once the line has moved: it may have
+            # moved during the pause, and then there is news already.
+            await asyncio.sleep(interval)
+            if self._scheduler.position(task.id) == shown_place:
+                await self._scheduler.changed()
+
+    async def _show_place(self, job: Job, task: Task, place: int) -> None:
+        current = await self.settled(job, task)
+        wanted = text(Lang(task.lang), "status.in_line", place=place)
+        if current.status_message_id is None or wanted == job.status_shown:
+            return
+        try:
+            await self._bot.edit_message_text(wanted, task.chat_id, current.status_message_id)
+            job.status_shown = wanted
+        except TelegramError as error:
+            _tlog(task).info("task %d: place in line not shown: %s", task.id, error)
+
+    async def tick(self, job: Job, task: Task) -> None:
+        """While the task runs upstream: "sending photo…" and the seconds it has worked."""
+        flood.best_effort()
+        lang = Lang(task.lang)
+        interval = self._cadence.interval(is_group=task.is_group)
+        while True:
+            if not self._telegram_busy(task.chat_id):
+                await self.chat_action(task, ChatAction.UPLOAD_PHOTO)
+            # Up to half again, never less (groups must keep to their pace): tasks started
+            # together would otherwise all tick in the same instant, and a burst of hundreds
+            # of edits delays the results queued behind it.
+            await asyncio.sleep(interval * random.uniform(1.0, 1.5))
+            if self._telegram_busy(task.chat_id):
+                continue  # results first: this tick's edit is dropped, the next shows the latest
+            current = await self._tasks.get(task.id)
+            if current is None or current.status_message_id is None:
+                continue
+            wanted = rendering.status_text(lang, job.seen, time.time() - task.created_at)
+            if wanted == job.status_shown:  # what the message says now
+                continue
+            try:
+                await self._bot.edit_message_text(wanted, task.chat_id, current.status_message_id)
+                job.status_shown = wanted
+            except BadRequest as error:
+                if "not modified" not in str(error).lower():
+                    _tlog(task).info("task %d: status edit refused: %s", task.id, error)
+                    return
+            except TelegramError as error:
+                _tlog(task).info("task %d: status edit failed: %s", task.id, error)
+
+    async def chat_action(self, task: Task, action: ChatAction) -> None:
+        try:
+            await self._bot.send_chat_action(
+                task.chat_id, action, message_thread_id=task.message_thread_id
+            )
+        except TelegramError as error:
+            _tlog(task).info("task %d: chat action failed: %s", task.id, error)
+
+    async def settled(self, job: Job, task: Task) -> Task:
+        """Wait for the status message to be posted (or to fail); the task as it is now."""
+        if job.status_post is not None:
+            await asyncio.wait([job.status_post])
+        return await reload(self._tasks, task)
+
+    def withdraw(self, job: Job) -> None:
+        """When Telegram is backed up, the outcome may be known before the status message
+        has left: then it never goes, saving the chat two messages (it and its removal)."""
+        post, ticket = job.status_post, job.status_ticket
+        if post is not None and not post.done() and ticket is not None and not ticket.gone:
+            post.cancel()
+
+    async def remove(self, task: Task) -> None:
+        task = await reload(self._tasks, task)
+        if task.status_message_id is None:
+            return
+        try:
+            await self._bot.delete_message(task.chat_id, task.status_message_id)
+        except TelegramError as error:
+            _tlog(task).info("task %d: could not delete the status message: %s", task.id, error)
+
+
+def _tlog(task: Task) -> logging.LoggerAdapter[logging.Logger]:
+    return task_logger(_log, task.id, task.chat_id, task.provider)

@@ -1,0 +1,34 @@
+"""Every clock the engine runs on; tests pass a fast one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.core.lifecycle import PollSchedule, StatusCadence
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 4
+    initial: float = 1.0
+    maximum: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Every clock the engine runs on; tests pass a fast one."""
+
+    poll: PollSchedule = field(default_factory=PollSchedule)
+    # With callbacks the poll is only a net for a callback that never comes: sparse.
+    callback_net: PollSchedule = field(
+        default_factory=lambda: PollSchedule(
+            first=20.0, fast=10.0, fast_until=120.0, medium=20.0, medium_until=300.0, slow=30.0
+        )
+    )
+    status: StatusCadence = field(default_factory=StatusCadence)
+    create_retry: RetryPolicy = field(default_factory=RetryPolicy)
+    step_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(5, 2.0, 60.0))
+    not_found_grace: float = 60.0  # how long a 404 right after creation is waited out
+    # Status reads, as a leaky bucket (capacity, seconds to drain it): the upstream allows
+    # about 10 a second per key, and 2 + 8/s never puts more than 10 in any second.
+    status_reads: tuple[float, float] = (2, 0.25)

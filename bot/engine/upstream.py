@@ -1,0 +1,139 @@
+"""The engine's side of the upstream: creating a task (retried on transient errors, a 429
+holding the whole line), reading its status at the pace the upstream allows, and learning
+when a kind of task can first be done, so that polling does not read too early."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiolimiter import AsyncLimiter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from bot.core.lifecycle import RecentDurations, TaskKind
+from bot.engine.scheduler import Scheduler
+from bot.engine.timing import Timing
+from bot.ops.metrics import Metrics
+from bot.providers import ErrorKind, GenerationRequest, Provider, ProviderError, UpstreamStatus
+from storage.tasks import Task, TaskRepository
+
+T = TypeVar("T")
+
+
+class UpstreamSide:
+    def __init__(
+        self,
+        *,
+        provider: Provider,
+        tasks: TaskRepository,
+        timing: Timing,
+        metrics: Metrics,
+        scheduler: Scheduler,
+        callback_url: Callable[[Task], str] | None,
+    ) -> None:
+        self._provider = provider
+        self._tasks = tasks
+        self._timing = timing
+        self._metrics = metrics
+        self._scheduler = scheduler
+        self._callback_url = callback_url
+        self._status_reads = AsyncLimiter(*timing.status_reads)
+        self._durations: dict[TaskKind, RecentDurations] = {}
+
+    @property
+    def expects_callback(self) -> bool:
+        """Tasks are created with a callback URL that this upstream calls when they end."""
+        return self._callback_url is not None and self._provider.capabilities.callbacks
+
+    def durations(self, kind: TaskKind) -> RecentDurations:
+        """How long recent tasks of this kind took."""
+        return self._durations.setdefault(kind, RecentDurations())
+
+    async def create(self, task: Task) -> str:
+        """Create the task upstream; its upstream id. Raises `ProviderError`."""
+        policy = self._timing.create_retry
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, ProviderError) and e.kind is ErrorKind.TRANSIENT
+            ),
+            stop=stop_after_attempt(policy.attempts),
+            wait=_honour_retry_after(
+                wait_exponential_jitter(multiplier=policy.initial, max=policy.maximum)
+            ),
+            reraise=True,
+        )
+        request = await self._request(task)
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    return await self._timed("create", self._provider.create_task(request))
+                except ProviderError as error:
+                    if error.code == 429:
+                        # Too many requests: the whole line waits, not just this task.
+                        self._scheduler.slow_down(error.retry_after or policy.initial * 5)
+                    raise
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def read_status(self, upstream_task_id: str, *, paced: bool) -> UpstreamStatus:
+        """One status read. Polling keeps to the upstream's ~10 reads a second (`paced`);
+        a read a callback asked for is the one read that task needs, and waits for nobody."""
+        pace = self._status_reads if paced else contextlib.nullcontext()
+        async with pace:
+            self._metrics.status_requests.labels(self._provider.name).inc()
+            return await self._timed("status", self._provider.get_status(upstream_task_id))
+
+    async def _timed(self, operation: str, call: Awaitable[T]) -> T:
+        """One upstream request, timed and its errors counted."""
+        started = time.monotonic()
+        try:
+            return await call
+        except ProviderError as error:
+            self._metrics.upstream_errors.labels(self._provider.name, error.kind).inc()
+            raise
+        finally:
+            elapsed = time.monotonic() - started
+            self._metrics.upstream_seconds.labels(self._provider.name, operation).observe(elapsed)
+
+    async def _request(self, task: Task) -> GenerationRequest:
+        """The task in the terms this upstream takes (see its `Capabilities`)."""
+        can = self._provider.capabilities
+        source_upstream_id, image_url = None, task.image_url
+        if task.source_task_id is not None:
+            source = await self._tasks.get(task.source_task_id)
+            source_upstream_id = source.upstream_task_id if source else None
+            animating = task.kind is TaskKind.IMAGE_TO_VIDEO and task.source_index is not None
+            if animating and source and not can.image_to_video_from_task:
+                # No way to name image N of a task here: hand over its URL instead.
+                image_url = source.result_urls[task.source_index or 0]
+                source_upstream_id = None
+        return GenerationRequest(
+            kind=task.kind,
+            prompt=task.prompt or None,
+            aspect_ratio=(task.aspect_ratio or None) if can.ratios else None,
+            mode=task.mode if task.mode in can.modes else None,
+            source_task_id=source_upstream_id,
+            index=task.source_index if source_upstream_id else None,
+            image_url=image_url,
+            callback_url=self._callback_url(task) if self._callback_url and can.callbacks else None,
+        )
+
+
+def _honour_retry_after(
+    backoff: Callable[[RetryCallState], float],
+) -> Callable[[RetryCallState], float]:
+    """Back off exponentially with jitter, but never less than the upstream asked (429)."""
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        asked = error.retry_after if isinstance(error, ProviderError) else None
+        return max(backoff(state), asked or 0.0)
+
+    return wait
