@@ -113,7 +113,8 @@ async def run(
 ) -> None:
     """Run the bot until `stop` is set, then shut down leaving every task resumable.
 
-    `clock` tells the UTC day for credits (tests move it across midnight); `timing` and
+    `clock` tells the UTC day for credits and times task claims (tests move it across
+    midnight, and past a claim's lease); `timing` and
     `flood_limits` default to production's clocks and Telegram's limits (tests scale them)."""
     quiet_http_logs()
     protect_secrets(settings.secrets)
@@ -152,6 +153,8 @@ async def run(
         ),
         on_chat_migrated=chats.migrate,
         telegram_busy=flood.busy_for,
+        owner=settings.instance_id,
+        clock=clock,
     )
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)

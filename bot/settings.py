@@ -6,6 +6,7 @@ case-insensitively). Secrets are `SecretStr`, so they print as `**********`.
 
 from __future__ import annotations
 
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     max_concurrent_tasks: int = Field(default=50, ge=1)
     max_tasks_per_hour: int = Field(default=500, ge=1)
     task_timeout: float = Field(default=15 * 60, gt=0)  # seconds before a task is given up
+    # This process's name on the tasks it claims; every replica needs its own. The default,
+    # the host's name, lets a restarted process take its own tasks back at once.
+    instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
 
     @field_validator("admin_user_ids", mode="before")
     @classmethod

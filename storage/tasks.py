@@ -267,6 +267,42 @@ class TaskRepository:
         )
         return [Task.from_row(row) for row in rows]
 
+    # --- claims: who drives an unfinished task; a lease, renewed while the work goes on -----
+
+    async def claim(self, task_id: int, owner: str, *, until: float, now: float) -> bool:
+        """Take the task for `owner` until `until`: True if it is unfinished and nobody
+        else holds a live claim on it (a claim of `owner`'s own is renewed)."""
+        final = tuple(FINAL_STATES)
+        changed = await self._db.execute(
+            "UPDATE tasks SET claimed_by = ?, claimed_until = ?"
+            f" WHERE id = ? AND state NOT IN ({', '.join('?' for _ in final)})"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
+            (owner, until, task_id, *final, owner, now),
+        )
+        return changed == 1
+
+    async def claimable(self, owner: str, *, now: float) -> list[Task]:
+        """Unfinished tasks `owner` may claim: unclaimed, its own, or their lease ran out."""
+        final = tuple(FINAL_STATES)
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM tasks WHERE state NOT IN ({', '.join('?' for _ in final)})"
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?) ORDER BY id",
+            (*final, owner, now),
+        )
+        return [Task.from_row(row) for row in rows]
+
+    async def renew_claims(self, owner: str, *, until: float) -> None:
+        await self._db.execute(
+            "UPDATE tasks SET claimed_until = ? WHERE claimed_by = ?", (until, owner)
+        )
+
+    async def release_claims(self, owner: str) -> None:
+        """`owner` stops: what it held is anyone's to pick up at once."""
+        await self._db.execute(
+            "UPDATE tasks SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?",
+            (owner,),
+        )
+
     # --- moves: each a conditional UPDATE, so of two racers exactly one wins ---------------
 
     async def mark_submitting(self, task_id: int, *, at: float) -> bool:

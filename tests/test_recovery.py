@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
+from dataclasses import replace
 
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
-from tests.conftest import StartBot, eventually
+from tests.conftest import FAST, FakeClock, StartBot, eventually
 
 ANN = FakeUser(1001, "Ann", "en")
 
@@ -143,3 +145,28 @@ async def test_crash_after_a_recorded_failure_reports_it(
     assert task["state"] == "reported"
     [notice] = [c for c in telegram.calls_of("sendMessage") if c.ok]
     assert notice.params["text"].startswith("😔 The images could not be generated: boom")
+
+
+async def test_a_task_another_process_holds_is_left_to_it_until_its_claim_runs_out(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    clock = FakeClock(time.time())
+    telegram.private_chat(ANN)
+    await crash_with(
+        start_bot,
+        telegram,
+        state="pending",
+        claimed_by="replica-2",
+        claimed_until=clock.now + 60,
+    )
+    bot = await start_bot(clock=clock, timing=replace(FAST, lease=0.3))
+    # Its keeper looks every 0.1 s; replica-2's claim is alive: the task is not touched.
+    await asyncio.sleep(0.5)
+    assert kie.created == []
+    assert bot.tasks()[0]["claimed_by"] == "replica-2"
+    clock.advance(61)  # replica-2 died: its claim runs out, and this process picks it up
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert task["claimed_by"] == bot.settings.instance_id
+    await bot.stop()
+    assert bot.tasks()[0]["claimed_by"] is None  # a stop lets go of what it held

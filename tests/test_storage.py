@@ -94,3 +94,31 @@ async def test_one_upstream_task_belongs_to_one_task(tmp_path: Path) -> None:
     assert found is not None
     assert found.id == first.id
     await database.close()
+
+
+async def test_a_task_is_claimed_by_one_process_until_its_lease_runs_out(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "db.sqlite3")
+    tasks = TaskRepository(database)
+    task = await create(tasks, new_task())
+    racing = [tasks.claim(task.id, f"p{i}", until=160.0, now=100.0) for i in range(10)]
+    won = await asyncio.gather(*racing)
+    assert won.count(True) == 1
+    owner = f"p{won.index(True)}"
+    other = "p1" if owner != "p1" else "p2"
+    assert await tasks.claim(task.id, owner, until=170.0, now=110.0)  # its own: renewed
+    assert not await tasks.claim(task.id, other, until=200.0, now=169.0)
+    assert [t.id for t in await tasks.claimable(other, now=169.0)] == []
+    assert [t.id for t in await tasks.claimable(owner, now=169.0)] == [task.id]
+    await tasks.renew_claims(owner, until=300.0)
+    assert not await tasks.claim(task.id, other, until=400.0, now=250.0)
+    # The owner died: once the lease has run out, the task is anyone's.
+    assert [t.id for t in await tasks.claimable(other, now=301.0)] == [task.id]
+    assert await tasks.claim(task.id, other, until=400.0, now=301.0)
+    # A graceful stop lets go at once; a finished task is nobody's to claim.
+    await tasks.release_claims(other)
+    assert await tasks.claim(task.id, owner, until=500.0, now=302.0)
+    await tasks.mark_failed(task.id, FailureKind.REJECTED, at=303.0)
+    await tasks.mark_reported(task.id)
+    assert not await tasks.claim(task.id, other, until=600.0, now=1000.0)
+    assert await tasks.claimable(other, now=1000.0) == []
+    await database.close()

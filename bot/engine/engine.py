@@ -41,6 +41,9 @@ __all__ = ["Engine", "RetryPolicy", "Timing"]
 
 _log = logging.getLogger(__name__)
 
+# States in which the upstream may be working on the task: it holds one of the line's slots.
+_UPSTREAM_HAS_IT = frozenset({TaskState.SUBMITTING, TaskState.RUNNING})
+
 
 class Engine:
     def __init__(
@@ -57,8 +60,12 @@ class Engine:
         scheduler: Scheduler | None = None,
         on_chat_migrated: Callable[[int, int], Awaitable[None]] | None = None,
         telegram_busy: Callable[[int], bool] = lambda chat_id: False,
+        owner: str = "engine",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._tasks = tasks
+        self._owner = owner  # this process's name on the tasks it claims
+        self._clock = clock  # for claims' leases
         self._timing = timing or Timing()
         self._alerts = alerts
         self._metrics = metrics or Metrics()
@@ -92,6 +99,7 @@ class Engine:
         self._jobs: dict[int, Job] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._unstoppable: set[asyncio.Task[None]] = set()
+        self._keeper: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -99,19 +107,38 @@ class Engine:
         return len(self._workers)
 
     async def start(self) -> None:
-        """Resume every task a previous run left unfinished."""
-        unfinished = await self._tasks.unfinished()
+        """Resume every unfinished task nobody else holds (what a previous run left), and
+        from then on keep this process's claims alive and pick up what others leave."""
+        unfinished = await self._tasks.claimable(self._owner, now=self._clock())
         if unfinished:
             _log.info("resuming %d unfinished tasks", len(unfinished))
         self._scheduler.restore(
             # A task whose create request was cut short may be running upstream too.
-            running=[
-                t.id for t in unfinished if t.state in (TaskState.SUBMITTING, TaskState.RUNNING)
-            ],
+            running=[t.id for t in unfinished if t.state in _UPSTREAM_HAS_IT],
             created_at=await self._tasks.submitted_since(time.time() - 3600),
         )
         for task in unfinished:
             self._spawn(task.id)
+        self._keeper = asyncio.create_task(self._keep_claims(), name="claims")
+
+    async def _keep_claims(self) -> None:
+        """Renew this process's leases, and pick up tasks whose lease ran out."""
+        every = self._timing.lease / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._tasks.renew_claims(
+                    self._owner, until=self._clock() + self._timing.lease
+                )
+                left = await self._tasks.claimable(self._owner, now=self._clock())
+            except Exception:
+                _log.exception("claims not renewed; trying again")
+                continue
+            orphans = [t for t in left if t.id not in self._workers]
+            if orphans:
+                _log.info("picking up %d tasks no process holds", len(orphans))
+            for task in orphans:
+                self._spawn(task.id)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop all workers. Their tasks stay in SQLite and resume at the next start.
@@ -120,6 +147,8 @@ class Engine:
         `grace` seconds to arrive and be recorded, so a restart does not send it again.
         """
         self._stopping = True
+        if self._keeper is not None:
+            self._keeper.cancel()
         workers = list(self._workers.values())
         for worker in workers:
             worker.cancel()
@@ -129,6 +158,11 @@ class Engine:
             for send in late:
                 send.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._keeper is not None:
+            # What this process held is anyone's to pick up at once (a replica, a restart).
+            with contextlib.suppress(Exception):
+                await self._tasks.release_claims(self._owner)
+            self._keeper = None
 
     async def submit(self, new: NewTask, charge: Charge | None = None) -> Task | Refusal:
         """Record a new task (and reserve its cost) and start working on it; returns as soon
@@ -181,9 +215,16 @@ class Engine:
         worker.add_done_callback(lambda _: self._workers.pop(task_id, None))
 
     async def _work(self, task_id: int) -> None:
+        now = self._clock()
+        if not await self._tasks.claim(
+            task_id, self._owner, until=now + self._timing.lease, now=now
+        ):
+            return  # finished, or another process holds it
         first = await self._tasks.get(task_id)
         if first is None:
             return
+        if first.state in _UPSTREAM_HAS_IT:
+            self._scheduler.restore(running=[task_id], created_at=[])  # it holds a slot
         job = self._jobs[task_id] = Job(task_id)
         # The status message goes out beside the upstream work, never in front of it.
         self._status.start(job, first)

@@ -32,3 +32,6 @@ class Timing:
     # Status reads, as a leaky bucket (capacity, seconds to drain it): the upstream allows
     # about 10 a second per key, and 2 + 8/s never puts more than 10 in any second.
     status_reads: tuple[float, float] = (2, 0.25)
+    # A claim on a task lasts this long and is renewed every third of it; a task whose
+    # claim ran out (its process died) is picked up by another within a third of it.
+    lease: float = 60.0
