@@ -262,10 +262,9 @@ async def run(
             taking_updates.clear()
             if application.updater is not None:
                 await application.updater.stop()
-            # 2. In-flight work: sends finish, the rest waits in SQLite.
-            await engine.stop()
-            # 3. Replies still waiting for their turn under the flood limits are dropped.
-            flood.stop_waiting()
+            # 2. In-flight work: sends on their way finish, the rest waits in SQLite; sends
+            # and replies still waiting for their turn under the flood limits are dropped.
+            await engine.stop(drop_queued=flood.stop_waiting)
             await application.stop()
     finally:
         await engine.stop()

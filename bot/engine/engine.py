@@ -140,11 +140,15 @@ class Engine:
             for task in orphans:
                 self._spawn(task.id)
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def stop(
+        self, grace: float = 5.0, *, drop_queued: Callable[[], None] | None = None
+    ) -> None:
         """Stop all workers. Their tasks stay in SQLite and resume at the next start.
 
         Waiting (polls, sleeps) stops at once; a message on its way to Telegram is given
         `grace` seconds to arrive and be recorded, so a restart does not send it again.
+        `drop_queued` (flood control's) fails the sends still waiting for their turn, which
+        are not on their way: they are sent after the restart.
         """
         self._stopping = True
         if self._keeper is not None:
@@ -153,6 +157,8 @@ class Engine:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        if drop_queued is not None:
+            drop_queued()
         if self._unstoppable:
             _, late = await asyncio.wait(self._unstoppable, timeout=grace)
             for send in late:
