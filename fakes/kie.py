@@ -19,7 +19,7 @@ import time
 import uuid
 import zlib
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
@@ -199,6 +199,16 @@ class FakeKie:
         if self.create_delay:
             await asyncio.sleep(self.create_delay)  # made upstream, the answer still on its way
         return _answer(200, "success", data={"taskId": task.task_id})
+
+    def finish(self, task: FakeTask) -> None:
+        """End the task now (a test holds a task open with a long duration, then lets it
+        end when it chooses), and send its callback as the upstream would."""
+        task.scenario = replace(
+            task.scenario, duration=max(0.0, time.time() - task.created_at), not_ready_for=0.0
+        )
+        url = task.request.get("callBackUrl")
+        if url and task.scenario.callback == "send":
+            self.send_callbacks_later(task, url)
 
     def send_callbacks_later(self, task: FakeTask, url: str) -> None:
         sender = asyncio.create_task(self._send_callbacks(task, url))
