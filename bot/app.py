@@ -29,15 +29,19 @@ from bot.ops.logs import protect_secrets, quiet_http_logs
 from bot.ops.metrics import Metrics
 from bot.providers import Capabilities, build_provider
 from bot.settings import Settings
+from bot.telegram import handlers
 from bot.telegram.admin import AdminCommands
 from bot.telegram.admins import ChatAdmins
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.animate import Animations
+from bot.telegram.buttons import Buttons
+from bot.telegram.chat_settings import SettingsMenu
+from bot.telegram.commands import Commands
 from bot.telegram.delivery import Deliverer
 from bot.telegram.flood import FloodControl, FloodLimits
-from bot.telegram.handlers import Handlers
 from bot.telegram.intake import Intake
 from bot.telegram.media import MediaFetcher
+from bot.telegram.permissions import Permissions
 from bot.web.routes import (
     TELEGRAM_PREFIX,
     WebDependencies,
@@ -160,7 +164,9 @@ async def run(
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)
     served_files = ServedFiles(database)
 
-    intake = Intake(billing=billing, engine=engine)
+    intake = Intake(billing=billing, engine=engine, provider_name=provider.name)
+    admins = ChatAdmins(clock=clock)
+    permissions = Permissions(admins=admins, chats=chats, operator_ids=settings.admin_user_ids)
     animations = Animations(
         drafts=DraftRepository(database),
         chats=chats,
@@ -168,24 +174,38 @@ async def run(
         served_files=served_files,
         public_url=public,
         spicy_allowed=settings.allow_spicy,
-        provider_name=provider.name,
         intake=intake,
-    )
-
-    Handlers(
-        engine=engine,
         tasks=tasks,
+    )
+    settings_menu = SettingsMenu(
         chats=chats,
-        billing=billing,
-        provider_name=provider.name,
-        operator_ids=settings.admin_user_ids,
+        permissions=permissions,
         spicy_allowed=settings.allow_spicy,
         default_user_cap=settings.group_user_daily_credits,
+    )
+    handlers.register(
+        application,
+        commands=Commands(
+            engine=engine,
+            tasks=tasks,
+            chats=chats,
+            billing=billing,
+            intake=intake,
+            permissions=permissions,
+            capabilities=provider.capabilities,
+        ),
         animations=animations,
-        intake=intake,
-        capabilities=provider.capabilities,
-        admins=ChatAdmins(clock=clock),
-    ).register(application)
+        settings=settings_menu,
+        buttons=Buttons(
+            tasks=tasks,
+            intake=intake,
+            animations=animations,
+            settings=settings_menu,
+            permissions=permissions,
+            capabilities=provider.capabilities,
+        ),
+        admins=admins,
+    )
     AdminCommands(
         operator_ids=settings.admin_user_ids,
         billing=billing,

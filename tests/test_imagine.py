@@ -213,9 +213,11 @@ async def test_polling_learns_when_results_can_first_be_there(
     telegram.send_text(chat, ANN, "/imagine learner")
     tasks = await bot.wait_until_settled(count=11)
     assert tasks[10]["state"] == "delivered"
-    learning = [task.status_reads for task in kie.created[:10]]
-    assert min(learning) >= 4  # a look every 50 ms from 50 ms on, until 0.6 s
-    assert kie.created[10].status_reads <= 3
+    # Without what the ten taught, the first look would come after 50 ms. They were seen
+    # running from 50 ms on and done from 0.6 s on, so the midpoint it learned is 0.325 s
+    # or more (more on a busy machine: a bound that load can only make truer).
+    learner = kie.created[10]
+    assert learner.read_times[0] - learner.created_at >= 0.3
 
 
 async def test_status_message_counts_seconds_while_working(

@@ -20,19 +20,23 @@ from telegram import (
     InlineKeyboardMarkup,
     Message,
     ReplyParameters,
+    Update,
 )
 from telegram.error import TelegramError
+from telegram.ext import ContextTypes
 
 from bot.core import callback_data, catalog
 from bot.core.callback_data import NoPrompt, PickMode
 from bot.core.catalog import Lang, Markup
 from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.providers import Provider, ProviderError
+from bot.telegram.commands import unavailable
 from bot.telegram.intake import Intake
+from bot.telegram.replies import lang_of, reply, text_after_command
 from storage.chats import ChatRepository
 from storage.drafts import Draft, DraftRepository, NewDraft
 from storage.served_files import ServedFiles
-from storage.tasks import NewTask, Task
+from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
@@ -69,17 +73,67 @@ class Animations:
         served_files: ServedFiles,
         public_url: str | None,
         spicy_allowed: bool,
-        provider_name: str,
         intake: Intake,
+        tasks: TaskRepository,
     ) -> None:
         self._drafts = drafts
+        self._tasks = tasks
         self._chats = chats
         self._provider = provider
         self._served = served_files
         self._public_url = public_url
         self._spicy_allowed = spicy_allowed
-        self._provider_name = provider_name
         self._intake = intake
+
+    # --- the updates that set an animation up ------------------------------------------------
+
+    async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """/animate [motion prompt]: on one of our images, or on a photo of the user's own
+        (the command as its caption, or as a reply to it)."""
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None:
+            return
+        if await unavailable(
+            update, self._provider.capabilities.image_to_video, "unavailable.animate"
+        ):
+            return
+        lang = lang_of(update)
+        prompt = text_after_command(message).strip() or None
+        replied = message.reply_to_message
+        carries_image = bool(message.photo or message.document)
+        try:
+            if replied is not None and not carries_image:
+                ours = await self._tasks.find_by_message(message.chat_id, replied.message_id)
+                if ours is not None and ours[0].kind is TaskKind.TEXT_TO_IMAGE:
+                    task, index = ours
+                    draft = await self.open_for_image(
+                        task=task, index=index, user_id=user.id, lang=lang, prompt=prompt
+                    )
+                    if draft is not None:
+                        await self.show_choices(context.bot, draft, message.message_id)
+                    return
+            image = message if carries_image else replied
+            if image is not None and (image.photo or image.document):
+                await self.open_for_own_image(
+                    context.bot,
+                    message=message,
+                    image=image,
+                    user_id=user.id,
+                    lang=lang,
+                    prompt=prompt,
+                )
+                return
+            await reply(message, catalog.text(lang, "animate.usage"))
+        except OwnImageRefused as refusal:
+            await reply(message, catalog.text(lang, refusal.key, **refusal.params))
+
+    async def reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A reply to an animation's message: its motion prompt."""
+        message = update.effective_message
+        user = update.effective_user
+        if message is not None and user is not None:
+            await self.prompt_reply(context.bot, message, user.id)
 
     async def open_for_image(
         self, *, task: Task, index: int, user_id: int, lang: Lang, prompt: str | None
@@ -169,23 +223,7 @@ class Animations:
         """Claim the draft and create its task; the refusal (no credits) reopens it."""
         if not await self._drafts.claim(draft.id):
             return  # a twin press got here first
-        new = NewTask(
-            kind=TaskKind.IMAGE_TO_VIDEO,
-            provider=self._provider_name,
-            chat_id=draft.chat_id,
-            chat_type=draft.chat_type,
-            user_id=draft.user_id,
-            lang=draft.lang,
-            prompt=draft.prompt or "",
-            aspect_ratio="",
-            message_thread_id=draft.message_thread_id,
-            request_message_id=draft.message_id,
-            mode=draft.mode or AnimateMode.NORMAL,
-            source_task_id=draft.source_task_id,
-            source_index=draft.source_index,
-            image_url=draft.image_url,
-        )
-        if not await self._intake.submit(new, answer_to):
+        if not await self._intake.submit(self._intake.animation(draft), answer_to):
             await self._drafts.reopen(draft.id)
             return
         lang = Lang(draft.lang)

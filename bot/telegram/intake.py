@@ -1,23 +1,28 @@
-"""The one way a new task comes in, from a command, a button or an animation: reserve its
-cost and record it (one transaction), hand it to the engine, and return; or, when the chat
-cannot pay for it, reply saying why (balance, cost, time to renewal) and create nothing."""
+"""The one way a new task comes in, from a command, a button or an animation: built here
+(`from_prompt`, `again`, `upscale_of`, `animation`), then `submit`: reserve its cost and
+record it (one transaction), hand it to the engine, and return; or, when the chat cannot
+pay for it, reply saying why (balance, cost, time to renewal) and create nothing."""
 
 from __future__ import annotations
 
 from telegram import Message
 
 from bot.core.catalog import Lang
+from bot.core.lifecycle import AnimateMode, TaskKind
+from bot.core.parsing import ImagineRequest
 from bot.core.quota import Refusal
 from bot.engine.billing import Billing
 from bot.engine.engine import Engine
 from bot.telegram import rendering
-from storage.tasks import NewTask
+from storage.drafts import Draft
+from storage.tasks import NewTask, Task
 
 
 class Intake:
-    def __init__(self, *, billing: Billing, engine: Engine) -> None:
+    def __init__(self, *, billing: Billing, engine: Engine, provider_name: str) -> None:
         self._billing = billing
         self._engine = engine
+        self._provider = provider_name
 
     async def submit(self, new: NewTask, answer_to: Message) -> bool:
         """True if the task was recorded and handed over; False if it was refused (and
@@ -30,3 +35,77 @@ class Intake:
             )
             return False
         return True
+
+    # --- the tasks there are ------------------------------------------------------------------
+
+    def from_prompt(
+        self, kind: TaskKind, parsed: ImagineRequest, message: Message, user_id: int, lang: Lang
+    ) -> NewTask:
+        """/imagine or /video with its prompt and ratio."""
+        return NewTask(
+            kind=kind,
+            provider=self._provider,
+            chat_id=message.chat_id,
+            chat_type=message.chat.type,
+            user_id=user_id,
+            lang=lang,
+            prompt=parsed.prompt,
+            aspect_ratio=parsed.aspect_ratio,
+            message_thread_id=message.message_thread_id if message.is_topic_message else None,
+            request_message_id=message.message_id,
+        )
+
+    def again(self, task: Task, user_id: int, lang: Lang, answer_to: int) -> NewTask:
+        """🔁: the same request again, a new task (paid like any other)."""
+        return NewTask(
+            kind=task.kind,
+            provider=self._provider,
+            chat_id=task.chat_id,
+            chat_type=task.chat_type,
+            user_id=user_id,
+            lang=lang,
+            prompt=task.prompt,
+            aspect_ratio=task.aspect_ratio,
+            message_thread_id=task.message_thread_id,
+            request_message_id=answer_to,
+            parent_task_id=task.id,
+            mode=task.mode,
+            source_task_id=task.source_task_id,
+            source_index=task.source_index,
+            image_url=task.image_url,
+        )
+
+    def upscale_of(self, source: Task, user_id: int, lang: Lang, answer_to: int) -> NewTask:
+        return NewTask(
+            kind=TaskKind.UPSCALE,
+            provider=self._provider,
+            chat_id=source.chat_id,
+            chat_type=source.chat_type,
+            user_id=user_id,
+            lang=lang,
+            prompt=source.prompt,
+            aspect_ratio="",
+            message_thread_id=source.message_thread_id,
+            request_message_id=answer_to,
+            parent_task_id=source.id,
+            source_task_id=source.id,
+        )
+
+    def animation(self, draft: Draft) -> NewTask:
+        """A completed animation draft: one of our images, or the user's own photo."""
+        return NewTask(
+            kind=TaskKind.IMAGE_TO_VIDEO,
+            provider=self._provider,
+            chat_id=draft.chat_id,
+            chat_type=draft.chat_type,
+            user_id=draft.user_id,
+            lang=draft.lang,
+            prompt=draft.prompt or "",
+            aspect_ratio="",
+            message_thread_id=draft.message_thread_id,
+            request_message_id=draft.message_id,
+            mode=draft.mode or AnimateMode.NORMAL,
+            source_task_id=draft.source_task_id,
+            source_index=draft.source_index,
+            image_url=draft.image_url,
+        )
