@@ -19,12 +19,12 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from telegram import Bot
 from telegram.error import ChatMigrated
 
 from bot.core.lifecycle import FailureKind, TaskState
 from bot.core.quota import Refusal
 from bot.engine.job import Job, reload
+from bot.engine.port import TelegramPort
 from bot.engine.results import Results
 from bot.engine.scheduler import Scheduler, Withdrawn
 from bot.engine.status import StatusMessages
@@ -49,7 +49,7 @@ class Engine:
     def __init__(
         self,
         *,
-        bot: Bot,
+        bot: TelegramPort,
         tasks: TaskRepository,
         provider: Provider,
         deliverer: Deliverer,

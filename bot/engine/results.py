@@ -10,13 +10,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden
 
 from bot.core.catalog import Lang, text
 from bot.core.lifecycle import FailureKind, TaskKind
 from bot.engine.job import Job, placement, reload
+from bot.engine.port import TelegramPort
 from bot.engine.status import StatusMessages
 from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
@@ -43,7 +43,7 @@ class Results:
     def __init__(
         self,
         *,
-        bot: Bot,
+        bot: TelegramPort,
         tasks: TaskRepository,
         deliverer: Deliverer,
         status: StatusMessages,

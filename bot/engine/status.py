@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 
 from bot.core.catalog import Lang, text
 from bot.core.lifecycle import StatusCadence, TaskState
 from bot.engine.job import Job, placement, reload
+from bot.engine.port import TelegramPort
 from bot.engine.scheduler import Scheduler
 from bot.ops.logs import task_logger
 from bot.telegram import flood, rendering
@@ -38,7 +38,7 @@ class StatusMessages:
     def __init__(
         self,
         *,
-        bot: Bot,
+        bot: TelegramPort,
         tasks: TaskRepository,
         cadence: StatusCadence,
         scheduler: Scheduler,
