@@ -448,6 +448,18 @@ class FakeTelegram:
                     continue
             return value
 
+    def answer_to(self, query_id: str) -> str | None:
+        """The text the bot answered a press with ("" for none); None while unanswered."""
+        for call in self.calls_of("answerCallbackQuery"):
+            if call.ok and call.params["callback_query_id"] == query_id:
+                return str(call.params.get("text", ""))
+        return None
+
+    async def wait_for_answer(self, query_id: str) -> str:
+        """Wait until the bot has answered the press `query_id`; its text."""
+        await self.wait_for(lambda: self.answer_to(query_id) is not None)
+        return self.answer_to(query_id) or ""
+
     async def wait_for_call(
         self,
         method: str,

@@ -33,17 +33,6 @@ def keyboard(telegram: FakeTelegram, chat: FakeChat, message_id: int) -> list[di
     return [button for row in markup.get("inline_keyboard", []) for button in row]
 
 
-async def answer(telegram: FakeTelegram, query_id: str) -> str:
-    def answered() -> Call | None:
-        for call in telegram.calls_of("answerCallbackQuery"):
-            if call.ok and call.params["callback_query_id"] == query_id:
-                return call
-        return None
-
-    call: Call = await telegram.wait_for(answered)
-    return str(call.params.get("text", ""))
-
-
 async def draft_message(telegram: FakeTelegram, chat: FakeChat, count: int) -> Call:
     """The `count`-th message the bot sent in the chat, once it is there."""
     calls = await telegram.wait_for_call("sendMessage", chat.id, count=count)
@@ -61,7 +50,7 @@ async def test_animate_takes_two_presses_the_button_and_a_mode(
     source, buttons = await album_for(telegram, bot, chat)
     animate_3 = keyboard(telegram, chat, buttons)[2]
     query = telegram.press(chat, ANN, buttons, animate_3["callback_data"])
-    await answer(telegram, query)
+    await telegram.wait_for_answer(query)
 
     draft = await draft_message(telegram, chat, 3)  # status, buttons, then the draft
     assert draft.result["text"] == (
@@ -72,7 +61,7 @@ async def test_animate_takes_two_presses_the_button_and_a_mode(
     assert modes == ["😄 Fun", "🎞 Normal"]  # spicy is off unless the chat allows it
     normal = draft.result["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
     # The second press starts the task.
-    await answer(telegram, telegram.press(chat, ANN, draft.result["message_id"], normal))
+    await telegram.wait_for_answer(telegram.press(chat, ANN, draft.result["message_id"], normal))
 
     tasks = await bot.wait_until_settled(count=2)
     [video_task] = created(kie, "grok-imagine/image-to-video")
@@ -117,7 +106,7 @@ async def test_motion_prompt_by_reply_and_spicy_where_the_chat_allows_it(
     assert telegram.message(chat.id, draft_id).payload["text"] == (
         "🎬 Animating image 1.\nMotion: she turns & smiles <slowly>\nPick a mode to start."
     )
-    await answer(telegram, telegram.press(chat, ANN, draft_id, modes[2]["callback_data"]))
+    await telegram.wait_for_answer(telegram.press(chat, ANN, draft_id, modes[2]["callback_data"]))
     await bot.wait_until_settled(count=2)
     [video_task] = created(kie, "grok-imagine/image-to-video")
     assert video_task.request["input"] == {
@@ -136,7 +125,9 @@ async def test_double_presses_and_other_members_create_one_task(
     animate_2 = keyboard(telegram, group, buttons)[1]["callback_data"]
     first = telegram.press(group, ANN, buttons, animate_2)
     second = telegram.press(group, ANN, buttons, animate_2)
-    answers = sorted([await answer(telegram, first), await answer(telegram, second)])
+    answers = sorted(
+        [await telegram.wait_for_answer(first), await telegram.wait_for_answer(second)]
+    )
     assert answers == ["", "The choice for this image is waiting above."]
     draft = await draft_message(telegram, group, 3)
     draft_id = draft.result["message_id"]
@@ -144,12 +135,12 @@ async def test_double_presses_and_other_members_create_one_task(
     assert len(telegram.calls_of("sendMessage", group.id)) == 3  # one draft message only
 
     fun = draft.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
-    assert await answer(telegram, telegram.press(group, BOB, draft_id, fun)) == (
+    assert await telegram.wait_for_answer(telegram.press(group, BOB, draft_id, fun)) == (
         "Only the person who asked, or a chat admin, can use these buttons."
     )
     presses = [telegram.press(group, ANN, draft_id, fun) for _ in range(3)]
     for query in presses:
-        await answer(telegram, query)
+        await telegram.wait_for_answer(query)
     await bot.wait_until_settled(count=2)
     await asyncio.sleep(0.2)
     assert len(created(kie, "grok-imagine/image-to-video")) == 1
@@ -168,7 +159,7 @@ async def test_animate_command_on_one_of_our_images_with_a_prompt(
         "🎬 Animating image 5.\nMotion: the snow starts falling\nPick a mode to start."
     )
     fun = draft.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
-    await answer(telegram, telegram.press(chat, ANN, draft.result["message_id"], fun))
+    await telegram.wait_for_answer(telegram.press(chat, ANN, draft.result["message_id"], fun))
     await bot.wait_until_settled(count=2)
     [video_task] = created(kie, "grok-imagine/image-to-video")
     assert video_task.request["input"] == {
@@ -194,8 +185,8 @@ async def test_own_photo_by_caption_goes_through_the_upload_api_byte_for_byte(
     assert [b["text"] for b in modes] == ["😄 Fun", "🎞 Normal"]  # never spicy for own photos
     [uploaded] = kie.uploads.values()
     assert uploaded == photo
-    await answer(
-        telegram, telegram.press(chat, ANN, draft.result["message_id"], modes[1]["callback_data"])
+    await telegram.wait_for_answer(
+        telegram.press(chat, ANN, draft.result["message_id"], modes[1]["callback_data"])
     )
     [task] = await bot.wait_until_settled()
     [video_task] = created(kie, "grok-imagine/image-to-video")
@@ -220,7 +211,7 @@ async def test_own_photo_is_served_by_the_bot_when_the_upstream_has_no_upload(
     telegram.send_text(chat, ANN, "/animate", reply_to=sent["message_id"])
     draft = await draft_message(telegram, chat, 1)
     fun = draft.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
-    await answer(telegram, telegram.press(chat, ANN, draft.result["message_id"], fun))
+    await telegram.wait_for_answer(telegram.press(chat, ANN, draft.result["message_id"], fun))
     await bot.wait_until_settled()
     [video_task] = created(kie, "grok-imagine/image-to-video")
     [url] = video_task.request["input"]["image_urls"]

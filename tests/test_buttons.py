@@ -18,18 +18,6 @@ async def deliver_one(telegram: FakeTelegram, bot: RunningBot, chat: FakeChat) -
     return buttons_message_id
 
 
-async def answer_to(telegram: FakeTelegram, query_id: str) -> str:
-    [answer] = await telegram.wait_for(
-        lambda: [
-            c
-            for c in telegram.calls_of("answerCallbackQuery")
-            if c.ok and c.params["callback_query_id"] == query_id
-        ]
-    )
-    text: str = answer.params.get("text", "")
-    return text
-
-
 async def test_reroll_makes_a_new_task_with_the_same_prompt_and_ratio(
     telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
 ) -> None:
@@ -41,7 +29,7 @@ async def test_reroll_makes_a_new_task_with_the_same_prompt_and_ratio(
 
     telegram.set_member_status(group, BOB, "administrator")  # admins may press anyone's buttons
     query = telegram.press(group, BOB, buttons, reroll["callback_data"])
-    assert await answer_to(telegram, query) == "🔁 Делаю новый набор…"
+    assert await telegram.wait_for_answer(query) == "🔁 Делаю новый набор…"
     first, second = await bot.wait_until_settled(count=2)
 
     assert [t.request["input"] for t in kie.created] == [
@@ -63,7 +51,7 @@ async def test_unknown_button_data_gets_a_short_notice(
     buttons = await deliver_one(telegram, bot, chat)
     for data in ["garbage", "r:999", "a:1:x", "r:1:extra"]:
         query = telegram.press(chat, ANN, buttons, data)
-        assert await answer_to(telegram, query) == "This button is no longer valid."
+        assert await telegram.wait_for_answer(query) == "This button is no longer valid."
     assert len(kie.created) == 1
     assert len(bot.tasks()) == 1
 
@@ -77,5 +65,5 @@ async def test_button_cannot_act_on_another_chats_task(
     bait = telegram.send_text(intruder_chat, BOB, "hello")
     # Forged data naming Ann's task, on a message in Bob's chat.
     query = telegram.press(intruder_chat, BOB, bait["message_id"], "r:1")
-    assert await answer_to(telegram, query) == "Эта кнопка больше не работает."
+    assert await telegram.wait_for_answer(query) == "Эта кнопка больше не работает."
     assert len(kie.created) == 1

@@ -257,13 +257,13 @@ async def test_admins_change_settings_and_members_cannot(
         "👤 Per-member daily cap: none",
     ]
     query = telegram.press(group, BOB, message_id, "s:buttons")
-    await telegram.wait_for(lambda: _answered(telegram, query))
-    assert _answered(telegram, query) == "Only chat admins can change the settings."
+    await telegram.wait_for(lambda: telegram.answer_to(query))
+    assert telegram.answer_to(query) == "Only chat admins can change the settings."
     assert bot.rows("SELECT * FROM chat_settings") == []
 
     for setting in ("buttons", "ratio", "ratio", "cap", "spicy"):
         query = telegram.press(group, ANN, message_id, f"s:{setting}")
-        await telegram.wait_for(lambda q=query: _answered(telegram, q))  # type: ignore[misc]
+        await telegram.wait_for(lambda q=query: telegram.answer_to(q))  # type: ignore[misc]
     await telegram.wait_for(lambda: "Spicy mode: allowed" in " ".join(labels()))
     assert labels() == [
         "🔘 Result buttons: everyone",
@@ -277,13 +277,6 @@ async def test_admins_change_settings_and_members_cannot(
     assert kie.created[0].request["input"]["aspect_ratio"] == "3:2"
 
 
-def _answered(telegram: FakeTelegram, query_id: str) -> str | None:
-    for call in telegram.calls_of("answerCallbackQuery"):
-        if call.ok and call.params["callback_query_id"] == query_id:
-            return str(call.params.get("text", ""))
-    return None
-
-
 async def test_members_may_not_press_someone_elses_buttons_unless_allowed(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
@@ -293,8 +286,8 @@ async def test_members_may_not_press_someone_elses_buttons_unless_allowed(
     [task] = await bot.wait_until_settled()
     buttons = task["buttons_message_id"]
     query = telegram.press(group, BOB, buttons, f"r:{task['id']}")
-    await telegram.wait_for(lambda: _answered(telegram, query) is not None)
-    assert _answered(telegram, query) == (
+    await telegram.wait_for(lambda: telegram.answer_to(query) is not None)
+    assert telegram.answer_to(query) == (
         "Only the person who asked, or a chat admin, can use these buttons."
     )
     assert len(kie.created) == 1
@@ -308,7 +301,7 @@ async def test_members_may_not_press_someone_elses_buttons_unless_allowed(
         )
     connection.close()
     query = telegram.press(group, BOB, buttons, f"r:{task['id']}")
-    await telegram.wait_for(lambda: _answered(telegram, query) is not None)
+    await telegram.wait_for(lambda: telegram.answer_to(query) is not None)
     tasks = await bot.wait_until_settled(count=2)
     assert tasks[1]["user_id"] == BOB.id
 
@@ -395,9 +388,9 @@ async def test_private_chat_owner_changes_settings_and_spicy_can_be_off_everywhe
         "📐 Default ratio: 1:1",
     ]
     query = telegram.press(chat, ANN, message_id, "s:spicy")
-    await telegram.wait_for(lambda: _answered(telegram, query) is not None)
-    assert _answered(telegram, query) == "Spicy mode is turned off on this bot."
+    await telegram.wait_for(lambda: telegram.answer_to(query) is not None)
+    assert telegram.answer_to(query) == "Spicy mode is turned off on this bot."
     query = telegram.press(chat, ANN, message_id, "s:ratio")
-    await telegram.wait_for(lambda: _answered(telegram, query) == "Saved.")
+    await telegram.wait_for(lambda: telegram.answer_to(query) == "Saved.")
     [row] = bot.rows("SELECT allow_spicy, default_ratio FROM chat_settings")
     assert (row["allow_spicy"], row["default_ratio"]) == (0, "2:3")

@@ -17,18 +17,6 @@ CAT = FakeUser(1003, "Cat", "en")
 NOT_YOURS = "Only the person who asked, or a chat admin, can use these buttons."
 
 
-async def answer_to(telegram: FakeTelegram, query_id: str) -> str:
-    [answer] = await telegram.wait_for(
-        lambda: [
-            c
-            for c in telegram.calls_of("answerCallbackQuery")
-            if c.ok and c.params["callback_query_id"] == query_id
-        ]
-    )
-    text: str = answer.params.get("text", "")
-    return text
-
-
 def buttons_of(telegram: FakeTelegram, chat: FakeChat, message_id: int) -> list[str]:
     markup = telegram.message(chat.id, message_id).payload["reply_markup"]
     return [button["callback_data"] for row in markup["inline_keyboard"] for button in row]
@@ -64,8 +52,8 @@ async def test_a_press_is_answered_while_the_groups_queue_is_full(
     animate = buttons_of(telegram, group, first["buttons_message_id"])[0]
     others = telegram.press(group, BOB, first["buttons_message_id"], animate)
     own = telegram.press(group, ANN, first["buttons_message_id"], animate)
-    assert await answer_to(telegram, others) == NOT_YOURS
-    assert await answer_to(telegram, own) == ""
+    assert await telegram.wait_for_answer(others) == NOT_YOURS
+    assert await telegram.wait_for_answer(own) == ""
     # Answered, while the group's messages (three results, the choice) still wait.
     assert messages_to(telegram, group) <= sent + 1
     assert not telegram.calls_of("getChatMember")
@@ -89,13 +77,13 @@ async def test_administrators_are_read_once_and_again_when_they_change(
     def reads() -> int:
         return len(telegram.calls_of("getChatAdministrators", group.id))
 
-    assert await answer_to(telegram, press(BOB)) == NOT_YOURS
-    assert await answer_to(telegram, press(CAT)) == NOT_YOURS
+    assert await telegram.wait_for_answer(press(BOB)) == NOT_YOURS
+    assert await telegram.wait_for_answer(press(CAT)) == NOT_YOURS
     assert reads() == 1  # one read for both presses
 
     # Bob is promoted: Telegram says so with a chat_member update, and the bot reads again.
     telegram.set_member_status(group, BOB, "administrator")
-    assert await answer_to(telegram, press(BOB)) == "🔁 Making a new set…"
+    assert await telegram.wait_for_answer(press(BOB)) == "🔁 Making a new set…"
     assert reads() == 2
     await bot.wait_until_settled(count=2)
 
@@ -103,11 +91,11 @@ async def test_administrators_are_read_once_and_again_when_they_change(
     # five minutes, then read again.
     telegram.set_member_status(group, BOB, "member", announce=False)
     clock.advance(299)
-    assert await answer_to(telegram, press(BOB)) == "🔁 Making a new set…"
+    assert await telegram.wait_for_answer(press(BOB)) == "🔁 Making a new set…"
     assert reads() == 2
     await bot.wait_until_settled(count=3)
     clock.advance(2)
-    assert await answer_to(telegram, press(BOB)) == NOT_YOURS
+    assert await telegram.wait_for_answer(press(BOB)) == NOT_YOURS
     assert reads() == 3
     assert len(bot.tasks()) == 3
 
@@ -120,10 +108,10 @@ async def test_settings_ask_the_same_list_of_administrators(
     telegram.send_text(group, ANN, "/settings")
     [keyboard] = await telegram.wait_for_call("sendMessage", group.id)
     message_id = keyboard.result["message_id"]
-    assert await answer_to(telegram, telegram.press(group, BOB, message_id, "s:buttons")) == (
+    assert await telegram.wait_for_answer(telegram.press(group, BOB, message_id, "s:buttons")) == (
         "Only chat admins can change the settings."
     )
-    assert await answer_to(telegram, telegram.press(group, ANN, message_id, "s:buttons")) == (
+    assert await telegram.wait_for_answer(telegram.press(group, ANN, message_id, "s:buttons")) == (
         "Saved."
     )
     assert len(telegram.calls_of("getChatAdministrators", group.id)) == 1
