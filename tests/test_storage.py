@@ -122,3 +122,17 @@ async def test_a_task_is_claimed_by_one_process_until_its_lease_runs_out(tmp_pat
     assert not await tasks.claim(task.id, other, until=600.0, now=1000.0)
     assert await tasks.claimable(other, now=1000.0) == []
     await database.close()
+
+
+async def test_claims_are_kept_up_on_unfinished_tasks_only_by_the_index(tmp_path: Path) -> None:
+    # Renewing claims every 20 s must not touch the finished tasks of years: the claim
+    # queries name the partial index's exact condition, so SQLite uses it.
+    from storage.tasks import _UNFINISHED
+
+    database = await Database.open(tmp_path / "db.sqlite3")
+    plan = await database.fetch_all(
+        f"EXPLAIN QUERY PLAN UPDATE tasks SET claimed_until = 1 WHERE {_UNFINISHED}"
+        " AND claimed_by = 'me'"
+    )
+    assert "USING INDEX tasks_unfinished" in " ".join(str(row[3]) for row in plan)
+    await database.close()
