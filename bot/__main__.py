@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from bot.app import run
 from bot.ops.logs import configure_logging
+from bot.providers import AccountsError, load_accounts
 from bot.settings import Settings, describe_settings_error
 
 
@@ -18,6 +19,11 @@ def main() -> int:
         settings = Settings()  # required fields come from the environment
     except ValidationError as error:
         print(describe_settings_error(error), file=sys.stderr)
+        return 2
+    try:
+        load_accounts(settings)  # a broken PROVIDERS_FILE stops the start, in one line
+    except AccountsError as error:
+        print(str(error), file=sys.stderr)
         return 2
     configure_logging(settings.log_format)
 

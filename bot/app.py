@@ -24,10 +24,11 @@ from bot.core.catalog import Lang
 from bot.core.lifecycle import FINAL_STATES, TaskState
 from bot.engine.billing import Billing
 from bot.engine.engine import Engine, Timing
+from bot.engine.pool import Pool
 from bot.engine.scheduler import Scheduler
 from bot.ops.logs import protect_secrets, quiet_http_logs
 from bot.ops.metrics import Metrics
-from bot.providers import Capabilities, build_provider
+from bot.providers import Capabilities, build_provider, load_accounts
 from bot.settings import Settings
 from bot.telegram import handlers
 from bot.telegram.admin import AdminCommands
@@ -122,6 +123,8 @@ async def run(
     `flood_limits` default to production's clocks and Telegram's limits (tests scale them)."""
     quiet_http_logs()
     protect_secrets(settings.secrets)
+    accounts = load_accounts(settings)  # `python -m bot` has checked it: one line if wrong
+    protect_secrets([secret for account in accounts for secret in account.secrets])
     if timing is None:
         defaults = Timing()
         timing = replace(
@@ -133,7 +136,11 @@ async def run(
     database = await Database.open(settings.database_path)
     tasks = TaskRepository(database)
     chats = ChatRepository(database)
-    provider = build_provider(settings)
+    pool = Pool(
+        [(account, build_provider(account)) for account in accounts],
+        breaker=timing.breaker,
+        clock=clock,
+    )
     media_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     flood = FloodControl(metrics, max_retries=3, limits=flood_limits)
     application = build_application(settings, flood)
@@ -146,15 +153,13 @@ async def run(
     engine = Engine(
         bot=application.bot,
         tasks=tasks,
-        provider=provider,
+        pool=pool,
         deliverer=Deliverer(application.bot, MediaFetcher(media_client)),
         timing=timing,
         callback_url=task_callback_url if public else None,
-        alerts=OperatorAlerts(application.bot, settings.admin_user_ids, provider.name),
+        alerts=OperatorAlerts(application.bot, settings.admin_user_ids),
         metrics=metrics,
-        scheduler=Scheduler(
-            max_running=settings.max_concurrent_tasks, max_per_hour=settings.max_tasks_per_hour
-        ),
+        scheduler=Scheduler(pool, clock=clock),
         on_chat_migrated=chats.migrate,
         telegram_busy=flood.busy_for,
         owner=settings.instance_id,
@@ -164,13 +169,13 @@ async def run(
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)
     served_files = ServedFiles(database)
 
-    intake = Intake(billing=billing, engine=engine, provider_name=provider.name)
+    intake = Intake(billing=billing, engine=engine)
     admins = ChatAdmins(clock=clock)
     permissions = Permissions(admins=admins, chats=chats, operator_ids=settings.admin_user_ids)
     animations = Animations(
         drafts=DraftRepository(database),
         chats=chats,
-        provider=provider,
+        pool=pool,
         served_files=served_files,
         public_url=public,
         spicy_allowed=settings.allow_spicy,
@@ -192,7 +197,7 @@ async def run(
             billing=billing,
             intake=intake,
             permissions=permissions,
-            capabilities=provider.capabilities,
+            capabilities=pool.capabilities,
         ),
         animations=animations,
         settings=settings_menu,
@@ -202,7 +207,7 @@ async def run(
             animations=animations,
             settings=settings_menu,
             permissions=permissions,
-            capabilities=provider.capabilities,
+            capabilities=pool.capabilities,
         ),
         admins=admins,
     )
@@ -212,7 +217,7 @@ async def run(
         ledger=ledger,
         chats=chats,
         stats=StatsRepository(database),
-        provider=provider,
+        pool=pool,
     ).register(application)
 
     webhook_secret = None
@@ -229,20 +234,32 @@ async def run(
                 metrics.tasks_unfinished.labels(state).set(unfinished.get(state, 0))
         metrics.queue_length.set(unfinished.get(TaskState.PENDING, 0))
         metrics.tasks_in_flight.set(engine.in_flight)
+        now = pool.now()
+        for account in pool.accounts:
+            metrics.account_in_rotation.labels(account.name).set(account.in_rotation(now))
+            metrics.account_running.labels(account.name).set(len(account.running))
         return metrics.render()
 
-    hmac_key = settings.provider_webhook_hmac_key
+    def callback_task_id(task: Task, body: object) -> str | None:
+        account = pool.find(task.account)
+        return account.provider.callback_task_id(body) if account else None
+
+    def hmac_key(task: Task) -> str | None:
+        account = pool.find(task.account)
+        key = account.config.webhook_hmac_key if account else None
+        return key.get_secret_value() if key else None
+
     # Always served: /healthz and /metrics for operators; callbacks only with PUBLIC_URL.
     web = build_web_app(
         WebDependencies(
             tasks=tasks,
             served_files=served_files,
-            callback_task_id=provider.callback_task_id,
+            callback_task_id=callback_task_id,
             on_callback=engine.on_callback,
             tasks_in_flight=lambda: engine.in_flight,
             database_ok=database.ping,
             metrics_text=metrics_text,
-            hmac_key=hmac_key.get_secret_value() if hmac_key else None,
+            hmac_key=hmac_key,
             telegram=application if webhook_secret else None,
             telegram_secret=webhook_secret,
             taking_updates=taking_updates.is_set,
@@ -251,7 +268,7 @@ async def run(
     server = None
     try:
         async with application:
-            await register_commands(application.bot, provider.capabilities)
+            await register_commands(application.bot, pool.capabilities)
             server = await start_server(web, settings.http_host, settings.http_port)
             await application.start()
             taking_updates.set()
@@ -290,6 +307,6 @@ async def run(
         await engine.stop()
         if server is not None:
             await stop_server(*server)
-        await provider.aclose()
+        await pool.aclose()
         await media_client.aclose()
         await database.close()

@@ -45,8 +45,11 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr
     telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
 
+    # The upstream accounts: a TOML file of `[[account]]`s (see the README, "A pool of
+    # upstream accounts"), or the one account the PROVIDER_* settings describe.
+    providers_file: Path | None = None
     provider: ProviderName = ProviderName.KIE
-    provider_api_key: SecretStr
+    provider_api_key: SecretStr | None = None
     provider_base_url: AnyHttpUrl | None = None
     provider_upload_url: AnyHttpUrl | None = None
     provider_webhook_hmac_key: SecretStr | None = None
@@ -86,10 +89,16 @@ class Settings(BaseSettings):
 
     @field_validator("telegram_bot_token", "provider_api_key")
     @classmethod
-    def _not_blank(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
             raise ValueError("must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _some_account(self) -> Settings:
+        if self.providers_file is None and self.provider_api_key is None:
+            raise ValueError("PROVIDER_API_KEY (missing; or name a PROVIDERS_FILE)")
+        return self
 
     @model_validator(mode="after")
     def _webhook_needs_public_url(self) -> Settings:
@@ -110,11 +119,6 @@ class Settings(BaseSettings):
     @property
     def telegram_base(self) -> str:
         return str(self.telegram_api_url).rstrip("/")
-
-    @property
-    def provider_base(self) -> str:
-        url = self.provider_base_url or DEFAULT_PROVIDER_BASE_URLS[self.provider]
-        return str(url).rstrip("/")
 
 
 def describe_settings_error(error: ValidationError) -> str:

@@ -99,6 +99,7 @@ class FakeKie:
     create_delay: float = 0.0  # seconds between making a task and answering with its id
     max_running: int = 0  # the account's concurrency limit (0: none); past it, code 429
     refused_429: int = 0
+    unknown_reads: int = 0  # status reads of tasks this account never made
     uploads: dict[str, bytes] = field(default_factory=dict)
     callbacks: list[CallbackAttempt] = field(default_factory=list)
 
@@ -267,6 +268,7 @@ class FakeKie:
         task_id = request.query_params.get("taskId", "")
         task = self.tasks.get(task_id)
         if task is None:
+            self.unknown_reads += 1
             return _answer(404, "task not found")
         task.status_reads += 1
         now = time.time()

@@ -16,6 +16,13 @@ class DayStats:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountStats:
+    account: str
+    tasks: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChatStats:
     chat_id: int
     tasks: int
@@ -51,3 +58,15 @@ class StatsRepository:
             (since_day, limit),
         )
         return [ChatStats(*row) for row in rows]
+
+    async def per_account(self, since_day: str) -> list[AccountStats]:
+        """Tasks sent to each upstream account (those still waiting for one left out)."""
+        rows = await self._db.fetch_all(
+            """
+            SELECT account, COUNT(*), SUM(state IN ('failed', 'reported'))
+            FROM tasks WHERE date(created_at, 'unixepoch') >= ? AND account != ''
+            GROUP BY account ORDER BY COUNT(*) DESC, account
+            """,
+            (since_day,),
+        )
+        return [AccountStats(*row) for row in rows]

@@ -24,7 +24,6 @@ from storage.database import Database
 @dataclass(frozen=True, slots=True)
 class NewTask:
     kind: TaskKind
-    provider: str
     chat_id: int
     chat_type: str
     user_id: int
@@ -55,7 +54,7 @@ class Task:
     id: int
     kind: TaskKind
     state: TaskState
-    provider: str
+    account: str  # the upstream account it was sent to; "" until its turn
     chat_id: int
     chat_type: str
     user_id: int
@@ -95,7 +94,7 @@ class Task:
             id=row["id"],
             kind=TaskKind(row["kind"]),
             state=TaskState(row["state"]),
-            provider=row["provider"],
+            account=row["account"],
             chat_id=row["chat_id"],
             chat_type=row["chat_type"],
             user_id=row["user_id"],
@@ -163,7 +162,7 @@ class TaskRepository:
                     return reservation
             cursor = await connection.execute(
                 """
-                INSERT INTO tasks (kind, state, provider, chat_id, chat_type, user_id, lang,
+                INSERT INTO tasks (kind, state, account, chat_id, chat_type, user_id, lang,
                                    message_thread_id, request_message_id, prompt, aspect_ratio,
                                    parent_task_id, callback_secret, cost, mode, source_task_id,
                                    source_index, image_url, created_at, updated_at)
@@ -172,7 +171,7 @@ class TaskRepository:
                 (
                     new.kind,
                     TaskState.PENDING,
-                    new.provider,
+                    "",
                     new.chat_id,
                     new.chat_type,
                     new.user_id,
@@ -213,10 +212,10 @@ class TaskRepository:
         row = await self._db.fetch_one("SELECT * FROM tasks WHERE id = ?", (task_id,))
         return Task.from_row(row) if row else None
 
-    async def find_by_upstream_id(self, provider: str, upstream_task_id: str) -> Task | None:
+    async def find_by_upstream_id(self, account: str, upstream_task_id: str) -> Task | None:
         row = await self._db.fetch_one(
-            "SELECT * FROM tasks WHERE provider = ? AND upstream_task_id = ?",
-            (provider, upstream_task_id),
+            "SELECT * FROM tasks WHERE account = ? AND upstream_task_id = ?",
+            (account, upstream_task_id),
         )
         return Task.from_row(row) if row else None
 
@@ -249,13 +248,14 @@ class TaskRepository:
         )
         return Task.from_row(row) if row else None
 
-    async def submitted_since(self, moment: float) -> list[float]:
-        """When the tasks created upstream since `moment` were created (the hourly cap)."""
+    async def submitted_since(self, moment: float) -> list[tuple[str, float]]:
+        """Which account each task created upstream since `moment` went to, and when (the
+        hourly caps)."""
         rows = await self._db.fetch_all(
-            "SELECT submitted_at FROM tasks WHERE submitted_at >= ? ORDER BY submitted_at",
+            "SELECT account, submitted_at FROM tasks WHERE submitted_at >= ? ORDER BY submitted_at",
             (moment,),
         )
-        return [row[0] for row in rows]
+        return [(row[0], row[1]) for row in rows]
 
     async def count_unfinished(self) -> dict[str, int]:
         final = tuple(FINAL_STATES)
@@ -312,9 +312,17 @@ class TaskRepository:
 
     # --- moves: each a conditional UPDATE, so of two racers exactly one wins ---------------
 
-    async def mark_submitting(self, task_id: int, *, at: float) -> bool:
-        """The create request is about to leave (`at`: for the hourly cap and the timeout)."""
-        return await self._move(task_id, TaskState.SUBMITTING, {"submitted_at": at})
+    async def mark_submitting(self, task_id: int, account: str, *, at: float) -> bool:
+        """The create request is about to leave for `account` (`at`: for the hourly cap
+        and the timeout)."""
+        return await self._move(
+            task_id, TaskState.SUBMITTING, {"account": account, "submitted_at": at}
+        )
+
+    async def mark_refused(self, task_id: int) -> bool:
+        """The account refused the create before taking the task: back in line, for
+        another account."""
+        return await self._move(task_id, TaskState.PENDING, {"account": "", "submitted_at": None})
 
     async def mark_running(self, task_id: int, upstream_task_id: str) -> bool:
         return await self._move(task_id, TaskState.RUNNING, {"upstream_task_id": upstream_task_id})

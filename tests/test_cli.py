@@ -120,13 +120,14 @@ async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
     # Exits on its own (a create or a send on its way gets 5 s of grace): no kill needed.
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, stderr.decode()
-    # LOG_FORMAT=json: every line an object; a task's lines carry its task, chat, provider.
+    # LOG_FORMAT=json: every line an object; a task's lines carry its task, chat, account
+    # (empty while it waits for its turn).
     lines = [json.loads(line) for line in stderr.decode().splitlines()]
     task_lines = [line for line in lines if "task_id" in line]
     assert task_lines
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
-    assert {(line["chat_id"], line["provider"]) for line in task_lines} <= {
-        (user.id, "kie") for user in users
+    assert {(line["chat_id"], line["account"]) for line in task_lines} <= {
+        (user.id, account) for user in users for account in ("kie", "")
     }
     handed_back = sqlite3.connect(database)
     assert handed_back.execute("SELECT state FROM tasks").fetchall() == [("running",)] * 3

@@ -202,7 +202,8 @@ async def test_operator_sets_quota_reads_stats_and_balance(
     today = datetime.now(UTC).date().isoformat()
     assert f"{today}      2       1        5" in stats
     assert f"{group.id:>15}      2        5" in stats
-    assert balance == "🏦 The upstream account (kie) has 1000.0 credits."
+    assert balance == "🏦 Upstream accounts\n🟢 kie (kie): 1000 credits · in rotation, 0 running"
+    assert "account  tasks  failed\nkie          2       1" in stats
     assert bad_grant.startswith("Usage: /grant <chat id|here> <credits>")
     assert bad_quota.startswith("Usage: /setquota")
     text = await quota_text(telegram, group, ANN)
@@ -335,7 +336,7 @@ async def crash_after_reserving(start_bot: StartBot, state: str) -> RunningBot:
     connection = sqlite3.connect(bot.settings.database_path)
     with connection:
         cursor = connection.execute(
-            "INSERT INTO tasks (kind, state, provider, chat_id, chat_type, user_id, lang, prompt,"
+            "INSERT INTO tasks (kind, state, account, chat_id, chat_type, user_id, lang, prompt,"
             " aspect_ratio, cost, created_at, updated_at)"
             " VALUES ('text_to_image', ?, 'kie', ?, 'private', ?, 'en', 'crash', '1:1', 5, ?, ?)",
             (state, ANN.id, ANN.id, now, now),

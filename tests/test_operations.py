@@ -66,9 +66,9 @@ async def test_metrics_move_after_tasks(
     assert metric(text, 'imagine_tasks_finished_total{kind="text_to_image",outcome="failed"}') == 1
     assert metric(text, 'imagine_tasks_failed_total{reason="generation"}') == 1
     assert metric(text, "imagine_credits_refunded_total") == 5
-    assert metric(text, 'imagine_upstream_status_requests_total{provider="kie"}') >= 2
+    assert metric(text, 'imagine_upstream_status_requests_total{account="kie"}') >= 2
     assert (
-        metric(text, 'imagine_upstream_request_seconds_count{operation="create",provider="kie"}')
+        metric(text, 'imagine_upstream_request_seconds_count{account="kie",operation="create"}')
         == 2
     )
     assert metric(text, 'imagine_delivery_seconds_count{kind="text_to_image"}') == 1

@@ -23,7 +23,7 @@ from bot.providers import (
 from fakes.dialects import FakeGrok5Imagine, FakeGrokImagineApi
 from fakes.kie import FakeKie, Scenario, png
 from fakes.telegram import Call, FakeTelegram, FakeUser
-from tests.conftest import PROVIDER_KEY, StartBot, public_endpoint
+from tests.conftest import FAST, PROVIDER_KEY, FakeClock, StartBot, public_endpoint
 
 ANN = FakeUser(1001, "Ann", "en")
 OPERATOR = FakeUser(4242, "Operator", "en")
@@ -370,13 +370,17 @@ async def test_rate_limit_reset_header_is_waited_out(
 async def test_account_out_of_credits_alerts_operators_once(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    bot = await start_bot(admin_user_ids=f"{OPERATOR.id}")
+    clock = FakeClock(time.time())
+    bot = await start_bot(admin_user_ids=f"{OPERATOR.id}", clock=clock)
     operator_chat = telegram.private_chat(OPERATOR)
-    kie.fail_creates(402, "Insufficient credits", times=3)
+    kie.fail_creates(402, "Insufficient credits")
     chat = telegram.private_chat(ANN)
     for number in range(3):
         telegram.send_text(chat, ANN, f"/imagine try {number}")
         await bot.wait_until_settled(count=number + 1)
+    # The first 402 took the account (a pool of one) out of rotation: the other two were
+    # refused at once, without asking the upstream again. One alert for the outage.
+    assert kie.create_attempts == 1
     alerts = ok_calls(telegram, "sendMessage", operator_chat.id)
     assert len(alerts) == 1
     assert alerts[0].result["text"].startswith("⚠️ The kie account is out of credits")
@@ -384,12 +388,16 @@ async def test_account_out_of_credits_alerts_operators_once(
     assert all(t.startswith("🛠 The image service is temporarily unavailable") for t in texts)
     assert all(t.endswith("💳 The 5 credits were returned.") for t in texts)
 
+    clock.advance(FAST.breaker.cooldown)  # the cool-down ends: the next task is the probe
     telegram.send_text(chat, ANN, "/imagine it works again")
-    await bot.wait_until_settled(count=4)
+    [*_, probe] = await bot.wait_until_settled(count=4)
+    assert probe["state"] == "delivered"
+    back = ok_calls(telegram, "sendMessage", operator_chat.id)[1].result["text"]
+    assert back == "✅ The kie account is back in rotation."
     kie.fail_creates(402, "Insufficient credits")
     telegram.send_text(chat, ANN, "/imagine and runs dry again")
     await bot.wait_until_settled(count=5)
-    assert len(ok_calls(telegram, "sendMessage", operator_chat.id)) == 2
+    assert len(ok_calls(telegram, "sendMessage", operator_chat.id)) == 3  # a new outage
 
 
 async def test_generation_failed_on_creation_is_refunded_with_its_reason(

@@ -65,7 +65,7 @@ async def crash_with(start_bot: StartBot, telegram: FakeTelegram, **row: object)
     await bot.stop()
     values = {
         "kind": "text_to_image",
-        "provider": "kie",
+        "account": "kie",
         "chat_id": ANN.id,
         "chat_type": "private",
         "user_id": ANN.id,

@@ -1,36 +1,84 @@
-"""The line in front of the upstream, on its own, on looptime's virtual clock: the caps,
-chats taking turns, a 429's pause, places and withdrawals. (test_scheduler.py drives the
-same through the whole bot.)"""
+"""The line in front of the pool of accounts, on its own, on looptime's virtual clock: the
+caps of each account, chats taking turns, routing by capability and room, pinned
+follow-ups, a 429's pause, the breaker, places and withdrawals. (test_scheduler.py and
+test_pool.py drive the same through the whole bot.)"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+from pydantic import SecretStr
 
-from bot.engine.scheduler import Scheduler, Withdrawn
+from bot.core.breaker import BreakerPolicy
+from bot.core.lifecycle import TaskKind
+from bot.engine.pool import Account, Need, Pool
+from bot.engine.scheduler import NoAccount, Scheduler, Withdrawn
+from bot.providers import AccountConfig, ErrorKind, ProviderError, build_provider
+from bot.settings import ProviderName
 
 pytestmark = pytest.mark.looptime
 
+IMAGE = Need(TaskKind.TEXT_TO_IMAGE)
+VIDEO = Need(TaskKind.TEXT_TO_VIDEO)
+
+MakeScheduler = Callable[..., Scheduler]
+
+
+@pytest.fixture
+async def make() -> AsyncIterator[MakeScheduler]:
+    """A scheduler over accounts given as (name, provider, max running, max per hour). The
+    accounts' clients are real but never called: the line only decides who goes where."""
+    pools: list[Pool] = []
+
+    def build(*accounts: tuple[str, str, int, int], cooldown: float = 60.0) -> Scheduler:
+        loop = asyncio.get_running_loop()
+        configs = [
+            AccountConfig(
+                name=name,
+                provider=ProviderName(provider),
+                api_key=SecretStr("unused"),
+                base_url=None,
+                max_concurrent=running,
+                max_tasks_per_hour=hourly,
+            )
+            for name, provider, running, hourly in accounts
+        ]
+        pool = Pool(
+            [(config, build_provider(config)) for config in configs],
+            breaker=BreakerPolicy(threshold=3, cooldown=cooldown),
+            clock=loop.time,
+        )
+        pools.append(pool)
+        return Scheduler(pool, clock=loop.time)
+
+    yield build
+    for pool in pools:
+        await pool.aclose()
+
+
+def one(running: int, hourly: int = 100) -> tuple[str, str, int, int]:
+    return ("kie", "kie", running, hourly)
+
 
 async def _admitted_in_order(scheduler: Scheduler, tasks: list[tuple[int, int]]) -> list[int]:
-    """Queue `tasks` (task id, chat id) at once; release each as soon as it is admitted."""
+    """Queue `tasks` (task id, chat id) at once; release each a second after its admission."""
     order: list[int] = []
 
-    async def one(task_id: int, chat_id: int) -> None:
-        await scheduler.admit(task_id, chat_id)
+    async def run(task_id: int, chat_id: int) -> None:
+        await scheduler.admit(task_id, chat_id, IMAGE)
         order.append(task_id)
         await asyncio.sleep(1)
         scheduler.release(task_id)
 
-    await asyncio.gather(*(one(task_id, chat_id) for task_id, chat_id in tasks))
+    await asyncio.gather(*(run(task_id, chat_id) for task_id, chat_id in tasks))
     return order
 
 
-async def test_chats_take_turns_each_in_the_order_asked() -> None:
-    loop = asyncio.get_running_loop()
-    scheduler = Scheduler(max_running=1, max_per_hour=100, clock=loop.time)
-    await scheduler.admit(0, 9)  # the upstream is busy with another chat's task
+async def test_chats_take_turns_each_in_the_order_asked(make: MakeScheduler) -> None:
+    scheduler = make(one(running=1))
+    await scheduler.admit(0, 9, IMAGE)  # the upstream is busy with another chat's task
     # Meanwhile chat 1 asks three times, chat 2 twice, chat 3 once.
     tasks = [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (6, 3)]
     line = asyncio.create_task(_admitted_in_order(scheduler, tasks))
@@ -39,44 +87,44 @@ async def test_chats_take_turns_each_in_the_order_asked() -> None:
     assert await line == [1, 4, 6, 2, 5, 3]
 
 
-async def test_no_more_than_the_cap_at_once() -> None:
+async def test_no_more_than_the_cap_at_once(make: MakeScheduler) -> None:
+    scheduler = make(one(running=2))
     loop = asyncio.get_running_loop()
-    scheduler = Scheduler(max_running=2, max_per_hour=100, clock=loop.time)
     started = loop.time()
     await _admitted_in_order(scheduler, [(n, n) for n in range(1, 7)])
     assert loop.time() - started == pytest.approx(3.0)  # six tasks of 1 s, two at a time
 
 
-async def test_the_hourly_cap_holds_the_rest_for_an_hour() -> None:
+async def test_the_hourly_cap_holds_the_rest_for_an_hour(make: MakeScheduler) -> None:
+    scheduler = make(one(running=10, hourly=2))
     loop = asyncio.get_running_loop()
-    scheduler = Scheduler(max_running=10, max_per_hour=2, clock=loop.time)
     started = loop.time()
     moments: dict[int, float] = {}
 
-    async def one(task_id: int) -> None:
-        await scheduler.admit(task_id, task_id)
+    async def run(task_id: int) -> None:
+        await scheduler.admit(task_id, task_id, IMAGE)
         moments[task_id] = loop.time() - started
         scheduler.release(task_id)
 
-    await asyncio.gather(*(one(n) for n in (1, 2, 3)))
+    await asyncio.gather(*(run(n) for n in (1, 2, 3)))
     assert moments == {1: 0.0, 2: 0.0, 3: pytest.approx(3600.0)}
 
 
-async def test_a_429_pauses_the_whole_line() -> None:
+async def test_a_429_pauses_that_account(make: MakeScheduler) -> None:
+    scheduler = make(one(running=10))
     loop = asyncio.get_running_loop()
-    scheduler = Scheduler(max_running=10, max_per_hour=100, clock=loop.time)
-    scheduler.slow_down(30)
+    [account] = scheduler.pool.accounts
+    scheduler.slow_down(account, 30)
     started = loop.time()
-    await scheduler.admit(1, 1)
+    await scheduler.admit(1, 1, IMAGE)
     assert loop.time() - started == pytest.approx(30.0)
 
 
-async def test_places_in_line_and_a_withdrawal() -> None:
-    loop = asyncio.get_running_loop()
-    scheduler = Scheduler(max_running=1, max_per_hour=100, clock=loop.time)
-    await scheduler.admit(1, 1)  # running
-    second = asyncio.create_task(scheduler.admit(2, 1))
-    third = asyncio.create_task(scheduler.admit(3, 2))
+async def test_places_in_line_and_a_withdrawal(make: MakeScheduler) -> None:
+    scheduler = make(one(running=1))
+    await scheduler.admit(1, 1, IMAGE)  # running
+    second = asyncio.create_task(scheduler.admit(2, 1, IMAGE))
+    third = asyncio.create_task(scheduler.admit(3, 2, IMAGE))
     await asyncio.sleep(0.5)
     assert (scheduler.position(1), scheduler.position(2), scheduler.position(3)) == (None, 1, 2)
     assert scheduler.withdraw(3, 2)
@@ -86,3 +134,132 @@ async def test_places_in_line_and_a_withdrawal() -> None:
     scheduler.release(1)
     await second
     assert scheduler.position(2) is None
+
+
+# --- the pool -------------------------------------------------------------------------------
+
+
+async def test_routing_by_capability(make: MakeScheduler) -> None:
+    # grokimagineapi makes videos only; kie makes both.
+    scheduler = make(("video-only", "grokimagineapi", 5, 100), ("kie-a", "kie", 5, 100))
+    images = [await scheduler.admit(n, n, IMAGE) for n in range(1, 4)]
+    assert {a.name for a in images} == {"kie-a"}
+    # Videos go where there is most room: the video-only account, whose five are free.
+    assert (await scheduler.admit(10, 10, VIDEO)).name == "video-only"
+    assert scheduler.pool.capabilities.text_to_image
+    assert scheduler.pool.capabilities.text_to_video
+
+
+async def test_routing_by_room_each_account_under_its_own_cap(make: MakeScheduler) -> None:
+    scheduler = make(("a", "kie", 3, 100), ("b", "kie", 1, 100))
+    given = [(await scheduler.admit(n, n, IMAGE)).name for n in range(1, 5)]
+    assert sorted(given) == ["a", "a", "a", "b"]
+    # Both are full: the fifth waits until a slot frees, on whichever account that is.
+    fifth = asyncio.create_task(scheduler.admit(5, 5, IMAGE))
+    await asyncio.sleep(1)
+    assert not fifth.done()
+    b_task = given.index("b") + 1
+    scheduler.release(b_task)
+    assert (await fifth).name == "b"
+    accounts = {a.name: a for a in scheduler.pool.accounts}
+    assert (len(accounts["a"].running), len(accounts["b"].running)) == (3, 1)
+
+
+async def test_a_task_waits_only_when_no_fitting_account_has_room(make: MakeScheduler) -> None:
+    # The kie account is full; a video still goes at once to the video-only account, and
+    # an image waits (the video-only account cannot make it).
+    scheduler = make(("kie-a", "kie", 1, 100), ("video-only", "grokimagineapi", 1, 100))
+    await scheduler.admit(1, 1, IMAGE)
+    image = asyncio.create_task(scheduler.admit(2, 2, IMAGE))
+    video = asyncio.create_task(scheduler.admit(3, 3, VIDEO))
+    await asyncio.sleep(1)
+    assert video.done()
+    assert (await video).name == "video-only"
+    assert not image.done()
+    scheduler.release(1)
+    assert (await image).name == "kie-a"
+
+
+async def test_follow_ups_are_pinned_to_the_source_account(make: MakeScheduler) -> None:
+    scheduler = make(("a", "kie", 5, 100), ("b", "kie", 5, 100))
+    upscale = Need(TaskKind.UPSCALE, pinned="b")
+    animate = Need(TaskKind.IMAGE_TO_VIDEO, pinned="b", by_url=True)
+    for n in range(1, 4):  # b has less room than a
+        await scheduler.admit(
+            n, n, Need(TaskKind.TEXT_TO_IMAGE, pinned=None, refused_by=frozenset({"a"}))
+        )
+    assert (await scheduler.admit(10, 10, upscale)).name == "b"
+    assert (await scheduler.admit(11, 11, animate)).name == "b"
+
+
+async def test_a_follow_up_of_an_account_out_of_rotation(make: MakeScheduler) -> None:
+    scheduler = make(("a", "kie", 5, 100), ("b", "kie", 5, 100))
+    b = next(a for a in scheduler.pool.accounts if a.name == "b")
+    _open(scheduler.pool, b)
+    # An animation goes to another account with the image's URL...
+    animate = Need(TaskKind.IMAGE_TO_VIDEO, pinned="b", by_url=True)
+    assert (await scheduler.admit(1, 1, animate)).name == "a"
+    # ...an upscale cannot (only b knows its task id): no account can take it now.
+    with pytest.raises(NoAccount):
+        await scheduler.admit(2, 2, Need(TaskKind.UPSCALE, pinned="b"))
+
+
+async def test_the_breaker_opens_then_one_probe_closes_it(make: MakeScheduler) -> None:
+    scheduler = make(("a", "kie", 10, 100), ("b", "kie", 10, 100), cooldown=60)
+    pool = scheduler.pool
+    _, b = pool.accounts
+    assert pool.create_failed(b, _error(ErrorKind.UNAVAILABLE))  # an outage begins
+    # Out of rotation: everything goes to a, though b has as much room.
+    for n in range(1, 4):
+        assert (await scheduler.admit(n, n, IMAGE)).name == "a"
+    await asyncio.sleep(60)  # (virtual) the cool-down ends: b is half-open
+    assert (await scheduler.admit(4, 4, IMAGE)).name == "b"  # the probe
+    # One probe at a time: with the probe out, b takes nothing else.
+    for n in range(5, 8):
+        assert (await scheduler.admit(n, n, IMAGE)).name == "a"
+    assert pool.create_succeeded(b)  # the probe was taken: the outage is over
+    assert not pool.create_succeeded(b)  # (once)
+    assert (await scheduler.admit(8, 8, IMAGE)).name == "b"  # closed: most room again
+
+
+async def test_a_failed_probe_keeps_it_out_and_several_failures_open_it(
+    make: MakeScheduler,
+) -> None:
+    scheduler = make(("a", "kie", 5, 100), cooldown=60)
+    pool = scheduler.pool
+    [a] = pool.accounts
+    # Transient failures: the third in a row opens the breaker; a success between resets.
+    assert not pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    assert not pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    assert not pool.create_succeeded(a)
+    assert not pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    assert not pool.create_failed(a, _error(ErrorKind.REJECTED))  # the request's fault
+    assert not pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    assert pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    with pytest.raises(NoAccount):  # a pool of one, out of rotation
+        await scheduler.admit(1, 1, IMAGE)
+    await asyncio.sleep(60)
+    assert await scheduler.admit(2, 2, IMAGE) is a  # the probe...
+    scheduler.release(2)
+    assert not pool.create_failed(a, _error(ErrorKind.UNAVAILABLE))  # ...fails: not news
+    with pytest.raises(NoAccount):
+        await scheduler.admit(3, 3, IMAGE)
+
+
+def _open(pool: Pool, account: Account) -> None:
+    assert pool.create_failed(account, _error(ErrorKind.UNAVAILABLE))
+
+
+def _error(kind: ErrorKind) -> ProviderError:
+    return ProviderError(kind, "test", code=402 if kind is ErrorKind.UNAVAILABLE else 500)
+
+
+async def test_tasks_made_before_the_pool_find_an_account_of_their_provider(
+    make: MakeScheduler,
+) -> None:
+    # Their rows name the provider ("kie"), the pool of one's name; a file names accounts.
+    scheduler = make(("videos", "grokimagineapi", 5, 100), ("kie-main", "kie", 5, 100))
+    found = scheduler.pool.find("kie")
+    assert found is not None
+    assert found.name == "kie-main"
+    assert scheduler.pool.find("nowhere") is None

@@ -23,7 +23,6 @@ async def create(tasks: TaskRepository, new: NewTask) -> Task:
 def new_task(**changes: object) -> NewTask:
     values: dict[str, object] = {
         "kind": TaskKind.TEXT_TO_IMAGE,
-        "provider": "kie",
         "chat_id": 1,
         "chat_type": "private",
         "user_id": 1,
@@ -52,7 +51,7 @@ async def test_only_one_of_many_racing_moves_wins(tmp_path: Path) -> None:
     database = await Database.open(tmp_path / "db.sqlite3")
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
-    await tasks.mark_submitting(task.id, at=0.0)
+    await tasks.mark_submitting(task.id, "kie", at=0.0)
     await tasks.mark_running(task.id, "u1")
     await tasks.mark_succeeded(task.id, ["http://x/1.png"], at=0.0)
     claims = await asyncio.gather(*(tasks.mark_delivering(task.id) for _ in range(20)))
@@ -86,7 +85,7 @@ async def test_one_upstream_task_belongs_to_one_task(tmp_path: Path) -> None:
     first = await create(tasks, new_task())
     second = await create(tasks, new_task())
     for task in (first, second):
-        await tasks.mark_submitting(task.id, at=0.0)
+        await tasks.mark_submitting(task.id, "kie", at=0.0)
     assert await tasks.mark_running(first.id, "same")
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         await tasks.mark_running(second.id, "same")

@@ -36,7 +36,7 @@ class _World:
         deps = WebDependencies(
             tasks=TaskRepository(self.database),
             served_files=self.served,
-            callback_task_id=lambda payload: None,
+            callback_task_id=lambda task, payload: None,
             on_callback=on_callback,
             tasks_in_flight=lambda: 3,
             database_ok=database_ok,

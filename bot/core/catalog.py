@@ -236,18 +236,39 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         "от 0 до 1000000.",
     },
     "admin.balance": {
-        Lang.EN: "🏦 The upstream account ({provider}) has {credits} credits.",
-        Lang.RU: "🏦 На счёте у поставщика ({provider}): {credits} кредитов.",
+        Lang.EN: "🏦 <b>Upstream accounts</b>\n{accounts}",
+        Lang.RU: "🏦 <b>Счета у поставщиков</b>\n{accounts}",
+    },
+    "admin.balance_line": {
+        Lang.EN: "{mark} <b>{account}</b> ({provider}): {balance} · {state}",
+        Lang.RU: "{mark} <b>{account}</b> ({provider}): {balance} · {state}",
+    },
+    "admin.balance_credits": {
+        Lang.EN: "{credits} credits",
+        Lang.RU: "{credits} кредитов",
     },
     "admin.balance_failed": {
-        Lang.EN: "🏦 Could not read the upstream balance: {reason}",
-        Lang.RU: "🏦 Не удалось узнать баланс у поставщика: {reason}",
+        Lang.EN: "balance unknown ({reason})",
+        Lang.RU: "баланс неизвестен ({reason})",
+    },
+    "admin.account_closed": {
+        Lang.EN: "in rotation, {running} running",
+        Lang.RU: "в работе, выполняется {running}",
+    },
+    "admin.account_open": {
+        Lang.EN: "out of rotation for {seconds} s more: {reason}",
+        Lang.RU: "вне работы ещё {seconds} с: {reason}",
+    },
+    "admin.account_half_open": {
+        Lang.EN: "being probed after an outage: {reason}",
+        Lang.RU: "проверяется после сбоя: {reason}",
     },
     "admin.stats": {
         Lang.EN: "📊 <b>The last {days} days (UTC)</b>\n<pre>{table}</pre>\n"
-        "<b>Top chats</b>\n<pre>{top}</pre>",
+        "<b>Top chats</b>\n<pre>{top}</pre>\n<b>Tasks per account</b>\n<pre>{accounts}</pre>",
         Lang.RU: "📊 <b>Последние {days} дней (UTC)</b>\n<pre>{table}</pre>\n"
-        "<b>Самые активные чаты</b>\n<pre>{top}</pre>",
+        "<b>Самые активные чаты</b>\n<pre>{top}</pre>\n"
+        "<b>Задачи по счетам</b>\n<pre>{accounts}</pre>",
     },
     "admin.stats_empty": {
         Lang.EN: "nothing yet",
@@ -408,10 +429,22 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.RU: "Ответьте <code>/upscale</code> на видео или картинку, которые я сделал.",
     },
     "alert.out_of_credits": {
-        Lang.EN: "⚠️ The {provider} account is out of credits: users are told the service is "
-        "unavailable and get their credits back. Top it up; /balance shows where it stands.",
-        Lang.RU: "⚠️ На счёте {provider} закончились кредиты: пользователям сообщается, что сервис "
-        "недоступен, кредиты им возвращаются. Пополните счёт; /balance покажет остаток.",
+        Lang.EN: "⚠️ The {account} account is out of credits and out of rotation: its tasks "
+        "go to the other accounts, and where none can take them users get their credits back. "
+        "Top it up; /balance shows where it stands.",
+        Lang.RU: "⚠️ На счёте {account} закончились кредиты, он выведен из работы: его задачи "
+        "идут на другие счета, а где их некому взять, пользователям возвращаются кредиты. "
+        "Пополните счёт; /balance покажет остаток.",
+    },
+    "alert.account_down": {
+        Lang.EN: "⚠️ The {account} account is out of rotation: {reason}. Its tasks go to the "
+        "other accounts; it is tried again after a cool-down. /balance shows where it stands.",
+        Lang.RU: "⚠️ Счёт {account} выведен из работы: {reason}. Его задачи идут на другие "
+        "счета; после паузы его попробуют снова. /balance покажет состояние.",
+    },
+    "alert.account_back": {
+        Lang.EN: "✅ The {account} account is back in rotation.",
+        Lang.RU: "✅ Счёт {account} снова в работе.",
     },
     "error.ratio_unsupported": {
         Lang.EN: "This service picks the shape itself; leave out <code>--ar</code>.",

@@ -59,7 +59,8 @@ class FailureKind(StrEnum):
 
 TRANSITIONS: Final[dict[TaskState, frozenset[TaskState]]] = {
     TaskState.PENDING: frozenset({TaskState.SUBMITTING, TaskState.FAILED}),
-    TaskState.SUBMITTING: frozenset({TaskState.RUNNING, TaskState.FAILED}),
+    # Back to pending: the account refused the create before taking it (another may not).
+    TaskState.SUBMITTING: frozenset({TaskState.RUNNING, TaskState.PENDING, TaskState.FAILED}),
     TaskState.RUNNING: frozenset({TaskState.SUCCEEDED, TaskState.FAILED}),
     TaskState.SUCCEEDED: frozenset({TaskState.DELIVERING}),
     TaskState.DELIVERING: frozenset({TaskState.DELIVERED, TaskState.FAILED}),

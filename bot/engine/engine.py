@@ -21,18 +21,19 @@ from typing import Any
 
 from telegram.error import ChatMigrated
 
-from bot.core.lifecycle import FailureKind, TaskState
+from bot.core.lifecycle import FailureKind, TaskKind, TaskState
 from bot.core.quota import Refusal
 from bot.engine.job import Job, reload
+from bot.engine.pool import Account, Need, Pool
 from bot.engine.port import TelegramPort
 from bot.engine.results import Results
-from bot.engine.scheduler import Scheduler, Withdrawn
+from bot.engine.scheduler import NoAccount, Scheduler, Withdrawn
 from bot.engine.status import StatusMessages
 from bot.engine.timing import RetryPolicy, Timing
 from bot.engine.upstream import UpstreamSide
 from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
-from bot.providers import ErrorKind, Provider, ProviderError, UpstreamState
+from bot.providers import ErrorKind, ProviderError, UpstreamState
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.delivery import Deliverer
 from storage.tasks import Charge, NewTask, Task, TaskRepository
@@ -51,7 +52,7 @@ class Engine:
         *,
         bot: TelegramPort,
         tasks: TaskRepository,
-        provider: Provider,
+        pool: Pool,
         deliverer: Deliverer,
         timing: Timing | None = None,
         callback_url: Callable[[Task], str] | None = None,
@@ -69,10 +70,10 @@ class Engine:
         self._timing = timing or Timing()
         self._alerts = alerts
         self._metrics = metrics or Metrics()
-        self._scheduler = scheduler or Scheduler(max_running=1_000_000, max_per_hour=1_000_000)
+        self._pool = pool
+        self._scheduler = scheduler or Scheduler(pool, clock=clock)
         self._on_chat_migrated = on_chat_migrated
         self._upstream = UpstreamSide(
-            provider=provider,
             tasks=tasks,
             timing=self._timing,
             metrics=self._metrics,
@@ -92,7 +93,7 @@ class Engine:
             tasks=tasks,
             deliverer=deliverer,
             status=self._status,
-            capabilities=provider.capabilities,
+            followups=pool.followups,
             metrics=self._metrics,
             fail=self._fail,
         )
@@ -114,8 +115,8 @@ class Engine:
             _log.info("resuming %d unfinished tasks", len(unfinished))
         self._scheduler.restore(
             # A task whose create request was cut short may be running upstream too.
-            running=[t.id for t in unfinished if t.state in _UPSTREAM_HAS_IT],
-            created_at=await self._tasks.submitted_since(time.time() - 3600),
+            running={t.id: t.account for t in unfinished if t.state in _UPSTREAM_HAS_IT},
+            created_at=await self._tasks.submitted_since(self._clock() - 3600),
         )
         for task in unfinished:
             self._spawn(task.id)
@@ -230,7 +231,7 @@ class Engine:
         if first is None:
             return
         if first.state in _UPSTREAM_HAS_IT:
-            self._scheduler.restore(running=[task_id], created_at=[])  # it holds a slot
+            self._scheduler.hold(task_id, first.account)  # it holds a slot of its account
         job = self._jobs[task_id] = Job(task_id)
         # The status message goes out beside the upstream work, never in front of it.
         self._status.start(job, first)
@@ -288,9 +289,10 @@ class Engine:
         match task.state:
             case TaskState.PENDING:
                 # Waiting in line can stop any time: the line is the pending rows in SQLite.
-                await self._wait_turn(job, task)
-                # Once the upstream is asked, its answer must be recorded, shutdown or not.
-                await asyncio.shield(self._unstoppable_task(self._submit(task)))
+                account = await self._wait_turn(job, task)
+                if account is not None:
+                    # Once the upstream is asked, its answer must be recorded, shutdown or not.
+                    await asyncio.shield(self._unstoppable_task(self._submit(job, task, account)))
             case TaskState.SUBMITTING:
                 # Only seen after a restart: the create request's outcome is unknown.
                 await self._await_unknown_creation(job, task)
@@ -307,15 +309,43 @@ class Engine:
 
     # --- pending → running ------------------------------------------------------------
 
-    async def _wait_turn(self, job: Job, task: Task) -> None:
-        """Wait for the scheduler to admit the task; meanwhile, beside it (never in its way),
-        keep the status message showing the task's place in line."""
+    async def _wait_turn(self, job: Job, task: Task) -> Account | None:
+        """Wait for the line to give the task an account; meanwhile, beside it (never in
+        its way), keep the status message showing the task's place in line. None: it left
+        the line (cancelled, or no account in rotation can do it: failed and refunded)."""
+        need = await self._need(job, task)
         places = asyncio.create_task(self._status.show_places(job, task))
         try:
-            with contextlib.suppress(Withdrawn):  # cancelled: the state says what comes next
-                await self._scheduler.admit(task.id, task.chat_id)
+            return await self._scheduler.admit(task.id, task.chat_id, need)
+        except Withdrawn:
+            return None  # cancelled: the state says what comes next
+        except NoAccount:
+            _tlog(task).warning("task %d: no account in rotation can do it", task.id)
+            await self._fail(task, FailureKind.UNAVAILABLE, None)
+            return None
         finally:
             places.cancel()
+
+    async def _need(self, job: Job, task: Task) -> Need:
+        """What the task asks of an account: a follow-up is pinned to its source's account,
+        and an animation may go elsewhere with the image's URL."""
+        pinned, by_url = None, False
+        if task.source_task_id is not None:
+            source = await self._tasks.get(task.source_task_id)
+            if source is not None:
+                pinned = source.account
+                by_url = (
+                    task.kind is TaskKind.IMAGE_TO_VIDEO
+                    and task.source_index is not None
+                    and task.source_index < len(source.result_urls)
+                )
+        return Need(
+            kind=task.kind,
+            own_image=task.image_url is not None,
+            pinned=pinned,
+            by_url=by_url,
+            refused_by=frozenset(job.refused_by),
+        )
 
     async def _await_unknown_creation(self, job: Job, task: Task) -> None:
         """The process died while the upstream was answering the create request. Asking
@@ -324,7 +354,8 @@ class Engine:
         calls it when it ends, naming itself (`on_callback`), so wait for that as long as
         the task could run; without a callback URL, or without a callback, the task is
         reported as interrupted and refunded."""
-        if not self._upstream.expects_callback:
+        account = self._pool.find(task.account)
+        if account is None or not self._upstream.expects_callback(account):
             await self._fail(task, FailureKind.INTERRUPTED, None)
             return
         _tlog(task).info("task %d: creation outcome unknown, waiting for a callback", task.id)
@@ -337,28 +368,48 @@ class Engine:
             job.nudge.clear()
         await self._fail(task, FailureKind.INTERRUPTED, None)
 
-    async def _submit(self, task: Task) -> None:
+    async def _submit(self, job: Job, task: Task, account: Account) -> None:
         # submitted_at: when the create request left, for the hourly cap and the timeout.
-        if not await self._tasks.mark_submitting(task.id, at=time.time()):
-            self._scheduler.release(task.id)  # cancelled while it waited for its turn
+        if not await self._tasks.mark_submitting(task.id, account.name, at=time.time()):
+            account.breaker.abandoned()  # cancelled while it waited: no probe went out
+            self._scheduler.release(task.id)
             return
         try:
-            upstream_id = await self._upstream.create(task)
+            upstream_id = await self._upstream.create(task, account)
         except ProviderError as error:
-            kind = {
-                ErrorKind.REJECTED: FailureKind.REJECTED,
-                ErrorKind.UNKNOWN_OUTCOME: FailureKind.INTERRUPTED,
-            }.get(error.kind, FailureKind.UNAVAILABLE)
-            _tlog(task).warning("task %d: the upstream did not take it: %s", task.id, error)
-            if error.out_of_credits and self._alerts:
-                await self._alerts.account_empty()
-            await self._fail(task, kind, error.message)
+            await self._create_failed(job, task, account, error)
             return
-        if self._alerts:
-            self._alerts.account_ok()
+        if self._pool.create_succeeded(account) and self._alerts:
+            await self._alerts.account_back(account.name)
         # False when a callback came first and recorded the same upstream task.
         if await self._tasks.mark_running(task.id, upstream_id):
-            _tlog(task).info("task %d: upstream task %s", task.id, upstream_id)
+            _tlog(task, account.name).info("task %d: upstream task %s", task.id, upstream_id)
+
+    async def _create_failed(
+        self, job: Job, task: Task, account: Account, error: ProviderError
+    ) -> None:
+        """The account did not take the task. Refused before taking it (the account cannot
+        work now, or the request never got through): another account in rotation gets it,
+        at no cost to anyone. A wrong request fails; one whose outcome is unknown is never
+        sent again (a second create could make, and bill, a second task)."""
+        log = _tlog(task, account.name)
+        log.warning("task %d: %s did not take it: %s", task.id, account.name, error)
+        if self._pool.create_failed(account, error) and self._alerts:
+            await self._alerts.account_down(account.name, error)
+        self._scheduler.release(task.id)
+        refused = error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.TRANSIENT)
+        if refused:
+            job.refused_by.add(account.name)
+            if self._pool.could_take(await self._need(job, task)) and (
+                await self._tasks.mark_refused(task.id)
+            ):
+                log.info("task %d: back in line for another account", task.id)
+                return
+        kind = {
+            ErrorKind.REJECTED: FailureKind.REJECTED,
+            ErrorKind.UNKNOWN_OUTCOME: FailureKind.INTERRUPTED,
+        }.get(error.kind, FailureKind.UNAVAILABLE)
+        await self._fail(task, kind, error.message)
 
     # --- running → succeeded | failed ---------------------------------------------------
 
@@ -374,7 +425,12 @@ class Engine:
 
     async def _poll(self, job: Job, task: Task) -> None:
         assert task.upstream_task_id is not None
-        by_callback = self._upstream.expects_callback
+        account = self._pool.find(task.account)
+        if account is None:
+            # The operator took its account out of the pool: nobody can ask about it now.
+            await self._fail(task, FailureKind.UNAVAILABLE, None)
+            return
+        by_callback = self._upstream.expects_callback(account)
         schedule = self._timing.callback_net if by_callback else self._timing.poll
         started = task.submitted_at or task.created_at
         durations = self._upstream.durations(task.kind)
@@ -394,7 +450,7 @@ class Engine:
             job.nudge.clear()
             try:
                 status = await self._upstream.read_status(
-                    task.upstream_task_id, paced=not by_callback
+                    account, task.upstream_task_id, paced=not by_callback
                 )
             except ProviderError as error:
                 if error.kind is ErrorKind.NOT_FOUND and elapsed > self._timing.not_found_grace:
@@ -431,8 +487,8 @@ class Engine:
         return moved
 
 
-def _tlog(task: Task) -> logging.LoggerAdapter[logging.Logger]:
-    return task_logger(_log, task.id, task.chat_id, task.provider)
+def _tlog(task: Task, account: str | None = None) -> logging.LoggerAdapter[logging.Logger]:
+    return task_logger(_log, task.id, task.chat_id, account or task.account)
 
 
 def _backoff(policy: RetryPolicy, failures: int) -> float:

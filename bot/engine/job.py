@@ -24,6 +24,8 @@ class Job:
     status_post: asyncio.Task[None] | None = None
     status_ticket: Ticket | None = None
     status_shown: str | None = None
+    # Accounts that refused its create (it went back in line for another).
+    refused_by: set[str] = field(default_factory=set)
 
 
 async def reload(tasks: TaskRepository, task: Task) -> Task:

@@ -20,7 +20,6 @@ from bot.engine.port import TelegramPort
 from bot.engine.status import StatusMessages
 from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
-from bot.providers import Capabilities
 from bot.telegram import rendering
 from bot.telegram.delivery import Deliverer, MediaKind, media_kind
 from storage.tasks import Task, TaskRepository
@@ -47,7 +46,7 @@ class Results:
         tasks: TaskRepository,
         deliverer: Deliverer,
         status: StatusMessages,
-        capabilities: Capabilities,
+        followups: Callable[[str], tuple[bool, bool]],
         metrics: Metrics,
         fail: FailTask,
     ) -> None:
@@ -55,7 +54,7 @@ class Results:
         self._tasks = tasks
         self._deliverer = deliverer
         self._status = status
-        self._can = capabilities
+        self._followups = followups  # (animate, upscale) offered for a task of an account
         self._metrics = metrics
         self._fail = fail
         self._chat_turns: dict[int, _ChatTurn] = {}
@@ -86,8 +85,9 @@ class Results:
             try:
                 if media_kind(probes[0]) is MediaKind.VIDEO:
                     await self._status.chat_action(task, ChatAction.UPLOAD_VIDEO)
+                    _, upscale = self._followups(task.account)
                     markup = rendering.video_keyboard(
-                        lang, task.id, task.kind, upscale_offered=self._can.upscale
+                        lang, task.id, task.kind, upscale_offered=upscale
                     )
                     sent = await self._deliverer.send_video(
                         placement(task), probes[0], caption, markup, lang
@@ -115,11 +115,12 @@ class Results:
             lang = Lang(task.lang)
             first = next(m for m in task.album_message_ids if m)
             where = placement(task, reply_to=first)
+            animate, _ = self._followups(task.account)
             buttons = await self._bot.send_message(
                 task.chat_id,
                 rendering.result_text(lang, task.aspect_ratio),
                 reply_markup=rendering.result_keyboard(
-                    task.id, len(task.result_urls), animate_offered=self._can.image_to_video
+                    task.id, len(task.result_urls), animate_offered=animate
                 ),
                 message_thread_id=where.message_thread_id,
                 reply_parameters=where.reply_parameters,
@@ -190,4 +191,4 @@ def _failure_reason(task: Task, lang: Lang) -> str:
 
 
 def _tlog(task: Task) -> logging.LoggerAdapter[logging.Logger]:
-    return task_logger(_log, task.id, task.chat_id, task.provider)
+    return task_logger(_log, task.id, task.chat_id, task.account)

@@ -1,9 +1,12 @@
-"""Admission to the upstream: at most `max_running` tasks running there and `max_per_hour`
-created per rolling hour (the account's limits), fair across chats.
+"""Admission to the upstream: the line in front of the pool's accounts, fair across chats.
 
-The queue itself is in SQLite (tasks in `pending`); this is its in-memory order, rebuilt
-at start-up from the rows. Chats take turns (round robin), each chat's tasks in the order
-asked, so one chat sending fifty prompts does not starve the others.
+Each account takes at most its own `max_concurrent` tasks at once and `max_tasks_per_hour`
+per rolling hour; which account a task goes to is the pool's choice (`pool.py`). The queue
+itself is in the database (tasks in `pending`); this is its in-memory order, rebuilt at
+start-up from the rows. Chats take turns (round robin), each chat's tasks in the order
+asked, so one chat sending fifty prompts does not starve the others. A task waits only
+while no fitting account has room; a task no account in rotation could ever take leaves
+the line at once (`NoAccount`).
 """
 
 from __future__ import annotations
@@ -11,45 +14,62 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+from bot.engine.pool import Account, Need, Pool
 
 
 class Withdrawn(Exception):
     """The task left the line before its turn (it was cancelled)."""
 
 
+class NoAccount(Exception):
+    """No account in rotation can do this task (all that could are out of rotation)."""
+
+
 class Scheduler:
-    def __init__(
-        self,
-        *,
-        max_running: int,
-        max_per_hour: int,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._max_running = max_running
-        self._max_per_hour = max_per_hour
+    def __init__(self, pool: Pool, *, clock: Callable[[], float] = time.time) -> None:
+        self._pool = pool
         self._clock = clock
-        self._running: set[int] = set()
-        self._created: deque[float] = deque()  # creation times within the last hour
+        self._holding: dict[int, Account] = {}  # task → the account whose slot it holds
         self._waiting: OrderedDict[int, deque[int]] = OrderedDict()  # chat → its task ids
-        self._admitted: dict[int, asyncio.Future[None]] = {}
-        self._paused_until = 0.0
+        self._needs: dict[int, Need] = {}
+        self._admitted: dict[int, asyncio.Future[Account]] = {}
         self._wake: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
 
+    @property
+    def pool(self) -> Pool:
+        return self._pool
+
     # --- what the engine tells it ------------------------------------------------------------
 
-    def restore(self, *, running: list[int], created_at: list[float]) -> None:
-        """Start-up: tasks already running upstream, and when this hour's were created."""
-        self._running.update(running)
-        self._created.extend(sorted(t for t in created_at if t > self._clock() - 3600))
+    def restore(self, *, running: dict[int, str], created_at: Iterable[tuple[str, float]]) -> None:
+        """Start-up: tasks already with an account (by its name), and when this hour's
+        creates went to each account."""
+        for task_id, name in running.items():
+            self.hold(task_id, name)
+        now = self._clock()
+        for name, moment in sorted(created_at, key=lambda pair: pair[1]):
+            account = self._pool.find(name)
+            if account is not None and moment > now - 3600:
+                account.created.append(moment)
 
-    async def admit(self, task_id: int, chat_id: int) -> None:
-        """Wait for this task's turn; on return it holds a running slot."""
-        if task_id in self._running:
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def hold(self, task_id: int, account_name: str) -> None:
+        """A task the upstream may be working on (found after a restart) holds a slot."""
+        account = self._pool.find(account_name)
+        if account is not None and task_id not in self._holding:
+            self._holding[task_id] = account
+            account.running.add(task_id)
+
+    async def admit(self, task_id: int, chat_id: int, need: Need) -> Account:
+        """Wait for this task's turn; on return it holds a slot of the returned account.
+        Raises `NoAccount` if no account in rotation can take it."""
+        if task_id in self._holding:
+            return self._holding[task_id]
+        future: asyncio.Future[Account] = asyncio.get_running_loop().create_future()
         self._admitted[task_id] = future
+        self._needs[task_id] = need
         queue = self._waiting.setdefault(chat_id, deque())
         queue.append(task_id)
         # Task ids grow with time: keep each chat's queue in the order asked, also when a
@@ -57,14 +77,16 @@ class Scheduler:
         self._waiting[chat_id] = deque(sorted(queue))
         self._dispatch()
         try:
-            await future
+            return await future
         except asyncio.CancelledError:
             self._forget(task_id, chat_id)
             raise
 
     def release(self, task_id: int) -> None:
         """The upstream is done with this task (or never took it): its slot is free."""
-        self._running.discard(task_id)
+        account = self._holding.pop(task_id, None)
+        if account is not None:
+            account.running.discard(task_id)
         self._dispatch()
 
     def withdraw(self, task_id: int, chat_id: int) -> bool:
@@ -77,10 +99,10 @@ class Scheduler:
         self._dispatch()
         return True
 
-    def slow_down(self, seconds: float) -> None:
-        """The upstream said too many requests: admit nothing for `seconds`."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-        self._schedule_wake(seconds)
+    def slow_down(self, account: Account, seconds: float) -> None:
+        """The account's upstream said too many requests: it takes nothing for `seconds`."""
+        account.paused_until = max(account.paused_until, self._clock() + seconds)
+        self._dispatch()
 
     # --- what it tells ------------------------------------------------------------------------
 
@@ -108,35 +130,52 @@ class Scheduler:
         return order
 
     def _dispatch(self) -> None:
-        now = self._clock()
-        while self._created and self._created[0] <= now - 3600:
-            self._created.popleft()
-        moved = False
-        while self._waiting and len(self._running) < self._max_running:
-            if now < self._paused_until:
-                self._schedule_wake(self._paused_until - now)
-                break
-            if len(self._created) >= self._max_per_hour:
-                self._schedule_wake(self._created[0] + 3600 - now)
-                break
-            chat_id, queue = next(iter(self._waiting.items()))
-            task_id = queue.popleft()
-            # This chat had its turn: it goes to the back of the line of chats.
-            del self._waiting[chat_id]
-            if queue:
-                self._waiting[chat_id] = queue
-            self._running.add(task_id)
-            self._created.append(now)
-            future = self._admitted.pop(task_id)
-            if not future.done():
-                future.set_result(None)
-            moved = True
-        if moved:
+        """Give every chat whose next task some fitting account has room for its turn,
+        chats in order, until no more fit; a chat whose next task must wait keeps its
+        place. Tasks no account in rotation could take leave the line."""
+        moved = True
+        changed = False
+        while moved and self._waiting:
+            moved = False
+            for chat_id in list(self._waiting):
+                if self._all_full():
+                    break
+                task_id = self._waiting[chat_id][0]
+                need = self._needs[task_id]
+                account = self._pool.route(need)
+                if account is None and self._pool.could_take(need):
+                    continue  # it waits for room
+                self._take_head(chat_id)
+                future = self._admitted.pop(task_id)
+                self._needs.pop(task_id, None)
+                if account is None:
+                    future.set_exception(NoAccount())
+                else:
+                    self._pool.sending(account, task_id)
+                    self._holding[task_id] = account
+                    future.set_result(account)
+                moved = changed = True
+        if changed:
             self._changed.set()
             self._changed = asyncio.Event()
+        self._wake_when_time_frees_room()
+
+    def _all_full(self) -> bool:
+        """No account in rotation has room, and none is out of it (so no task can be
+        turned away): a look through the line would find nothing to do."""
+        now = self._clock()
+        return all(a.in_rotation(now) and a.room(now) == 0 for a in self._pool.accounts)
+
+    def _take_head(self, chat_id: int) -> None:
+        """This chat had its turn: its next task leaves, and it goes to the back."""
+        queue = self._waiting.pop(chat_id)
+        queue.popleft()
+        if queue:
+            self._waiting[chat_id] = queue
 
     def _forget(self, task_id: int, chat_id: int) -> None:
         self._admitted.pop(task_id, None)
+        self._needs.pop(task_id, None)
         queue = self._waiting.get(chat_id)
         if queue is not None and task_id in queue:
             queue.remove(task_id)
@@ -145,7 +184,16 @@ class Scheduler:
             self._changed.set()
             self._changed = asyncio.Event()
 
-    def _schedule_wake(self, delay: float) -> None:
+    def _wake_when_time_frees_room(self) -> None:
+        """Tasks wait: look again when a pause or the hourly cap of some account ends (a
+        finished task's release looks again by itself)."""
         if self._wake is not None:
             self._wake.cancel()
-        self._wake = asyncio.get_running_loop().call_later(max(0.0, delay), self._dispatch)
+            self._wake = None
+        if not self._waiting:
+            return
+        now = self._clock()
+        moments = [m for a in self._pool.accounts if (m := a.free_at(now)) is not None]
+        if moments:
+            delay = max(0.0, min(moments) - now)
+            self._wake = asyncio.get_running_loop().call_later(delay, self._dispatch)

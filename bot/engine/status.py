@@ -169,4 +169,4 @@ class StatusMessages:
 
 
 def _tlog(task: Task) -> logging.LoggerAdapter[logging.Logger]:
-    return task_logger(_log, task.id, task.chat_id, task.provider)
+    return task_logger(_log, task.id, task.chat_id, task.account)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.core.breaker import BreakerPolicy
 from bot.core.lifecycle import PollSchedule, StatusCadence
 
 
@@ -35,3 +36,5 @@ class Timing:
     # A claim on a task lasts this long and is renewed every third of it; a task whose
     # claim ran out (its process died) is picked up by another within a third of it.
     lease: float = 60.0
+    # When an upstream account leaves the rotation, and when one probe tries it again.
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)

@@ -19,10 +19,11 @@ from tenacity import (
 )
 
 from bot.core.lifecycle import RecentDurations, TaskKind
+from bot.engine.pool import Account
 from bot.engine.scheduler import Scheduler
 from bot.engine.timing import Timing
 from bot.ops.metrics import Metrics
-from bot.providers import ErrorKind, GenerationRequest, Provider, ProviderError, UpstreamStatus
+from bot.providers import ErrorKind, GenerationRequest, ProviderError, UpstreamStatus
 from storage.tasks import Task, TaskRepository
 
 T = TypeVar("T")
@@ -32,33 +33,31 @@ class UpstreamSide:
     def __init__(
         self,
         *,
-        provider: Provider,
         tasks: TaskRepository,
         timing: Timing,
         metrics: Metrics,
         scheduler: Scheduler,
         callback_url: Callable[[Task], str] | None,
     ) -> None:
-        self._provider = provider
         self._tasks = tasks
         self._timing = timing
         self._metrics = metrics
         self._scheduler = scheduler
         self._callback_url = callback_url
-        self._status_reads = AsyncLimiter(*timing.status_reads)
+        self._status_reads: dict[str, AsyncLimiter] = {}  # per account: per key upstream
         self._durations: dict[TaskKind, RecentDurations] = {}
 
-    @property
-    def expects_callback(self) -> bool:
-        """Tasks are created with a callback URL that this upstream calls when they end."""
-        return self._callback_url is not None and self._provider.capabilities.callbacks
+    def expects_callback(self, account: Account) -> bool:
+        """Tasks are created with a callback URL that this account's upstream calls when
+        they end."""
+        return self._callback_url is not None and account.capabilities.callbacks
 
     def durations(self, kind: TaskKind) -> RecentDurations:
         """How long recent tasks of this kind took."""
         return self._durations.setdefault(kind, RecentDurations())
 
-    async def create(self, task: Task) -> str:
-        """Create the task upstream; its upstream id. Raises `ProviderError`."""
+    async def create(self, task: Task, account: Account) -> str:
+        """Create the task with the account; its upstream id. Raises `ProviderError`."""
         policy = self._timing.create_retry
         retrying = AsyncRetrying(
             retry=retry_if_exception(
@@ -70,48 +69,62 @@ class UpstreamSide:
             ),
             reraise=True,
         )
-        request = await self._request(task)
+        request = await self._request(task, account)
         async for attempt in retrying:
             with attempt:
                 try:
-                    return await self._timed("create", self._provider.create_task(request))
+                    return await self._timed(
+                        account, "create", account.provider.create_task(request)
+                    )
                 except ProviderError as error:
                     if error.code == 429:
-                        # Too many requests: the whole line waits, not just this task.
-                        self._scheduler.slow_down(error.retry_after or policy.initial * 5)
+                        # Too many requests: the account takes nothing for a while.
+                        self._scheduler.slow_down(account, error.retry_after or policy.initial * 5)
                     raise
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def read_status(self, upstream_task_id: str, *, paced: bool) -> UpstreamStatus:
-        """One status read. Polling keeps to the upstream's ~10 reads a second (`paced`);
-        a read a callback asked for is the one read that task needs, and waits for nobody."""
-        pace = self._status_reads if paced else contextlib.nullcontext()
+    async def read_status(
+        self, account: Account, upstream_task_id: str, *, paced: bool
+    ) -> UpstreamStatus:
+        """One status read. Polling keeps to each key's ~10 reads a second (`paced`); a
+        read a callback asked for is the one read that task needs, and waits for nobody."""
+        pace: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
+        if paced:
+            pace = self._status_reads.setdefault(
+                account.name, AsyncLimiter(*self._timing.status_reads)
+            )
         async with pace:
-            self._metrics.status_requests.labels(self._provider.name).inc()
-            return await self._timed("status", self._provider.get_status(upstream_task_id))
+            self._metrics.status_requests.labels(account.name).inc()
+            return await self._timed(
+                account, "status", account.provider.get_status(upstream_task_id)
+            )
 
-    async def _timed(self, operation: str, call: Awaitable[T]) -> T:
+    async def _timed(self, account: Account, operation: str, call: Awaitable[T]) -> T:
         """One upstream request, timed and its errors counted."""
         started = time.monotonic()
         try:
             return await call
         except ProviderError as error:
-            self._metrics.upstream_errors.labels(self._provider.name, error.kind).inc()
+            self._metrics.upstream_errors.labels(account.name, error.kind).inc()
             raise
         finally:
             elapsed = time.monotonic() - started
-            self._metrics.upstream_seconds.labels(self._provider.name, operation).observe(elapsed)
+            self._metrics.upstream_seconds.labels(account.name, operation).observe(elapsed)
 
-    async def _request(self, task: Task) -> GenerationRequest:
-        """The task in the terms this upstream takes (see its `Capabilities`)."""
-        can = self._provider.capabilities
+    async def _request(self, task: Task, account: Account) -> GenerationRequest:
+        """The task in the terms this account's upstream takes (see its `Capabilities`)."""
+        can = account.capabilities
         source_upstream_id, image_url = None, task.image_url
         if task.source_task_id is not None:
             source = await self._tasks.get(task.source_task_id)
             source_upstream_id = source.upstream_task_id if source else None
             animating = task.kind is TaskKind.IMAGE_TO_VIDEO and task.source_index is not None
-            if animating and source and not can.image_to_video_from_task:
-                # No way to name image N of a task here: hand over its URL instead.
+            elsewhere = (
+                source is not None and self._scheduler.pool.find(source.account) is not account
+            )
+            if animating and source and (elsewhere or not can.image_to_video_from_task):
+                # No way to name image N of that task here (another account made it, or
+                # this upstream takes no index): hand over its URL instead.
                 image_url = source.result_urls[task.source_index or 0]
                 source_upstream_id = None
         return GenerationRequest(

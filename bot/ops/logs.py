@@ -1,5 +1,5 @@
 """Logging: one line per event, plain or JSON (`LOG_FORMAT=json`, python-json-logger), with
-task id, chat id and provider where there is a task; secrets masked in every record.
+task id, chat id and upstream account where there is a task; secrets masked in every record.
 
 Masking happens where records are made (a log record factory), not in one handler, so no
 handler, third-party logger or formatted traceback can carry a secret out: the bot token,
@@ -26,7 +26,7 @@ _URL_SECRETS = (
     re.compile(r"(/telegram/)[A-Za-z0-9_-]{20,}"),
     re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"),
 )
-TASK_FIELDS = ("task_id", "chat_id", "provider")
+TASK_FIELDS = ("task_id", "chat_id", "account")
 
 
 class _Redactor:
@@ -98,9 +98,9 @@ def quiet_http_logs() -> None:
 
 
 def task_logger(
-    logger: logging.Logger, task_id: int, chat_id: int, provider: str
+    logger: logging.Logger, task_id: int, chat_id: int, account: str
 ) -> logging.LoggerAdapter[logging.Logger]:
-    """A logger whose records carry the task's id, chat and provider (fields in JSON)."""
+    """A logger whose records carry the task's id, chat and account (fields in JSON)."""
     return logging.LoggerAdapter(
-        logger, {"task_id": task_id, "chat_id": chat_id, "provider": provider}
+        logger, {"task_id": task_id, "chat_id": chat_id, "account": account}
     )

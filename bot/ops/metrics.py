@@ -39,21 +39,33 @@ class Metrics:
         )
         self.upstream_seconds = Histogram(
             "imagine_upstream_request_seconds",
-            "Upstream request latency, by provider and operation.",
-            ["provider", "operation"],
+            "Upstream request latency, by account and operation.",
+            ["account", "operation"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.status_requests = Counter(
             "imagine_upstream_status_requests",
-            "Status reads sent upstream, by provider.",
-            ["provider"],
+            "Status reads sent upstream, by account.",
+            ["account"],
             registry=r,
         )
         self.upstream_errors = Counter(
             "imagine_upstream_errors",
-            "Upstream errors, by provider and kind.",
-            ["provider", "kind"],
+            "Upstream errors, by account and kind.",
+            ["account", "kind"],
+            registry=r,
+        )
+        self.account_in_rotation = Gauge(
+            "imagine_upstream_account_in_rotation",
+            "1 while the account takes tasks, 0 while its circuit breaker keeps it out.",
+            ["account"],
+            registry=r,
+        )
+        self.account_running = Gauge(
+            "imagine_upstream_account_running",
+            "Tasks the account's upstream works on now, by account.",
+            ["account"],
             registry=r,
         )
         self.telegram_errors = Counter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.providers.accounts import AccountConfig, AccountsError, build_provider, load_accounts
 from bot.providers.base import (
     Capabilities,
     ErrorKind,
@@ -14,9 +15,10 @@ from bot.providers.base import (
 from bot.providers.grok5imagine import Grok5ImagineProvider
 from bot.providers.grokimagineapi import GrokImagineApiProvider
 from bot.providers.kie import KieProvider
-from bot.settings import ProviderName, Settings
 
 __all__ = [
+    "AccountConfig",
+    "AccountsError",
     "Capabilities",
     "ErrorKind",
     "GenerationRequest",
@@ -28,24 +30,5 @@ __all__ = [
     "UpstreamState",
     "UpstreamStatus",
     "build_provider",
+    "load_accounts",
 ]
-
-
-def build_provider(settings: Settings) -> Provider:
-    match settings.provider:
-        case ProviderName.KIE | ProviderName.APIKLEY:
-            upload = settings.provider_upload_url
-            return KieProvider(
-                name=settings.provider.value,
-                base_url=settings.provider_base,
-                api_key=settings.provider_api_key,
-                upload_url=str(upload) if upload else None,
-            )
-        case ProviderName.GROK5IMAGINE:
-            return Grok5ImagineProvider(
-                base_url=settings.provider_base, api_key=settings.provider_api_key
-            )
-        case ProviderName.GROKIMAGINEAPI:
-            return GrokImagineApiProvider(
-                base_url=settings.provider_base, api_key=settings.provider_api_key
-            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -97,6 +98,25 @@ class Capabilities:
     @property
     def image_to_video(self) -> bool:
         return self.image_to_video_from_task or self.image_to_video_from_url
+
+    @staticmethod
+    def union(each: Sequence[Capabilities]) -> Capabilities:
+        """What a pool of accounts can do: whatever any one of them can."""
+
+        def merged(values: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(value for group in values for value in group))
+
+        return Capabilities(
+            text_to_image=any(c.text_to_image for c in each),
+            image_to_video_from_task=any(c.image_to_video_from_task for c in each),
+            image_to_video_from_url=any(c.image_to_video_from_url for c in each),
+            text_to_video=any(c.text_to_video for c in each),
+            upscale=any(c.upscale for c in each),
+            callbacks=any(c.callbacks for c in each),
+            file_upload=any(c.file_upload for c in each),
+            modes=merged(c.modes for c in each),
+            ratios=merged(c.ratios for c in each),
+        )
 
 
 class Provider(Protocol):

@@ -1,5 +1,5 @@
 """Operator commands (ADMIN_USER_IDS only): grant credits, set a chat's daily quota, read
-the figures and the upstream account's balance. To anyone else they do not exist."""
+the figures and the upstream accounts' balances. To anyone else they do not exist."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from telegram import Message, Update
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 from bot.core import catalog
+from bot.core.breaker import BreakerState
 from bot.core.catalog import Lang, language_for
 from bot.core.quota import utc_day
 from bot.engine.billing import Billing
+from bot.engine.pool import Account, Pool
 from bot.ops.charts import daily_chart
-from bot.providers import Provider, ProviderError
+from bot.providers import ProviderError
 from bot.telegram import rendering
 from storage.chats import ChatRepository
 from storage.ledger import LedgerRepository
@@ -34,14 +36,14 @@ class AdminCommands:
         ledger: LedgerRepository,
         chats: ChatRepository,
         stats: StatsRepository,
-        provider: Provider,
+        pool: Pool,
     ) -> None:
         self._operators = operator_ids
         self._billing = billing
         self._ledger = ledger
         self._chats = chats
         self._stats = stats
-        self._provider = provider
+        self._pool = pool
 
     def register(self, application: Application) -> None:  # type: ignore[type-arg]
         # Only operators' new messages reach these handlers; others' fall through unanswered.
@@ -90,21 +92,44 @@ class AdminCommands:
         since = today - timedelta(days=STATS_DAYS - 1)
         week = await self._stats.per_day(since.isoformat())
         top = await self._stats.top_chats(since.isoformat())
-        await _reply(message, rendering.stats_text(lang, STATS_DAYS, week, top))
+        accounts = await self._stats.per_account(since.isoformat())
+        await _reply(message, rendering.stats_text(lang, STATS_DAYS, week, top, accounts))
         month = await self._stats.per_day((today - timedelta(days=CHART_DAYS - 1)).isoformat())
         chart = await asyncio.to_thread(daily_chart, month, last_day=today, span=CHART_DAYS)
         await message.reply_photo(chart)
 
     async def balance(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Each account's balance and whether it is in rotation, read side by side."""
         message, lang = _message(update), _lang(update)
-        try:
-            credits = await self._provider.get_account_credits()
-        except ProviderError as error:
-            await _reply(message, catalog.text(lang, "admin.balance_failed", reason=error.message))
-            return
+        lines = await asyncio.gather(*(self._account_line(lang, a) for a in self._pool.accounts))
         await _reply(
-            message,
-            catalog.text(lang, "admin.balance", provider=self._provider.name, credits=credits),
+            message, catalog.text(lang, "admin.balance", accounts=catalog.Markup("\n".join(lines)))
+        )
+
+    async def _account_line(self, lang: Lang, account: Account) -> str:
+        try:
+            credits = await account.provider.get_account_credits()
+            balance = catalog.text(lang, "admin.balance_credits", credits=f"{credits:g}")
+        except ProviderError as error:
+            balance = catalog.text(lang, "admin.balance_failed", reason=error.message)
+        now = self._pool.now()
+        state = account.breaker.state(now)
+        reason = account.breaker.reason or ""
+        if state is BreakerState.CLOSED:
+            shown = catalog.text(lang, "admin.account_closed", running=len(account.running))
+        elif state is BreakerState.OPEN:
+            left = round((account.breaker.reopens_at() or now) - now)
+            shown = catalog.text(lang, "admin.account_open", seconds=left, reason=reason)
+        else:
+            shown = catalog.text(lang, "admin.account_half_open", reason=reason)
+        return catalog.text(
+            lang,
+            "admin.balance_line",
+            mark="🟢" if state is BreakerState.CLOSED else "🔴",
+            account=account.name,
+            provider=account.config.provider.value,
+            balance=catalog.Markup(balance),
+            state=catalog.Markup(shown),
         )
 
 

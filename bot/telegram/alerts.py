@@ -1,4 +1,6 @@
-"""Telling the operators, once, what only they can fix (the upstream account ran dry)."""
+"""Telling the operators what only they can fix: an upstream account left the rotation (no
+credits, a bad key, an outage), and that it is back. One message each way per outage: the
+account's circuit breaker says when one begins and ends."""
 
 from __future__ import annotations
 
@@ -8,32 +10,31 @@ from telegram import Bot
 from telegram.error import TelegramError
 
 from bot.core.catalog import Lang, text
+from bot.providers import ProviderError
 
 _log = logging.getLogger(__name__)
 
 
 class OperatorAlerts:
-    def __init__(self, bot: Bot, operator_ids: frozenset[int], provider_name: str) -> None:
+    def __init__(self, bot: Bot, operator_ids: frozenset[int]) -> None:
         self._bot = bot
         self._operators = operator_ids
-        self._provider = provider_name
-        self._account_empty = False
 
-    async def account_empty(self) -> None:
-        """The upstream refused for lack of credits: one message per outage, not per task."""
-        if self._account_empty:
-            return
-        self._account_empty = True
-        _log.warning("the %s account is out of credits", self._provider)
+    async def account_down(self, account: str, error: ProviderError) -> None:
+        _log.warning("the %s account is out of rotation: %s", account, error)
+        if error.out_of_credits:
+            await self._tell(text(Lang.EN, "alert.out_of_credits", account=account))
+        else:
+            reason = error.message + (f", code {error.code}" if error.code is not None else "")
+            await self._tell(text(Lang.EN, "alert.account_down", account=account, reason=reason))
+
+    async def account_back(self, account: str) -> None:
+        _log.info("the %s account is back in rotation", account)
+        await self._tell(text(Lang.EN, "alert.account_back", account=account))
+
+    async def _tell(self, message: str) -> None:
         for operator in sorted(self._operators):
             try:
-                await self._bot.send_message(
-                    operator,
-                    text(Lang.EN, "alert.out_of_credits", provider=self._provider),
-                )
+                await self._bot.send_message(operator, message)
             except TelegramError as error:
                 _log.warning("could not alert operator %d: %s", operator, error)
-
-    def account_ok(self) -> None:
-        """A task was taken again: the next outage is news again."""
-        self._account_empty = False

@@ -29,7 +29,8 @@ from bot.core import callback_data, catalog
 from bot.core.callback_data import NoPrompt, PickMode
 from bot.core.catalog import Lang, Markup
 from bot.core.lifecycle import AnimateMode, TaskKind
-from bot.providers import Provider, ProviderError
+from bot.engine.pool import Pool
+from bot.providers import ProviderError
 from bot.telegram.commands import unavailable
 from bot.telegram.intake import Intake
 from bot.telegram.replies import lang_of, reply, text_after_command
@@ -69,7 +70,7 @@ class Animations:
         *,
         drafts: DraftRepository,
         chats: ChatRepository,
-        provider: Provider,
+        pool: Pool,
         served_files: ServedFiles,
         public_url: str | None,
         spicy_allowed: bool,
@@ -79,7 +80,7 @@ class Animations:
         self._drafts = drafts
         self._tasks = tasks
         self._chats = chats
-        self._provider = provider
+        self._pool = pool  # what the accounts can do together, and their file upload
         self._served = served_files
         self._public_url = public_url
         self._spicy_allowed = spicy_allowed
@@ -94,9 +95,7 @@ class Animations:
         user = update.effective_user
         if message is None or user is None:
             return
-        if await unavailable(
-            update, self._provider.capabilities.image_to_video, "unavailable.animate"
-        ):
+        if await unavailable(update, self._pool.capabilities.image_to_video, "unavailable.animate"):
             return
         lang = lang_of(update)
         prompt = text_after_command(message).strip() or None
@@ -209,7 +208,7 @@ class Animations:
         if draft is None or draft.user_id != user_id or draft.state != "open":
             return False
         draft = await self._drafts.set_prompt(draft.id, message.text.strip())
-        if draft.mode is not None or not self._provider.capabilities.modes:
+        if draft.mode is not None or not self._pool.capabilities.modes:
             await self._start(bot, draft, message)
         else:
             await self._edit(
@@ -262,14 +261,14 @@ class Animations:
     async def _spicy_possible(self, draft: Draft) -> bool:
         if not self._spicy_allowed or draft.image_url is not None:
             return False
-        if AnimateMode.SPICY not in self._provider.capabilities.modes:
+        if AnimateMode.SPICY not in self._pool.capabilities.modes:
             return False
         return (await self._chats.get(draft.chat_id)).allow_spicy
 
     async def show_choices(self, bot: Bot, draft: Draft, answer_to: int) -> None:
         """Post the draft's message: the modes (picking one starts the task), and how to
         add a motion prompt first."""
-        if self._provider.capabilities.modes:
+        if self._pool.capabilities.modes:
             text, markup = self._choices_text(draft), await self._mode_keyboard(draft)
         else:
             # The upstream takes no mode: straight to the motion prompt.
@@ -315,7 +314,7 @@ class Animations:
         modes = [
             mode
             for mode in AnimateMode
-            if mode in self._provider.capabilities.modes and (mode != AnimateMode.SPICY or spicy)
+            if mode in self._pool.capabilities.modes and (mode != AnimateMode.SPICY or spicy)
         ]
         return InlineKeyboardMarkup(
             [
@@ -357,7 +356,7 @@ class Animations:
             raise OwnImageRefused("animate.usage")
         if size is not None and size > MAX_OWN_IMAGE_BYTES:
             raise OwnImageRefused("animate.too_large", size=f"{size / 1024 / 1024:.1f}")
-        if self._public_url is None and not self._provider.capabilities.file_upload:
+        if self._public_url is None and not self._pool.capabilities.file_upload:
             raise OwnImageRefused("animate.own_unavailable")
         try:
             telegram_file = await bot.get_file(file_id)
@@ -372,7 +371,7 @@ class Animations:
             raise OwnImageRefused("animate.bad_type")
         file_name = f"photo.{IMAGE_TYPES[content_type]}"
         try:
-            uploaded = await self._provider.upload_file(content, file_name)
+            uploaded = await self._pool.upload_file(content, file_name)
         except ProviderError as error:
             _log.warning("upload to the upstream failed: %s", error)
             uploaded = None

@@ -19,10 +19,9 @@ from storage.tasks import NewTask, Task
 
 
 class Intake:
-    def __init__(self, *, billing: Billing, engine: Engine, provider_name: str) -> None:
+    def __init__(self, *, billing: Billing, engine: Engine) -> None:
         self._billing = billing
         self._engine = engine
-        self._provider = provider_name
 
     async def submit(self, new: NewTask, answer_to: Message) -> bool:
         """True if the task was recorded and handed over; False if it was refused (and
@@ -44,7 +43,6 @@ class Intake:
         """/imagine or /video with its prompt and ratio."""
         return NewTask(
             kind=kind,
-            provider=self._provider,
             chat_id=message.chat_id,
             chat_type=message.chat.type,
             user_id=user_id,
@@ -59,7 +57,6 @@ class Intake:
         """🔁: the same request again, a new task (paid like any other)."""
         return NewTask(
             kind=task.kind,
-            provider=self._provider,
             chat_id=task.chat_id,
             chat_type=task.chat_type,
             user_id=user_id,
@@ -78,7 +75,6 @@ class Intake:
     def upscale_of(self, source: Task, user_id: int, lang: Lang, answer_to: int) -> NewTask:
         return NewTask(
             kind=TaskKind.UPSCALE,
-            provider=self._provider,
             chat_id=source.chat_id,
             chat_type=source.chat_type,
             user_id=user_id,
@@ -95,7 +91,6 @@ class Intake:
         """A completed animation draft: one of our images, or the user's own photo."""
         return NewTask(
             kind=TaskKind.IMAGE_TO_VIDEO,
-            provider=self._provider,
             chat_id=draft.chat_id,
             chat_type=draft.chat_type,
             user_id=draft.user_id,

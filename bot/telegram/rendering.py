@@ -18,7 +18,7 @@ from bot.core.lifecycle import TaskKind
 from bot.core.quota import Balance, Costs, Refusal, next_renewal
 from bot.providers.base import UpstreamState
 from storage.chats import ChatSettings
-from storage.stats import ChatStats, DayStats
+from storage.stats import AccountStats, ChatStats, DayStats
 
 ANIMATE_BUTTONS_PER_ROW = 3
 
@@ -198,7 +198,13 @@ def settings_keyboard(
     return InlineKeyboardMarkup(rows)
 
 
-def stats_text(lang: Lang, days: int, daily: list[DayStats], top: list[ChatStats]) -> str:
+def stats_text(
+    lang: Lang,
+    days: int,
+    daily: list[DayStats],
+    top: list[ChatStats],
+    accounts: list[AccountStats],
+) -> str:
     if daily:
         lines = ["day         tasks  failed  credits"]
         lines += [f"{d.day}  {d.tasks:>5}  {d.failed:>6}  {d.credits:>7}" for d in daily]
@@ -209,4 +215,11 @@ def stats_text(lang: Lang, days: int, daily: list[DayStats], top: list[ChatStats
         top_table = "\n".join(f"{c.chat_id:>15}  {c.tasks:>5}  {c.credits:>7}" for c in top)
     else:
         top_table = text(lang, "admin.stats_empty")
-    return text(lang, "admin.stats", days=days, table=table, top=top_table)
+    if accounts:
+        width = max(len("account"), *(len(a.account) for a in accounts))
+        rows = [f"{'account':<{width}}  tasks  failed"]
+        rows += [f"{a.account:<{width}}  {a.tasks:>5}  {a.failed:>6}" for a in accounts]
+        per_account = "\n".join(rows)
+    else:
+        per_account = text(lang, "admin.stats_empty")
+    return text(lang, "admin.stats", days=days, table=table, top=top_table, accounts=per_account)

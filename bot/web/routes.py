@@ -72,12 +72,13 @@ async def read_json(request: Request) -> Any:
 class WebDependencies:
     tasks: TaskRepository
     served_files: ServedFiles
-    callback_task_id: Callable[[object], str | None]
+    # Read by the task's own account: its dialect and its webhook key.
+    callback_task_id: Callable[[Task, object], str | None]
     on_callback: Callable[[int, str], Awaitable[bool]]
     tasks_in_flight: Callable[[], int]
     database_ok: Callable[[], Awaitable[bool]]
     metrics_text: Callable[[], Awaitable[bytes]]
-    hmac_key: str | None = None
+    hmac_key: Callable[[Task], str | None] = lambda task: None
     telegram: Application | None = None  # type: ignore[type-arg]
     telegram_secret: str | None = None
     taking_updates: Callable[[], bool] = lambda: True
@@ -92,13 +93,14 @@ def build_web_app(deps: WebDependencies) -> Starlette:
             payload = await read_json(request)
         except BodyError as error:
             return PlainTextResponse(error.reason, status_code=error.status)
-        upstream_id = deps.callback_task_id(payload)
+        upstream_id = deps.callback_task_id(task, payload)
         if upstream_id is None:
             return PlainTextResponse("no task id", status_code=400)
         if task.upstream_task_id is not None and upstream_id != task.upstream_task_id:
             return PlainTextResponse("not this task", status_code=400)
-        if deps.hmac_key and not callback_signature_valid(
-            deps.hmac_key,
+        hmac_key = deps.hmac_key(task)
+        if hmac_key and not callback_signature_valid(
+            hmac_key,
             upstream_id,
             request.headers.get("x-webhook-timestamp"),
             request.headers.get("x-webhook-signature"),

@@ -1,0 +1,90 @@
+"""A circuit breaker for one upstream account, as plain arithmetic on the times it is given.
+
+Closed: the account takes tasks. It opens at once when the upstream says the account
+itself cannot work (bad key, no credits, maintenance, a feature switched off), or after
+`threshold` creates in a row failed for other reasons. Open: it takes nothing until
+`cooldown` seconds have passed. Then it is half-open: exactly one task goes through as the
+probe; if the upstream takes it the breaker closes, if not it opens for another cool-down.
+
+Libraries such as pybreaker wrap a call and decide around it; here the decision is needed
+earlier, when the line picks an account for a task, so the states are kept by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"  # in rotation
+    OPEN = "open"  # out of rotation until the cool-down ends
+    HALF_OPEN = "half_open"  # one probe decides
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    threshold: int = 3  # failed creates in a row that take an account out of rotation
+    cooldown: float = 60.0  # seconds out of rotation before one probe is let through
+
+
+class Breaker:
+    def __init__(self, policy: BreakerPolicy) -> None:
+        self._policy = policy
+        self._failures = 0  # failed creates in a row
+        self._opened_at: float | None = None
+        self._probing = False  # the half-open probe is on its way
+        self.reason: str | None = None  # why it opened last, for operators
+
+    def state(self, now: float) -> BreakerState:
+        if self._opened_at is None:
+            return BreakerState.CLOSED
+        if now - self._opened_at < self._policy.cooldown:
+            return BreakerState.OPEN
+        return BreakerState.HALF_OPEN
+
+    def reopens_at(self) -> float | None:
+        """When an open breaker lets its probe through; None if it is not open."""
+        return None if self._opened_at is None else self._opened_at + self._policy.cooldown
+
+    def room(self, now: float) -> int | None:
+        """How many tasks it lets through now: None for no limit of its own (closed), 1 for
+        the half-open probe not yet sent, 0 otherwise."""
+        state = self.state(now)
+        if state is BreakerState.CLOSED:
+            return None
+        return 1 if state is BreakerState.HALF_OPEN and not self._probing else 0
+
+    def sending(self, now: float) -> None:
+        """A create request is about to go to the account (in half-open: the probe)."""
+        if self.state(now) is BreakerState.HALF_OPEN:
+            self._probing = True
+
+    def succeeded(self) -> bool:
+        """The account took a task; True if that closed an open breaker (the outage ended)."""
+        was_open = self._opened_at is not None
+        self._failures = 0
+        self._opened_at = None
+        self._probing = False
+        self.reason = None
+        return was_open
+
+    def failed(self, now: float, reason: str, *, account_down: bool) -> bool:
+        """A create failed (`account_down`: the upstream said the account cannot work); True
+        if that took a closed account out of rotation (the start of an outage)."""
+        self._failures += 1
+        state = self.state(now)
+        if state is BreakerState.OPEN:
+            return False
+        if state is BreakerState.HALF_OPEN:
+            # The probe failed: another cool-down. The outage goes on; it is not news.
+            self._opened_at, self._probing, self.reason = now, False, reason
+            return False
+        if account_down or self._failures >= self._policy.threshold:
+            self._opened_at, self.reason = now, reason
+            return True
+        return False
+
+    def abandoned(self) -> None:
+        """The probe never reached the account (the task was cancelled): another may go."""
+        self._probing = False

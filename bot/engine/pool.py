@@ -1,0 +1,221 @@
+"""The upstream accounts as one pool: which account can take a task (capabilities), which
+has room (its own caps, a 429's pause, its circuit breaker), and which one must (a
+follow-up goes to the account that made its source: the reseller's task ids belong to it).
+
+The line (`scheduler.py`) asks `route` when a task's turn comes; the engine tells the pool
+how each create went (`create_failed`, `create_succeeded`), which drives the breakers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bot.core.breaker import Breaker, BreakerPolicy, BreakerState
+from bot.core.lifecycle import TaskKind
+from bot.providers import AccountConfig, Capabilities, ErrorKind, Provider, ProviderError
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What a task asks of an account."""
+
+    kind: TaskKind
+    own_image: bool = False  # an image of the user's own, at a URL (animate)
+    pinned: str | None = None  # the account that made the source task (animate, upscale)
+    by_url: bool = False  # the source image's URL is at hand: any account may animate it
+    refused_by: frozenset[str] = frozenset()  # accounts that refused this task's create
+
+
+@dataclass(eq=False)
+class Account:
+    config: AccountConfig
+    provider: Provider
+    breaker: Breaker
+    running: set[int] = field(default_factory=set)  # tasks the upstream works on for it
+    created: deque[float] = field(default_factory=deque)  # creates in the last hour
+    paused_until: float = 0.0  # a 429 asked for a pause
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.provider.capabilities
+
+    def room(self, now: float) -> int:
+        """How many more tasks it may be given now."""
+        while self.created and self.created[0] <= now - HOUR:
+            self.created.popleft()
+        if now < self.paused_until:
+            return 0
+        room = min(
+            self.config.max_concurrent - len(self.running),
+            self.config.max_tasks_per_hour - len(self.created),
+        )
+        probe = self.breaker.room(now)
+        return max(0, room if probe is None else min(room, probe))
+
+    def free_at(self, now: float) -> float | None:
+        """When time lifts what holds it back (a pause, the hourly cap, a cool-down); None if
+        time alone will not (it is full of running tasks)."""
+        moments = []
+        if now < self.paused_until:
+            moments.append(self.paused_until)
+        if len(self.created) >= self.config.max_tasks_per_hour:
+            moments.append(self.created[0] + HOUR)
+        reopens = self.breaker.reopens_at()
+        if reopens is not None and reopens > now:
+            moments.append(reopens)
+        return max(moments) if moments else None
+
+    def in_rotation(self, now: float) -> bool:
+        return self.breaker.state(now) is not BreakerState.OPEN
+
+
+class Pool:
+    def __init__(
+        self,
+        accounts: Sequence[tuple[AccountConfig, Provider]],
+        *,
+        breaker: BreakerPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not accounts:
+            raise ValueError("a pool needs at least one account")
+        policy = breaker or BreakerPolicy()
+        self.accounts = [
+            Account(config, provider, Breaker(policy)) for config, provider in accounts
+        ]
+        self._by_name = {account.name: account for account in self.accounts}
+        self._clock = clock
+        self.capabilities = Capabilities.union([a.capabilities for a in self.accounts])
+
+    def now(self) -> float:
+        return self._clock()
+
+    def find(self, name: str) -> Account | None:
+        """The account of that name. Tasks made before the pool name their provider (the
+        pool of one is named after it): such a name finds the first account of that
+        provider, so an operator moving to `PROVIDERS_FILE` keeps the tasks in flight."""
+        if name in self._by_name:
+            return self._by_name[name]
+        return next((a for a in self.accounts if a.config.provider.value == name), None)
+
+    # --- routing ---------------------------------------------------------------------------
+
+    def fitting(self, need: Need) -> list[Account]:
+        """The accounts that could do the task, healthy or not, room or not. A follow-up
+        whose account is in rotation goes there alone."""
+        pinned = self.find(need.pinned) if need.pinned is not None else None
+        if (
+            pinned is not None
+            and pinned.name not in need.refused_by
+            and self._can(pinned, need, at_source=True)
+            and pinned.in_rotation(self.now())
+        ):
+            return [pinned]
+        return [
+            account
+            for account in self.accounts
+            if account.name not in need.refused_by
+            and self._can(account, need, at_source=account is pinned)
+        ]
+
+    def route(self, need: Need) -> Account | None:
+        """The account to send the task to now: in rotation and fitting, with the most room;
+        None if none has room now. An account whose cool-down just ended goes first: its
+        probe says soonest whether it is back (and if not, the task is re-routed, free)."""
+        now = self.now()
+        best, best_room = None, 0
+        for account in self.fitting(need):
+            room = account.room(now)
+            if room and account.breaker.state(now) is BreakerState.HALF_OPEN:
+                return account
+            if room > best_room:
+                best, best_room = account, room
+        return best
+
+    def could_take(self, need: Need) -> bool:
+        """Some fitting account is in rotation, so the task may wait for room."""
+        now = self.now()
+        return any(account.in_rotation(now) for account in self.fitting(need))
+
+    @staticmethod
+    def _can(account: Account, need: Need, *, at_source: bool) -> bool:
+        can = account.capabilities
+        match need.kind:
+            case TaskKind.TEXT_TO_IMAGE:
+                return can.text_to_image
+            case TaskKind.TEXT_TO_VIDEO:
+                return can.text_to_video
+            case TaskKind.UPSCALE:
+                # Only the account that made the images knows their task id.
+                return can.upscale and at_source
+            case TaskKind.IMAGE_TO_VIDEO:
+                if need.own_image:
+                    return can.image_to_video_from_url
+                if at_source:
+                    return can.image_to_video_from_task or (
+                        need.by_url and can.image_to_video_from_url
+                    )
+                return need.by_url and can.image_to_video_from_url
+
+    # --- what the engine reports ------------------------------------------------------------
+
+    def sending(self, account: Account, task_id: int) -> None:
+        """The line gave `account` this task: it holds one of its slots from now on."""
+        now = self.now()
+        account.running.add(task_id)
+        account.created.append(now)
+        account.breaker.sending(now)
+
+    def create_succeeded(self, account: Account) -> bool:
+        """True if that ended an outage."""
+        return account.breaker.succeeded()
+
+    def create_failed(self, account: Account, error: ProviderError) -> bool:
+        """True if that began an outage (the account just left the rotation)."""
+        if error.kind is ErrorKind.REJECTED:
+            return False  # the request was wrong, not the account
+        down = error.kind is ErrorKind.UNAVAILABLE
+        return account.breaker.failed(self.now(), str(error), account_down=down)
+
+    def followups(self, account_name: str) -> tuple[bool, bool]:
+        """(animate, upscale): what can be asked of a task made on that account."""
+        account = self.find(account_name)
+        animate = self.capabilities.image_to_video_from_url or bool(
+            account and account.capabilities.image_to_video_from_task
+        )
+        upscale = bool(account and account.capabilities.upscale)
+        return animate, upscale
+
+    # --- the account's other services -----------------------------------------------------
+
+    async def upload_file(self, content: bytes, file_name: str) -> str | None:
+        """Put a user's file where the upstreams can fetch it: with the first account in
+        rotation that has an upload API; None if none has one (the bot serves it itself)."""
+        now = self.now()
+        failure: ProviderError | None = None
+        for account in self.accounts:
+            if not account.capabilities.file_upload or not account.in_rotation(now):
+                continue
+            try:
+                url = await account.provider.upload_file(content, file_name)
+            except ProviderError as error:
+                failure = error
+                continue
+            if url is not None:
+                return url
+        if failure is not None:
+            raise failure
+        return None
+
+    async def aclose(self) -> None:
+        for account in self.accounts:
+            await account.provider.aclose()
