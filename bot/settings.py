@@ -9,16 +9,18 @@ from __future__ import annotations
 import socket
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
     Field,
+    ModelWrapValidatorHandler,
     SecretStr,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -94,11 +96,28 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @model_validator(mode="after")
-    def _some_account(self) -> Settings:
-        if self.providers_file is None and self.provider_api_key is None:
-            raise ValueError("PROVIDER_API_KEY (missing; or name a PROVIDERS_FILE)")
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _some_account(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        """An account is needed: PROVIDER_API_KEY, or a PROVIDERS_FILE of them. Reported as
+        missing beside any other problem, so one start names everything there is to fix."""
+        given = isinstance(data, dict) and any(
+            data.get(name) not in (None, "") for name in ("provider_api_key", "providers_file")
+        )
+        missing: list[InitErrorDetails] = []
+        if not given:
+            missing = [{"type": "missing", "loc": ("provider_api_key",), "input": data}]
+        try:
+            settings = handler(data)
+        except ValidationError as error:
+            details: list[InitErrorDetails] = [
+                {"type": e["type"], "loc": e["loc"], "input": e["input"], "ctx": e.get("ctx", {})}
+                for e in error.errors()
+            ]
+            raise ValidationError.from_exception_data(error.title, details + missing) from None
+        if missing:
+            raise ValidationError.from_exception_data(cls.__name__, missing)
+        return settings
 
     @model_validator(mode="after")
     def _webhook_needs_public_url(self) -> Settings:

@@ -340,3 +340,15 @@ async def test_start_up_stops_on_a_bad_file_with_one_line(tmp_path: Path) -> Non
 def test_the_example_file_is_a_valid_pool() -> None:
     accounts = read_accounts_file(ROOT / "providers.example.toml")
     assert [a.name for a in accounts] == ["kie-main", "kie-spare", "apikley"]
+
+
+def test_no_account_at_all_is_named_beside_the_other_problems() -> None:
+    from pydantic import ValidationError
+
+    from bot.settings import describe_settings_error
+
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    assert describe_settings_error(refused.value) == (
+        "Invalid settings: TELEGRAM_BOT_TOKEN (missing); PROVIDER_API_KEY (missing)"
+    )
