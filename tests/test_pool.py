@@ -348,7 +348,7 @@ def test_no_account_at_all_is_named_beside_the_other_problems() -> None:
     from bot.settings import describe_settings_error
 
     with pytest.raises(ValidationError) as refused:
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
     assert describe_settings_error(refused.value) == (
         "Invalid settings: TELEGRAM_BOT_TOKEN (missing); PROVIDER_API_KEY (missing)"
     )
