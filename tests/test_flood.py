@@ -17,7 +17,7 @@ from bot.telegram.flood import MESSAGE_METHODS, FloodControl
 from fakes.flood_model import FloodModel
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
-from tests.conftest import BOT_TOKEN, LOOSE_FLOOD, StartBot, eventually
+from tests.conftest import BOT_TOKEN, FAST, LOOSE_FLOOD, StartBot, eventually
 
 ANN = FakeUser(1001, "Ann", "en")
 
@@ -208,25 +208,35 @@ async def test_a_result_goes_ahead_of_status_messages_waiting_for_the_chat(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
     # One message a second in this chat. The first task's album is ready while the other
-    # two tasks' status messages still wait their turn: the album goes first.
-    kie.next_scenarios += [Scenario(duration=0.2), Scenario(duration=4.0), Scenario(duration=4.0)]
-    bot = await start_bot(flood_limits=replace(LOOSE_FLOOD, private_chat=(1, 1.0)))
+    # two tasks' status messages still wait their turn: the album goes first. The other two
+    # run until the test ends them, so no clock decides the order but the chat's pace.
+    kie.next_scenarios += [Scenario(duration=0.2), Scenario(duration=600), Scenario(duration=600)]
+    bot = await start_bot(
+        timing=replace(FAST, poll=replace(FAST.poll, timeout=600)),  # no time-out meanwhile
+        flood_limits=replace(LOOSE_FLOOD, private_chat=(1, 1.0)),
+    )
     chat = telegram.private_chat(ANN)
     for prompt in ("quick", "slow", "slower"):
         telegram.send_text(chat, ANN, f"/imagine {prompt}")
-    tasks = await bot.wait_until_settled(count=3, timeout=30)
-    assert [t["state"] for t in tasks] == ["delivered"] * 3
-    sent = [
-        (c.method, "buttons" if "reply_markup" in c.params else "")
-        for c in telegram.calls
-        if c.ok
-        and c.method in ("sendMessage", "sendMediaGroup")
-        and c.params.get("chat_id") == str(chat.id)
-    ]
-    assert sent[:5] == [
+
+    def sent() -> list[tuple[str, str]]:
+        return [
+            (c.method, "buttons" if "reply_markup" in c.params else "")
+            for c in telegram.calls
+            if c.ok
+            and c.method in ("sendMessage", "sendMediaGroup")
+            and c.params.get("chat_id") == str(chat.id)
+        ]
+
+    await eventually(lambda: len(sent()) >= 5, timeout=30)
+    assert sent()[:5] == [
         ("sendMessage", ""),  # the first task's status message
         ("sendMediaGroup", ""),  # its album, ahead of the other two status messages
         ("sendMessage", "buttons"),
         ("sendMessage", ""),
         ("sendMessage", ""),
     ]
+    for task in kie.created[1:]:
+        kie.finish(task)
+    tasks = await bot.wait_until_settled(count=3, timeout=30)
+    assert [t["state"] for t in tasks] == ["delivered"] * 3
