@@ -263,3 +263,17 @@ async def test_tasks_made_before_the_pool_find_an_account_of_their_provider(
     assert found is not None
     assert found.name == "kie-main"
     assert scheduler.pool.find("nowhere") is None
+
+
+async def test_a_probe_refused_for_its_request_lets_the_next_task_probe(
+    make: MakeScheduler,
+) -> None:
+    scheduler = make(("a", "kie", 5, 100), cooldown=60)
+    pool = scheduler.pool
+    [a] = pool.accounts
+    _open(pool, a)
+    await asyncio.sleep(60)
+    assert await scheduler.admit(1, 1, IMAGE) is a  # the probe...
+    scheduler.release(1)
+    assert not pool.create_failed(a, _error(ErrorKind.REJECTED))  # ...was a bad request
+    assert await scheduler.admit(2, 2, IMAGE) is a  # another task probes (no deadlock)

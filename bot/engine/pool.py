@@ -182,7 +182,10 @@ class Pool:
     def create_failed(self, account: Account, error: ProviderError) -> bool:
         """True if that began an outage (the account just left the rotation)."""
         if error.kind is ErrorKind.REJECTED:
-            return False  # the request was wrong, not the account
+            # The request was wrong, not the account; if it was the probe, it decided
+            # nothing, and the next task probes instead.
+            account.breaker.abandoned()
+            return False
         down = error.kind is ErrorKind.UNAVAILABLE
         return account.breaker.failed(self.now(), str(error), account_down=down)
 
