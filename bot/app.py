@@ -159,7 +159,7 @@ async def run(
         callback_url=task_callback_url if public else None,
         alerts=OperatorAlerts(application.bot, settings.admin_user_ids),
         metrics=metrics,
-        scheduler=Scheduler(pool, clock=clock),
+        scheduler=Scheduler(pool),
         on_chat_migrated=chats.migrate,
         telegram_busy=flood.busy_for,
         owner=settings.instance_id,

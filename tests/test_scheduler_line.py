@@ -51,7 +51,7 @@ async def make() -> AsyncIterator[MakeScheduler]:
             clock=loop.time,
         )
         pools.append(pool)
-        return Scheduler(pool, clock=loop.time)
+        return Scheduler(pool)
 
     yield build
     for pool in pools:

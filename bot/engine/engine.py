@@ -71,7 +71,7 @@ class Engine:
         self._alerts = alerts
         self._metrics = metrics or Metrics()
         self._pool = pool
-        self._scheduler = scheduler or Scheduler(pool, clock=clock)
+        self._scheduler = scheduler or Scheduler(pool)
         self._on_chat_migrated = on_chat_migrated
         self._upstream = UpstreamSide(
             tasks=tasks,

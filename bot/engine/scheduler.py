@@ -12,9 +12,8 @@ the line at once (`NoAccount`).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from bot.engine.pool import Account, Need, Pool
 
@@ -28,9 +27,8 @@ class NoAccount(Exception):
 
 
 class Scheduler:
-    def __init__(self, pool: Pool, *, clock: Callable[[], float] = time.time) -> None:
-        self._pool = pool
-        self._clock = clock
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool  # its clock is the line's too
         self._holding: dict[int, Account] = {}  # task → the account whose slot it holds
         self._waiting: OrderedDict[int, deque[int]] = OrderedDict()  # chat → its task ids
         self._needs: dict[int, Need] = {}
@@ -49,7 +47,7 @@ class Scheduler:
         creates went to each account."""
         for task_id, name in running.items():
             self.hold(task_id, name)
-        now = self._clock()
+        now = self._pool.now()
         for name, moment in sorted(created_at, key=lambda pair: pair[1]):
             account = self._pool.find(name)
             if account is not None and moment > now - 3600:
@@ -101,7 +99,7 @@ class Scheduler:
 
     def slow_down(self, account: Account, seconds: float) -> None:
         """The account's upstream said too many requests: it takes nothing for `seconds`."""
-        account.paused_until = max(account.paused_until, self._clock() + seconds)
+        account.paused_until = max(account.paused_until, self._pool.now() + seconds)
         self._dispatch()
 
     # --- what it tells ------------------------------------------------------------------------
@@ -163,7 +161,7 @@ class Scheduler:
     def _all_full(self) -> bool:
         """No account in rotation has room, and none is out of it (so no task can be
         turned away): a look through the line would find nothing to do."""
-        now = self._clock()
+        now = self._pool.now()
         return all(a.in_rotation(now) and a.room(now) == 0 for a in self._pool.accounts)
 
     def _take_head(self, chat_id: int) -> None:
@@ -192,7 +190,7 @@ class Scheduler:
             self._wake = None
         if not self._waiting:
             return
-        now = self._clock()
+        now = self._pool.now()
         moments = [m for a in self._pool.accounts if (m := a.free_at(now)) is not None]
         if moments:
             delay = max(0.0, min(moments) - now)
