@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 async def run_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))}
+    prefixes = ("TELEGRAM_", "PROVIDER_", "PROVIDERS_")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     clean["PYTHONPATH"] = str(ROOT)
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -57,6 +58,20 @@ async def test_malformed_setting_is_named_and_secrets_are_not_printed(tmp_path: 
     assert "PROVIDER (" in text
     assert "HTTP_PORT (" in text
     assert "secret" not in text
+
+
+async def test_a_bad_providers_file_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "providers.toml"
+    path.write_text(
+        '[[account]]\nname = "a"\nprovider = "kie"\napi_key = "sk-SECRET-1"\n'
+        '[[account]]\nname = "a"\nprovider = "kie"\napi_key = "sk-SECRET-2"\n'
+    )
+    process = await run_bot({"TELEGRAM_BOT_TOKEN": "1:x", "PROVIDERS_FILE": str(path)}, tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    assert stderr.decode().strip().splitlines() == [
+        f"PROVIDERS_FILE {path}: account 2 (a): the name 'a' is used twice"
+    ]
 
 
 async def test_runs_from_a_dotenv_file_and_stops_on_sigterm(

@@ -6,10 +6,7 @@ at start-up or refused in one line. (test_scheduler_line.py has the routing arit
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -311,30 +308,6 @@ def test_a_file_that_is_not_toml_or_not_there(tmp_path: Path) -> None:
     assert "SECRET" not in str(refused.value)
     with pytest.raises(AccountsError, match="cannot be read"):
         read_accounts_file(tmp_path / "missing.toml")
-
-
-async def test_start_up_stops_on_a_bad_file_with_one_line(tmp_path: Path) -> None:
-    path = accounts_file(
-        tmp_path,
-        {"name": "a", "provider": "kie", "api_key": "sk-SECRET-1"},
-        {"name": "a", "provider": "kie", "api_key": "sk-SECRET-2"},
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER"))}
-    env |= {"TELEGRAM_BOT_TOKEN": "1:x", "PROVIDERS_FILE": str(path), "PYTHONPATH": str(ROOT)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 2
-    assert stderr.decode().strip().splitlines() == [
-        f"PROVIDERS_FILE {path}: account 2 (a): the name 'a' is used twice"
-    ]
 
 
 def test_the_example_file_is_a_valid_pool() -> None:
