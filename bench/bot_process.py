@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from bot.app import run
+from bot.app import run, run_event_loop
 from bot.settings import Settings
 from bot.telegram.flood import FloodLimits
 
@@ -99,7 +99,7 @@ def main() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await run(settings, stop=stop, timing=timing, flood_limits=limits)
 
-    asyncio.run(serve())
+    run_event_loop(serve())
 
 
 if __name__ == "__main__":

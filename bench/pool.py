@@ -147,12 +147,29 @@ async def run_once(
         f"{span:.1f} s",
         f"≤ {1.15 * ideal:.1f} s (1.15 × {ideal:.1f} s)",
     )
+    gaps = _refill_gaps(servers, cap)
+    line(
+        "a slot taken again after its task ends",
+        f"p50 {gaps[len(gaps) // 2]:.2f} s, p90 {gaps[len(gaps) * 9 // 10]:.2f} s",
+        "-",
+    )
     line("upstream 429s", str(sum(s.refused_429 for s in servers)), "0")
     line("lost / duplicated albums", f"{lost} / {duplicated}", "0 / 0")
     line("tasks created upstream twice", str(created_twice), "0")
     line("tasks refunded", str(refunded), "0")
     line("ledger: reserved / committed / refunded", _ledger(ledger), f"{tasks} / {tasks} / 0")
     line("tasks per account", " ".join(f"{n}" for _, n in sorted(per_account.items())), "-")
+
+
+def _refill_gaps(servers: list[FakeKie], cap: int) -> list[float]:
+    """Per account, how long after a task ended its slot got the next task: the n-th create
+    after the first `cap` took the slot the n-th task to end left (sorted, seconds)."""
+    gaps: list[float] = []
+    for server in servers:
+        creates = sorted(t.created_at for t in server.created)
+        ends = sorted(t.done_at for t in server.created)
+        gaps += [max(0.0, c - e) for c, e in zip(creates[cap:], ends, strict=False)]
+    return sorted(gaps) or [0.0]
 
 
 def _ledger(ledger: dict[str, int]) -> str:

@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from bot.app import run
+from bot.app import run, run_event_loop
 from bot.ops.logs import configure_logging
 from bot.providers import AccountsError, load_accounts
 from bot.settings import Settings, describe_settings_error
@@ -35,7 +35,7 @@ def main() -> int:
         await run(settings, stop=stop)
 
     try:
-        asyncio.run(serve())
+        run_event_loop(serve())
     except NotImplementedError as error:
         print(str(error), file=sys.stderr)
         return 2

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from typing import Any
 
 import httpx
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
@@ -106,6 +107,18 @@ async def register_commands(bot: Bot, can: Capabilities) -> None:
             await bot.set_my_commands(
                 commands, scope=scope, language_code=None if lang is Lang.EN else lang.value
             )
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` to its end on uvloop where it is installed (a dependency everywhere but
+    Windows): its loop and sockets cost the bot a good part less CPU than asyncio's own
+    under load. Elsewhere, asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def run(

@@ -95,6 +95,7 @@ class FakeKie:
     created: list[FakeTask] = field(default_factory=list)
     create_attempts: int = 0
     image_fetches: int = 0
+    head_requests: int = 0  # HEADs of result files: what the bot asked before fetching
     hmac_key: str | None = None  # sign callbacks, as an account with signing turned on does
     create_delay: float = 0.0  # seconds between making a task and answering with its id
     max_running: int = 0  # the account's concurrency limit (0: none); past it, code 429
@@ -291,6 +292,8 @@ class FakeKie:
             return Response(status_code=405)
         if request.method == "GET":
             self.image_fetches += 1
+        else:
+            self.head_requests += 1
         size = dict(task.scenario.sizes).get(index, task.scenario.image_bytes)
         if suffix == "mp4":
             return Response(mp4(pad_to=size), media_type="video/mp4")

@@ -55,6 +55,8 @@ async def test_private_chat_gets_status_album_and_buttons(
     ]
     assert media[0]["caption"] == "a red fox in snow"
     assert len(album.result) == 6
+    # By URL without asking the file server first: no HEAD per image on every delivery.
+    assert kie.head_requests == 0
 
     # 3. The buttons: one 🎬 per image, then 🔁, under the album.
     buttons = telegram.calls_of("sendMessage", chat.id)[-1]
@@ -269,7 +271,11 @@ async def test_images_over_the_by_url_cap_are_uploaded(
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine big pictures")
     await deliver(telegram, chat.id)
-    [uploaded] = telegram.calls_of("sendMediaGroup", chat.id)
+    # By URL first, as nearly every result fits; Telegram refuses, and only then does the
+    # bot ask each item's size and upload them.
+    by_url, uploaded = telegram.calls_of("sendMediaGroup", chat.id)
+    assert not by_url.ok
+    assert kie.head_requests == 2
     assert uploaded.ok
     assert all(m["media"].startswith("attach://") for m in uploaded.json("media"))
     [task] = await bot.wait_until_settled()

@@ -204,6 +204,31 @@ async def test_a_follow_up_of_an_account_out_of_rotation(make: MakeScheduler) ->
         await scheduler.admit(2, 2, Need(TaskKind.UPSCALE, pinned="b"))
 
 
+async def test_what_no_account_can_take_is_turned_away_while_the_others_are_full(
+    make: MakeScheduler,
+) -> None:
+    # While every account in rotation is full, the line is not looked through again on each
+    # change; a task no account in rotation can take must still leave it, both when it
+    # arrives and when it comes to the front of its chat's queue.
+    scheduler = make(("a", "kie", 1, 100), ("b", "kie", 1, 100))
+    pool = scheduler.pool
+    _, b = pool.accounts
+    _open(pool, b)
+    assert (await scheduler.admit(1, 1, IMAGE)).name == "a"  # a is full now
+    upscale = Need(TaskKind.UPSCALE, pinned="b")
+    with pytest.raises(NoAccount):
+        await scheduler.admit(2, 2, upscale)  # arrives while a is full
+    waiting = asyncio.create_task(scheduler.admit(3, 3, IMAGE))
+    behind = asyncio.create_task(scheduler.admit(4, 3, upscale))  # behind task 3, in chat 3
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    assert not behind.done()
+    scheduler.release(1)  # task 3 takes a's slot; task 4 comes to the front, with a full
+    assert (await waiting).name == "a"
+    with pytest.raises(NoAccount):
+        await behind
+
+
 async def test_the_breaker_opens_then_one_probe_closes_it(make: MakeScheduler) -> None:
     scheduler = make(("a", "kie", 10, 100), ("b", "kie", 10, 100), cooldown=60)
     pool = scheduler.pool

@@ -76,24 +76,31 @@ class Results:
     async def _deliver_now(self, job: Job, task: Task) -> None:
         task = await self._status.settled(job, task)
         if task.buttons_message_id is None and not task.album_message_ids:
-            probes = await self._deliverer.probe(task.result_urls)
-            if not probes:
+            if not task.result_urls:
                 await self._fail(task, FailureKind.DELIVERY, None)
                 return
             lang = Lang(task.lang)
             caption = rendering.album_caption(task.prompt)
+            # An image set goes by URL as it is. Anything else may be a video, whose size
+            # decides how it goes: one request to its file server says both.
+            probe = None
+            if task.kind is not TaskKind.TEXT_TO_IMAGE:
+                [probe] = await self._deliverer.probe(task.result_urls[:1])
+            video = probe is not None and media_kind(probe) is MediaKind.VIDEO
             try:
-                if media_kind(probes[0]) is MediaKind.VIDEO:
+                if probe is not None and video:
                     await self._status.chat_action(task, ChatAction.UPLOAD_VIDEO)
                     _, upscale = self._followups(task.account)
                     markup = rendering.video_keyboard(
                         lang, task.id, task.kind, upscale_offered=upscale
                     )
                     sent = await self._deliverer.send_video(
-                        placement(task), probes[0], caption, markup, lang
+                        placement(task), probe, caption, markup, lang
                     )
                 else:
-                    sent = await self._deliverer.send_images(placement(task), probes, caption, lang)
+                    sent = await self._deliverer.send_images(
+                        placement(task), task.result_urls, caption, lang
+                    )
             except Forbidden as error:
                 # The user blocked the bot (or it left the group): finish quietly, refund.
                 _tlog(task).info("task %d: the chat is closed to the bot: %s", task.id, error)
@@ -107,7 +114,7 @@ class Results:
                 await self._fail(task, FailureKind.DELIVERY, None)
                 return
             await self._tasks.note_album(task.id, sent.message_ids, sent.file_ids)
-            if media_kind(probes[0]) is MediaKind.VIDEO:
+            if video:
                 # A single video carries its buttons itself.
                 await self._tasks.note_buttons(task.id, sent.first_message_id)
             task = await reload(self._tasks, task)

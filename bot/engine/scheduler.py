@@ -35,6 +35,12 @@ class Scheduler:
         self._admitted: dict[int, asyncio.Future[Account]] = {}
         self._wake: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
+        # Every waiting task's place, worked out once per change of the line: each waiting
+        # task shows its place, and a fresh count for each would cost line × line.
+        self._places: dict[int, int] | None = None
+        # Chats whose next task has not been looked at since the rotation last changed.
+        self._unlooked: set[int] = set()
+        self._looked_under: frozenset[str] | None = None
 
     @property
     def pool(self) -> Pool:
@@ -73,6 +79,8 @@ class Scheduler:
         # Task ids grow with time: keep each chat's queue in the order asked, also when a
         # restart enqueues them in whatever order their workers start.
         self._waiting[chat_id] = deque(sorted(queue))
+        self._places = None
+        self._unlooked.add(chat_id)
         self._dispatch()
         try:
             return await future
@@ -106,10 +114,9 @@ class Scheduler:
 
     def position(self, task_id: int) -> int | None:
         """1 for the next task to be admitted; None if it is not waiting."""
-        for place, waiting in enumerate(self._order(), start=1):
-            if waiting == task_id:
-                return place
-        return None
+        if self._places is None:
+            self._places = {waiting: place for place, waiting in enumerate(self._order(), 1)}
+        return self._places.get(task_id)
 
     async def changed(self) -> None:
         """Wait for the line to move (positions may have changed)."""
@@ -130,14 +137,28 @@ class Scheduler:
     def _dispatch(self) -> None:
         """Give every chat whose next task some fitting account has room for its turn,
         chats in order, until no more fit; a chat whose next task must wait keeps its
-        place. Tasks no account in rotation could take leave the line."""
+        place. Tasks no account in rotation could take leave the line.
+
+        While no account in rotation has room, only the chats whose next task has not been
+        looked at since the rotation last changed are looked at (to turn away what no
+        account could take): a task's need does not change while it waits, so a full look
+        through the line on every finished task would find nothing, at a cost of the line's
+        length each time."""
+        rotation = self._rotation()
+        if rotation != self._looked_under:
+            self._looked_under = rotation
+            self._unlooked = set(self._waiting)
         moved = True
         changed = False
         while moved and self._waiting:
             moved = False
             for chat_id in list(self._waiting):
                 if self._all_full():
-                    break
+                    if not self._unlooked:
+                        break
+                    if chat_id not in self._unlooked:
+                        continue
+                self._unlooked.discard(chat_id)
                 task_id = self._waiting[chat_id][0]
                 need = self._needs[task_id]
                 account = self._pool.route(need)
@@ -158,18 +179,23 @@ class Scheduler:
             self._changed = asyncio.Event()
         self._wake_when_time_frees_room()
 
-    def _all_full(self) -> bool:
-        """No account in rotation has room, and none is out of it (so no task can be
-        turned away): a look through the line would find nothing to do."""
+    def _rotation(self) -> frozenset[str]:
         now = self._pool.now()
-        return all(a.in_rotation(now) and a.room(now) == 0 for a in self._pool.accounts)
+        return frozenset(a.name for a in self._pool.accounts if a.in_rotation(now))
+
+    def _all_full(self) -> bool:
+        """No account in rotation has room: no waiting task can be admitted now."""
+        now = self._pool.now()
+        return all(not a.in_rotation(now) or a.room(now) == 0 for a in self._pool.accounts)
 
     def _take_head(self, chat_id: int) -> None:
         """This chat had its turn: its next task leaves, and it goes to the back."""
         queue = self._waiting.pop(chat_id)
         queue.popleft()
+        self._places = None
         if queue:
             self._waiting[chat_id] = queue
+            self._unlooked.add(chat_id)  # a new next task
 
     def _forget(self, task_id: int, chat_id: int) -> None:
         self._admitted.pop(task_id, None)
@@ -177,8 +203,12 @@ class Scheduler:
         queue = self._waiting.get(chat_id)
         if queue is not None and task_id in queue:
             queue.remove(task_id)
-            if not queue:
+            self._places = None
+            if queue:
+                self._unlooked.add(chat_id)  # perhaps a new next task
+            else:
                 del self._waiting[chat_id]
+                self._unlooked.discard(chat_id)
             self._changed.set()
             self._changed = asyncio.Event()
 

