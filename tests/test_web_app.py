@@ -12,7 +12,7 @@ import pytest
 from bot.web.routes import WebDependencies, build_web_app
 from storage.database import Database
 from storage.served_files import ServedFiles
-from storage.tasks import TaskRepository
+from storage.tasks import Task, TaskRepository
 
 
 class _World:
@@ -23,8 +23,8 @@ class _World:
         self.nudged: list[tuple[int, str]] = []
 
     def app(self) -> httpx.AsyncClient:
-        async def on_callback(task_id: int, upstream_id: str) -> bool:
-            self.nudged.append((task_id, upstream_id))
+        async def on_callback(task: Task, upstream_id: str) -> bool:
+            self.nudged.append((task.id, upstream_id))
             return True
 
         async def database_ok() -> bool:

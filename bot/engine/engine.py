@@ -190,7 +190,7 @@ class Engine:
         self._scheduler.withdraw(task.id, task.chat_id)
         return True
 
-    async def on_callback(self, task_id: int, upstream_id: str) -> bool:
+    async def on_callback(self, task: Task, upstream_id: str) -> bool:
         """The upstream says the task changed (the callback's URL secret proved it is the
         upstream speaking, about this task): have its worker read the status now.
 
@@ -198,15 +198,13 @@ class Engine:
         request's answer is still on its way, or was lost to a crash (see
         `_await_unknown_creation`). The callback then tells which task was created.
         Returns False when no worker is watching that task (it is finished, or unknown).
+        `task` is as the callback's route read it (to check the callback), just now.
         """
-        task = await self._tasks.get(task_id)
-        if (
-            task is not None
-            and task.state is TaskState.SUBMITTING
-            and await self._tasks.mark_running(task_id, upstream_id)
+        if task.state is TaskState.SUBMITTING and await self._tasks.mark_running(
+            task.id, upstream_id
         ):
-            _tlog(task).info("task %d: upstream task %s, by callback", task_id, upstream_id)
-        job = self._jobs.get(task_id)
+            _tlog(task).info("task %d: upstream task %s, by callback", task.id, upstream_id)
+        job = self._jobs.get(task.id)
         if job is None:
             return False
         job.nudge.set()
@@ -236,7 +234,7 @@ class Engine:
         # The status message goes out beside the upstream work, never in front of it.
         self._status.start(job, first)
         try:
-            await self._drive(job)
+            await self._drive(job, first)
         finally:
             del self._jobs[task_id]
 
@@ -248,11 +246,13 @@ class Engine:
         task.add_done_callback(self._unstoppable.discard)
         return task
 
-    async def _drive(self, job: Job) -> None:
+    async def _drive(self, job: Job, first: Task) -> None:
         policy = self._timing.step_retry
         failures = 0
+        fresh: Task | None = first  # read just now: the first step needs no second read
         while True:
-            task = await self._tasks.get(job.task_id)
+            task = fresh or await self._tasks.get(job.task_id)
+            fresh = None
             if task is None or task.state in (TaskState.DELIVERED, TaskState.REPORTED):
                 return
             try:

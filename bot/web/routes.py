@@ -74,7 +74,7 @@ class WebDependencies:
     served_files: ServedFiles
     # Read by the task's own account: its dialect and its webhook key.
     callback_task_id: Callable[[Task, object], str | None]
-    on_callback: Callable[[int, str], Awaitable[bool]]
+    on_callback: Callable[[Task, str], Awaitable[bool]]  # the task as read just now
     tasks_in_flight: Callable[[], int]
     database_ok: Callable[[], Awaitable[bool]]
     metrics_text: Callable[[], Awaitable[bytes]]
@@ -107,7 +107,7 @@ def build_web_app(deps: WebDependencies) -> Starlette:
             now=time.time(),
         ):
             return PlainTextResponse("bad signature", status_code=401)
-        watched = await deps.on_callback(task.id, upstream_id)
+        watched = await deps.on_callback(task, upstream_id)
         _log.info("task %d: callback (%s)", task.id, "read now" if watched else "already done")
         return JSONResponse({"ok": True})
 
