@@ -468,8 +468,10 @@ class Engine:
             elif status.state is UpstreamState.SUCCEEDED and not by_callback:
                 durations.add(last_seen_running, seen_at)
             if status.state is UpstreamState.SUCCEEDED:
-                await self._tasks.mark_succeeded(task.id, status.result_urls, at=time.time())
+                # The upstream says it is done with it: its slot is free now, as with a
+                # failure (`_fail`), not one database write later.
                 self._scheduler.release(task.id)
+                await self._tasks.mark_succeeded(task.id, status.result_urls, at=time.time())
                 return
             if status.state is UpstreamState.FAILED:
                 await self._fail(task, FailureKind.GENERATION, status.fail_message)
