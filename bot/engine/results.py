@@ -22,6 +22,7 @@ from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
 from bot.telegram import rendering
 from bot.telegram.delivery import Deliverer, MediaKind, media_kind
+from bot.telegram.media import Probe
 from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
@@ -83,19 +84,19 @@ class Results:
             caption = rendering.album_caption(task.prompt)
             # An image set goes by URL as it is. Anything else may be a video, whose size
             # decides how it goes: one request to its file server says both.
-            probe = None
+            video: Probe | None = None
             if task.kind is not TaskKind.TEXT_TO_IMAGE:
-                [probe] = await self._deliverer.probe(task.result_urls[:1])
-            video = probe is not None and media_kind(probe) is MediaKind.VIDEO
+                [result] = await self._deliverer.probe(task.result_urls[:1])
+                video = result if media_kind(result) is MediaKind.VIDEO else None
             try:
-                if probe is not None and video:
+                if video is not None:
                     await self._status.chat_action(task, ChatAction.UPLOAD_VIDEO)
                     _, upscale = self._followups(task.account)
                     markup = rendering.video_keyboard(
                         lang, task.id, task.kind, upscale_offered=upscale
                     )
                     sent = await self._deliverer.send_video(
-                        placement(task), probe, caption, markup, lang
+                        placement(task), video, caption, markup, lang
                     )
                 else:
                     sent = await self._deliverer.send_images(
@@ -114,7 +115,7 @@ class Results:
                 await self._fail(task, FailureKind.DELIVERY, None)
                 return
             await self._tasks.note_album(task.id, sent.message_ids, sent.file_ids)
-            if video:
+            if video is not None:
                 # A single video carries its buttons itself.
                 await self._tasks.note_buttons(task.id, sent.first_message_id)
             task = await reload(self._tasks, task)

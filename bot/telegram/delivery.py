@@ -39,7 +39,6 @@ OTHER_BY_URL = 20 * MB
 PHOTO_UPLOAD = 10 * MB
 OTHER_UPLOAD = 50 * MB
 
-
 _VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".m4v")
 
 
