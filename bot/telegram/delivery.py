@@ -34,7 +34,6 @@ from bot.telegram.media import MediaFetcher, MediaTooLarge, Probe
 _log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
-PHOTO_BY_URL = 5 * MB
 OTHER_BY_URL = 20 * MB
 PHOTO_UPLOAD = 10 * MB
 OTHER_UPLOAD = 50 * MB
