@@ -56,14 +56,13 @@ class Database:
             return cursor.rowcount
 
     async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        async with self._lock:
-            cursor = await self._connection.execute(sql, params)
-            return await cursor.fetchone()
+        rows = await self.fetch_all(sql, params)
+        return next(iter(rows), None)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
+        # One trip to the connection's thread (execute, then fetch, would be two).
         async with self._lock:
-            cursor = await self._connection.execute(sql, params)
-            return await cursor.fetchall()
+            return await self._connection.execute_fetchall(sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:

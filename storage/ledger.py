@@ -24,7 +24,7 @@ async def balance(
     user_id: int | None = None,
     user_cap: int | None = None,
 ) -> Balance:
-    cursor = await connection.execute(
+    rows = await connection.execute_fetchall(
         """
         SELECT
           COALESCE(SUM(CASE WHEN day = :day AND kind = 'reserve' THEN from_daily
@@ -39,9 +39,7 @@ async def balance(
         """,
         {"chat": chat_id, "day": day, "user": user_id},
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    daily_spent, granted, user_spent = row
+    (daily_spent, granted, user_spent), *_ = rows
     return Balance(
         daily_limit=daily_limit,
         daily_spent=daily_spent,

@@ -160,13 +160,14 @@ class TaskRepository:
                 reservation = reserve(current, charge.cost)
                 if isinstance(reservation, Refusal):
                     return reservation
-            cursor = await connection.execute(
+            rows = await connection.execute_fetchall(
                 """
                 INSERT INTO tasks (kind, state, account, chat_id, chat_type, user_id, lang,
                                    message_thread_id, request_message_id, prompt, aspect_ratio,
                                    parent_task_id, callback_secret, cost, mode, source_task_id,
                                    source_index, image_url, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                RETURNING *
                 """,
                 (
                     new.kind,
@@ -191,21 +192,19 @@ class TaskRepository:
                     now,
                 ),
             )
-            task_id = cursor.lastrowid
-            assert task_id is not None
+            (row,) = rows
+            task = Task.from_row(row)
             if isinstance(reservation, Reservation) and charge is not None:
                 await ledger.record_reserve(
                     connection,
                     chat_id=new.chat_id,
                     user_id=new.user_id,
-                    task_id=task_id,
+                    task_id=task.id,
                     amount=reservation.amount,
                     from_daily=reservation.from_daily,
                     day=utc_day(charge.now),
                     now=now,
                 )
-        task = await self.get(task_id)
-        assert task is not None
         return task
 
     async def get(self, task_id: int) -> Task | None:
@@ -275,15 +274,16 @@ class TaskRepository:
 
     # --- claims: who drives an unfinished task; a lease, renewed while the work goes on -----
 
-    async def claim(self, task_id: int, owner: str, *, until: float, now: float) -> bool:
-        """Take the task for `owner` until `until`: True if it is unfinished and nobody
-        else holds a live claim on it (a claim of `owner`'s own is renewed)."""
-        changed = await self._db.execute(
+    async def claim(self, task_id: int, owner: str, *, until: float, now: float) -> Task | None:
+        """Take the task for `owner` until `until`, and return it as it is now: if it is
+        unfinished and nobody else holds a live claim on it (a claim of `owner`'s own is
+        renewed). None if not."""
+        row = await self._db.fetch_one(
             f"UPDATE tasks SET claimed_by = ?, claimed_until = ? WHERE id = ? AND {_UNFINISHED}"
-            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
+            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?) RETURNING *",
             (owner, until, task_id, owner, now),
         )
-        return changed == 1
+        return Task.from_row(row) if row else None
 
     async def claimable(self, owner: str, *, now: float) -> list[Task]:
         """Unfinished tasks `owner` may claim: unclaimed, its own, or their lease ran out."""
@@ -355,18 +355,21 @@ class TaskRepository:
         assignments = "".join(f", {name} = ?" for name in fields)
         marks = ", ".join("?" for _ in sources)
         now = time.time()
+        sql = (
+            f"UPDATE tasks SET state = ?, updated_at = ?{assignments}"
+            f" WHERE id = ? AND state IN ({marks})"
+        )
+        params = (
+            to,
+            now,
+            *(_encode(name, value) for name, value in fields.items()),
+            task_id,
+            *sources,
+        )
+        if to not in (TaskState.FAILED, TaskState.DELIVERED):
+            return await self._db.execute(sql, params) == 1  # one statement: atomic alone
         async with self._db.transaction() as connection:
-            cursor = await connection.execute(
-                f"UPDATE tasks SET state = ?, updated_at = ?{assignments} "
-                f"WHERE id = ? AND state IN ({marks})",
-                (
-                    to,
-                    now,
-                    *(_encode(name, value) for name, value in fields.items()),
-                    task_id,
-                    *sources,
-                ),
-            )
+            cursor = await connection.execute(sql, params)
             if cursor.rowcount != 1:
                 return False
             # The credits follow the outcome, in the same transaction as the outcome.

@@ -100,25 +100,27 @@ async def test_a_task_is_claimed_by_one_process_until_its_lease_runs_out(tmp_pat
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
     racing = [tasks.claim(task.id, f"p{i}", until=160.0, now=100.0) for i in range(10)]
-    won = await asyncio.gather(*racing)
+    won = [claimed is not None for claimed in await asyncio.gather(*racing)]
     assert won.count(True) == 1
     owner = f"p{won.index(True)}"
     other = "p1" if owner != "p1" else "p2"
-    assert await tasks.claim(task.id, owner, until=170.0, now=110.0)  # its own: renewed
-    assert not await tasks.claim(task.id, other, until=200.0, now=169.0)
+    renewed = await tasks.claim(task.id, owner, until=170.0, now=110.0)  # its own: renewed
+    assert renewed is not None
+    assert renewed.id == task.id
+    assert None is await tasks.claim(task.id, other, until=200.0, now=169.0)
     assert [t.id for t in await tasks.claimable(other, now=169.0)] == []
     assert [t.id for t in await tasks.claimable(owner, now=169.0)] == [task.id]
     await tasks.renew_claims(owner, until=300.0)
-    assert not await tasks.claim(task.id, other, until=400.0, now=250.0)
+    assert None is await tasks.claim(task.id, other, until=400.0, now=250.0)
     # The owner died: once the lease has run out, the task is anyone's.
     assert [t.id for t in await tasks.claimable(other, now=301.0)] == [task.id]
-    assert await tasks.claim(task.id, other, until=400.0, now=301.0)
+    assert await tasks.claim(task.id, other, until=400.0, now=301.0) is not None
     # A graceful stop lets go at once; a finished task is nobody's to claim.
     await tasks.release_claims(other)
-    assert await tasks.claim(task.id, owner, until=500.0, now=302.0)
+    assert await tasks.claim(task.id, owner, until=500.0, now=302.0) is not None
     await tasks.mark_failed(task.id, FailureKind.REJECTED, at=303.0)
     await tasks.mark_reported(task.id)
-    assert not await tasks.claim(task.id, other, until=600.0, now=1000.0)
+    assert None is await tasks.claim(task.id, other, until=600.0, now=1000.0)
     assert await tasks.claimable(other, now=1000.0) == []
     await database.close()
 

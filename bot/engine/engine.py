@@ -221,13 +221,11 @@ class Engine:
 
     async def _work(self, task_id: int) -> None:
         now = self._clock()
-        if not await self._tasks.claim(
+        first = await self._tasks.claim(
             task_id, self._owner, until=now + self._timing.lease, now=now
-        ):
-            return  # finished, or another process holds it
-        first = await self._tasks.get(task_id)
+        )
         if first is None:
-            return
+            return  # finished, or another process holds it
         if first.state in _UPSTREAM_HAS_IT:
             self._scheduler.hold(task_id, first.account)  # it holds a slot of its account
         job = self._jobs[task_id] = Job(task_id)
