@@ -44,6 +44,7 @@ from bot.telegram.flood import FloodControl, FloodLimits
 from bot.telegram.intake import Intake
 from bot.telegram.media import MediaFetcher
 from bot.telegram.permissions import Permissions
+from bot.telegram.shop import Shop
 from bot.web.routes import (
     TELEGRAM_PREFIX,
     WebDependencies,
@@ -57,14 +58,31 @@ from storage.chats import ChatRepository
 from storage.database import Database
 from storage.drafts import DraftRepository
 from storage.ledger import LedgerRepository
+from storage.payments import PaymentRepository
 from storage.served_files import ServedFiles
 from storage.stats import StatsRepository
 from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
-COMMANDS = ("imagine", "video", "animate", "upscale", "cancel", "quota", "settings", "help")
-ALLOWED_UPDATES = ["message", "callback_query", "chat_member", "my_chat_member"]
+COMMANDS = (
+    "imagine",
+    "video",
+    "animate",
+    "upscale",
+    "cancel",
+    "quota",
+    "buy",
+    "settings",
+    "help",
+)
+ALLOWED_UPDATES = [
+    "message",
+    "callback_query",
+    "chat_member",
+    "my_chat_member",
+    "pre_checkout_query",
+]
 
 
 def build_application(settings: Settings, flood: FloodControl) -> Application:  # type: ignore[type-arg]
@@ -86,23 +104,25 @@ def build_application(settings: Settings, flood: FloodControl) -> Application:  
     return builder.build()
 
 
-def offered_commands(can: Capabilities) -> list[str]:
-    """The commands this upstream makes possible, in menu order."""
+def offered_commands(can: Capabilities, *, shop_open: bool = False) -> list[str]:
+    """The commands this upstream (and the shop, if open) make possible, in menu order."""
     offered = {
         "imagine": can.text_to_image,
         "video": can.text_to_video,
         "animate": can.image_to_video,
         "upscale": can.upscale,
+        "buy": shop_open,
     }
     return [command for command in COMMANDS if offered.get(command, True)]
 
 
-async def register_commands(bot: Bot, can: Capabilities) -> None:
+async def register_commands(bot: Bot, can: Capabilities, *, shop_open: bool = False) -> None:
     """The command menu, per chat kind and language."""
     for scope in (BotCommandScopeAllPrivateChats(), BotCommandScopeAllGroupChats()):
         for lang in Lang:
             commands = [
-                BotCommand(c, catalog.text(lang, f"command.{c}")) for c in offered_commands(can)
+                BotCommand(c, catalog.text(lang, f"command.{c}"))
+                for c in offered_commands(can, shop_open=shop_open)
             ]
             await bot.set_my_commands(
                 commands, scope=scope, language_code=None if lang is Lang.EN else lang.value
@@ -158,6 +178,7 @@ async def run(
     flood = FloodControl(metrics, max_retries=3, limits=flood_limits)
     application = build_application(settings, flood)
     public = settings.public_base
+    alerts = OperatorAlerts(application.bot, settings.admin_user_ids)
 
     def task_callback_url(task: Task) -> str:
         assert public is not None
@@ -170,7 +191,7 @@ async def run(
         deliverer=Deliverer(application.bot, MediaFetcher(media_client)),
         timing=timing,
         callback_url=task_callback_url if public else None,
-        alerts=OperatorAlerts(application.bot, settings.admin_user_ids),
+        alerts=alerts,
         metrics=metrics,
         scheduler=Scheduler(pool),
         on_chat_migrated=chats.migrate,
@@ -181,8 +202,19 @@ async def run(
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)
     served_files = ServedFiles(database)
+    payments = PaymentRepository(database)
+    shop = Shop(
+        packs=settings.star_packs,
+        payload_key=settings.payload_key,
+        payments=payments,
+        billing=billing,
+        alerts=alerts,
+        paysupport_text=settings.paysupport_text,
+        terms_text=settings.terms_text,
+        clock=clock,
+    )
 
-    intake = Intake(billing=billing, engine=engine)
+    intake = Intake(billing=billing, engine=engine, shop_open=shop.open)
     admins = ChatAdmins(clock=clock)
     permissions = Permissions(admins=admins, chats=chats, operator_ids=settings.admin_user_ids)
     animations = Animations(
@@ -211,6 +243,8 @@ async def run(
             intake=intake,
             permissions=permissions,
             capabilities=pool.capabilities,
+            payments=payments,
+            shop_open=shop.open,
         ),
         animations=animations,
         settings=settings_menu,
@@ -223,6 +257,7 @@ async def run(
             capabilities=pool.capabilities,
         ),
         admins=admins,
+        shop=shop,
     )
     AdminCommands(
         operator_ids=settings.admin_user_ids,
@@ -230,6 +265,7 @@ async def run(
         ledger=ledger,
         chats=chats,
         stats=StatsRepository(database),
+        payments=payments,
         pool=pool,
     ).register(application)
 
@@ -281,7 +317,7 @@ async def run(
     server = None
     try:
         async with application:
-            await register_commands(application.bot, pool.capabilities)
+            await register_commands(application.bot, pool.capabilities, shop_open=shop.open)
             server = await start_server(web, settings.http_host, settings.http_port)
             await application.start()
             taking_updates.set()
@@ -298,6 +334,7 @@ async def run(
                     allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
                 )
             await engine.start()
+            await shop.recover(application.bot)
             mode = "webhook" if webhook_secret else "polling"
             results = "callbacks" if public else "polling"
             _log.info(

@@ -6,6 +6,8 @@ case-insensitively). Secrets are `SecretStr`, so they print as `**********`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +24,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.core.shop import Pack, parse_packs
 
 
 class ProviderName(StrEnum):
@@ -79,6 +83,15 @@ class Settings(BaseSettings):
     # the host's name, lets a restarted process take its own tasks back at once.
     instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
 
+    # Credits for Telegram Stars: `credits:stars` pairs (`100:50,500:200`); empty: no shop.
+    star_packs: Annotated[tuple[Pack, ...], NoDecode] = ()
+    # Signs invoice payloads; by default derived from the bot token (change the token, and
+    # invoices not yet paid are refused).
+    payment_signing_key: SecretStr | None = None
+    # The operator's own /paysupport and /terms texts (plain text); the catalog's otherwise.
+    paysupport_text: str | None = None
+    terms_text: str | None = None
+
     @field_validator("admin_user_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -88,6 +101,11 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return frozenset({value})
         return value
+
+    @field_validator("star_packs", mode="before")
+    @classmethod
+    def _packs(cls, value: object) -> object:
+        return parse_packs(value) if isinstance(value, str) else value
 
     @field_validator("telegram_bot_token", "provider_api_key")
     @classmethod
@@ -128,8 +146,21 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> list[str]:
         """Every secret value, for the log redaction."""
-        values = [self.telegram_bot_token, self.provider_api_key, self.provider_webhook_hmac_key]
+        values = [
+            self.telegram_bot_token,
+            self.provider_api_key,
+            self.provider_webhook_hmac_key,
+            self.payment_signing_key,
+        ]
         return [value.get_secret_value() for value in values if value is not None]
+
+    @property
+    def payload_key(self) -> bytes:
+        """The key invoice payloads are signed with."""
+        if self.payment_signing_key is not None:
+            return self.payment_signing_key.get_secret_value().encode()
+        token = self.telegram_bot_token.get_secret_value().encode()
+        return hmac.new(token, b"imagine-bot invoice payloads", hashlib.sha256).digest()
 
     @property
     def public_base(self) -> str | None:

@@ -47,7 +47,14 @@ _MESSAGE_METHODS = frozenset(
 BOT_USERNAME = "imagine_test_bot"
 # Some of what Telegram sends when `allowed_updates` is not given (never `chat_member`).
 _DEFAULT_UPDATES = frozenset(
-    {"message", "edited_message", "callback_query", "my_chat_member", "inline_query"}
+    {
+        "message",
+        "edited_message",
+        "callback_query",
+        "my_chat_member",
+        "inline_query",
+        "pre_checkout_query",
+    }
 )
 MAX_URL_PHOTO_BYTES = 5 * 1024 * 1024
 MAX_URL_OTHER_BYTES = 20 * 1024 * 1024
@@ -152,6 +159,24 @@ class _Injected:
 
 
 @dataclass
+class Checkout:
+    query_id: str
+    chat: FakeChat
+    user: FakeUser
+    invoice: dict[str, Any]
+    answer: tuple[bool, str | None] | None = None
+
+
+@dataclass
+class Payment:
+    charge_id: str
+    chat: FakeChat
+    user: FakeUser
+    invoice: dict[str, Any]
+    refunded: bool = False
+
+
+@dataclass
 class FakeTelegram:
     token: str
     calls: list[Call] = field(default_factory=list)
@@ -198,6 +223,15 @@ class FakeTelegram:
         self._pump: asyncio.Task[None] | None = None
         self.server_errors: list[str] = []
         self.url = ""
+        # Payments in Telegram Stars: invoices sent, checkouts open, charges made.
+        self._invoices: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, message) → invoice
+        self._checkouts: dict[str, Checkout] = {}
+        self._checkout_ids = itertools.count(1)
+        self.payments: dict[str, Payment] = {}  # telegram_payment_charge_id → payment
+        self.star_transactions: list[dict[str, Any]] = []
+        self.complete_payments = True  # an ok pre-checkout answer completes the payment
+        # Called with each batch getUpdates is about to answer (a test kills the bot there).
+        self.before_answering_updates: Callable[[list[dict[str, Any]]], None] | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -347,6 +381,78 @@ class FakeTelegram:
             }
         )
         return query_id
+
+    def checkout(self, chat: FakeChat, user: FakeUser, invoice_message_id: int) -> str:
+        """A user presses Pay under the bot's invoice: the bot gets a `pre_checkout_query`
+        (if it asked for them) and has 10 seconds to answer. On a yes, the payment goes
+        through and the bot gets the `successful_payment` message (see `complete_payments`)."""
+        self._users[user.id] = user
+        invoice = self._invoices[(chat.id, invoice_message_id)]
+        query_id = f"pcq{next(self._checkout_ids)}"
+        self._checkouts[query_id] = Checkout(query_id, chat, user, invoice)
+        if "pre_checkout_query" in self.allowed_updates:
+            self._push(
+                {
+                    "pre_checkout_query": {
+                        "id": query_id,
+                        "from": user.as_dict(),
+                        "currency": invoice["currency"],
+                        "total_amount": invoice["total_amount"],
+                        "invoice_payload": invoice["payload"],
+                    }
+                }
+            )
+        return query_id
+
+    def invoice_of(self, chat: FakeChat, message_id: int) -> dict[str, Any]:
+        """The invoice behind a bot's message, as Telegram keeps it (a test may alter it)."""
+        return self._invoices[(chat.id, message_id)]
+
+    def checkout_answer(self, query_id: str) -> tuple[bool, str | None] | None:
+        """How the bot answered a pre-checkout query: (ok, error message), or None yet."""
+        return self._checkouts[query_id].answer
+
+    def pay(self, query_id: str) -> Payment:
+        """The payment of an approved checkout goes through: Stars move, and the bot gets a
+        `successful_payment` message in the invoice's chat."""
+        checkout = self._checkouts[query_id]
+        charge_id = f"stxCharge{len(self.payments) + 1:04d}x{checkout.user.id}"
+        payment = Payment(charge_id, checkout.chat, checkout.user, checkout.invoice)
+        self.payments[charge_id] = payment
+        self.star_transactions.append(
+            {
+                "id": charge_id,
+                "amount": checkout.invoice["total_amount"],
+                "date": int(time.time()),
+                "source": {
+                    "type": "user",
+                    "transaction_type": "invoice_payment",
+                    "user": checkout.user.as_dict(),
+                    "invoice_payload": checkout.invoice["payload"],
+                },
+            }
+        )
+        self.deliver_payment(charge_id)
+        return payment
+
+    def deliver_payment(self, charge_id: str) -> None:
+        """The `successful_payment` message of a payment (again: Telegram may repeat it)."""
+        payment = self.payments[charge_id]
+        message: dict[str, Any] = {
+            "message_id": self._take_message_id(payment.chat.id),
+            "date": int(time.time()),
+            "chat": payment.chat.as_dict(),
+            "from": payment.user.as_dict(),
+            "successful_payment": {
+                "currency": payment.invoice["currency"],
+                "total_amount": payment.invoice["total_amount"],
+                "invoice_payload": payment.invoice["payload"],
+                "telegram_payment_charge_id": charge_id,
+                "provider_payment_charge_id": "",
+            },
+        }
+        self._store(payment.chat.id, message, from_bot=False)
+        self._push({"message": message})
 
     def migrate(self, group: FakeChat, supergroup_id: int) -> FakeChat:
         """The group becomes a supergroup with a new id, as Telegram tells the bot: a service
@@ -649,7 +755,16 @@ class FakeTelegram:
                 await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())
             except TimeoutError:
                 break
-        return self._updates[:limit]
+        batch = self._updates[:limit]
+        if batch and self.before_answering_updates is not None:
+            self.before_answering_updates(batch)
+        return batch
+
+    def confirm(self, updates: list[dict[str, Any]]) -> None:
+        """Count these updates delivered, as Telegram does once the bot asks past them (or
+        once a webhook answered 200): they are never sent again."""
+        delivered = {u["update_id"] for u in updates}
+        self._updates = [u for u in self._updates if u["update_id"] not in delivered]
 
     async def _api_getchatmember(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         chat = self._chat(params)
@@ -907,6 +1022,106 @@ class FakeTelegram:
             raise bad_request("MESSAGE_TOO_LONG")
         self._queries[query_id] = True
         return True
+
+    async def _api_sendinvoice(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        title, description = params.get("title") or "", params.get("description") or ""
+        payload, currency = params.get("payload") or "", params.get("currency") or ""
+        if not 1 <= len(title) <= 32:
+            raise bad_request("INVOICE_TITLE_INVALID" if title else "title is empty")
+        if not 1 <= len(description) <= 255:
+            raise bad_request("INVOICE_DESCRIPTION_INVALID")
+        if not 1 <= len(payload.encode()) <= 128:
+            raise bad_request("INVOICE_PAYLOAD_INVALID")
+        if len(currency) != 3:
+            raise bad_request("CURRENCY_INVALID")
+        provider_token = params.get("provider_token") or ""
+        if currency == "XTR" and provider_token:
+            raise bad_request("PAYMENT_PROVIDER_INVALID")  # Stars take no provider
+        if currency != "XTR" and not provider_token:
+            raise bad_request("PAYMENT_PROVIDER_INVALID")
+        prices = _json(params, "prices", required=True)
+        if (
+            not isinstance(prices, list)
+            or not prices
+            or not all(
+                isinstance(p, dict)
+                and isinstance(p.get("label"), str)
+                and p["label"]
+                and isinstance(p.get("amount"), int)
+                for p in prices
+            )
+        ):
+            raise bad_request("can't parse prices JSON object")
+        if currency == "XTR" and (len(prices) != 1 or prices[0]["amount"] < 1):
+            raise bad_request("STARS_INVOICE_INVALID")  # exactly one price, in whole Stars
+        total = sum(p["amount"] for p in prices)
+        if total < 1:
+            raise bad_request("CURRENCY_TOTAL_AMOUNT_INVALID")
+        message = self._new_bot_message(chat, params)
+        message["invoice"] = {
+            "title": title,
+            "description": description,
+            "start_parameter": params.get("start_parameter") or "",
+            "currency": currency,
+            "total_amount": total,
+        }
+        self._attach_markup(message, params)
+        self._store(chat.id, message, from_bot=True)
+        self._invoices[(chat.id, message["message_id"])] = {
+            "payload": payload,
+            "currency": currency,
+            "total_amount": total,
+            "title": title,
+            "description": description,
+        }
+        return message
+
+    async def _api_answerprecheckoutquery(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> Any:
+        checkout = self._checkouts.get(params.get("pre_checkout_query_id") or "")
+        if checkout is None or checkout.answer is not None:
+            raise bad_request("QUERY_ID_INVALID")
+        ok = str(params.get("ok")).lower() == "true"
+        error_message = params.get("error_message") or None
+        if not ok and not error_message:
+            raise bad_request("ERROR_MESSAGE_EMPTY")  # a no needs a reason the user can read
+        checkout.answer = (ok, error_message)
+        if ok and self.complete_payments:
+            self.pay(checkout.query_id)
+        return True
+
+    async def _api_refundstarpayment(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        payment = self.payments.get(params.get("telegram_payment_charge_id") or "")
+        if payment is None or payment.user.id != _int(params, "user_id"):
+            raise bad_request("CHARGE_NOT_FOUND")
+        if payment.refunded:
+            raise bad_request("CHARGE_ALREADY_REFUNDED")
+        payment.refunded = True
+        self.star_transactions.append(
+            {
+                "id": payment.charge_id,
+                "amount": payment.invoice["total_amount"],
+                "date": int(time.time()),
+                "receiver": {
+                    "type": "user",
+                    "transaction_type": "invoice_payment",
+                    "user": payment.user.as_dict(),
+                    "invoice_payload": payment.invoice["payload"],
+                },
+            }
+        )
+        return True
+
+    async def _api_getstartransactions(
+        self, params: dict[str, Any], files: dict[str, bytes]
+    ) -> Any:
+        offset = _int(params, "offset") or 0
+        limit = _int(params, "limit") or 100
+        if not 1 <= limit <= 100 or offset < 0:
+            raise bad_request("LIMIT_INVALID")
+        return {"transactions": self.star_transactions[offset : offset + limit]}
 
     # --- helpers ----------------------------------------------------------------------------
 

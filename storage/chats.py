@@ -70,6 +70,9 @@ class ChatRepository:
                 "UPDATE ledger SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
             )
             await connection.execute(
+                "UPDATE payments SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
+            )
+            await connection.execute(
                 "UPDATE chat_settings SET chat_id = ? WHERE chat_id = ?"
                 " AND NOT EXISTS (SELECT 1 FROM chat_settings WHERE chat_id = ?)",
                 (new_chat_id, old_chat_id, new_chat_id),

@@ -30,8 +30,12 @@ async def balance(
           COALESCE(SUM(CASE WHEN day = :day AND kind = 'reserve' THEN from_daily
                             WHEN day = :day AND kind = 'refund' THEN -from_daily END), 0),
           COALESCE(SUM(CASE kind WHEN 'grant' THEN amount
-                                 WHEN 'reserve' THEN from_daily - amount
-                                 WHEN 'refund' THEN amount - from_daily END), 0),
+                                 WHEN 'reserve' THEN from_daily + from_purchased - amount
+                                 WHEN 'refund' THEN amount - from_daily - from_purchased END), 0),
+          COALESCE(SUM(CASE kind WHEN 'purchase' THEN amount
+                                 WHEN 'unpurchase' THEN -amount
+                                 WHEN 'reserve' THEN -from_purchased
+                                 WHEN 'refund' THEN from_purchased END), 0),
           COALESCE(SUM(CASE WHEN day = :day AND user_id IS :user AND kind = 'reserve' THEN amount
                             WHEN day = :day AND user_id IS :user AND kind = 'refund' THEN -amount
                        END), 0)
@@ -39,11 +43,12 @@ async def balance(
         """,
         {"chat": chat_id, "day": day, "user": user_id},
     )
-    (daily_spent, granted, user_spent), *_ = rows
+    (daily_spent, granted, purchased, user_spent), *_ = rows
     return Balance(
         daily_limit=daily_limit,
         daily_spent=daily_spent,
         granted=granted,
+        purchased=purchased,
         user_cap=user_cap,
         user_spent=user_spent,
     )
@@ -57,13 +62,14 @@ async def record_reserve(
     task_id: int,
     amount: int,
     from_daily: int,
+    from_purchased: int,
     day: str,
     now: float,
 ) -> None:
     await connection.execute(
-        "INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, day, created_at)"
-        " VALUES (?, ?, ?, 'reserve', ?, ?, ?, ?)",
-        (chat_id, user_id, task_id, amount, from_daily, day, now),
+        "INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, from_purchased,"
+        " day, created_at) VALUES (?, ?, ?, 'reserve', ?, ?, ?, ?, ?)",
+        (chat_id, user_id, task_id, amount, from_daily, from_purchased, day, now),
     )
 
 
@@ -73,8 +79,9 @@ async def settle(
     """Commit or refund a task's reservation; a second settlement of it is a no-op."""
     await connection.execute(
         """
-        INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, day, created_at)
-        SELECT chat_id, user_id, task_id, ?, amount, from_daily, day, ?
+        INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, from_purchased,
+                            day, created_at)
+        SELECT chat_id, user_id, task_id, ?, amount, from_daily, from_purchased, day, ?
         FROM ledger WHERE task_id = ? AND kind = 'reserve'
         ON CONFLICT DO NOTHING
         """,
@@ -96,6 +103,44 @@ async def record_grant(
         " VALUES (?, ?, 'grant', ?, ?, ?)",
         (chat_id, operator_id, amount, day, now),
     )
+
+
+async def record_purchase(
+    connection: aiosqlite.Connection,
+    *,
+    chat_id: int,
+    user_id: int,
+    charge_id: str,
+    amount: int,
+    day: str,
+    now: float,
+) -> bool:
+    """A payment's credits, once per charge id; False if they were added before."""
+    cursor = await connection.execute(
+        "INSERT INTO ledger (chat_id, user_id, kind, amount, day, created_at, charge_id)"
+        " VALUES (?, ?, 'purchase', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (chat_id, user_id, amount, day, now, charge_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def record_unpurchase(
+    connection: aiosqlite.Connection,
+    *,
+    chat_id: int,
+    user_id: int,
+    charge_id: str,
+    amount: int,
+    day: str,
+    now: float,
+) -> bool:
+    """What a refund of the payment took back, once per charge id."""
+    cursor = await connection.execute(
+        "INSERT INTO ledger (chat_id, user_id, kind, amount, day, created_at, charge_id)"
+        " VALUES (?, ?, 'unpurchase', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (chat_id, user_id, amount, day, now, charge_id),
+    )
+    return cursor.rowcount == 1
 
 
 class LedgerRepository:

@@ -202,6 +202,7 @@ class TaskRepository:
                     task_id=task.id,
                     amount=reservation.amount,
                     from_daily=reservation.from_daily,
+                    from_purchased=reservation.from_purchased,
                     day=utc_day(charge.now),
                     now=now,
                 )

@@ -56,7 +56,7 @@ async def test_hundred_concurrent_requests_with_fifty_credits_make_ten_tasks(
     assert sum(amount for _, amount, _ in ledger(bot, chat.id)) == 50
     assert refusals[0].result["text"] == (
         "💳 Not enough credits: /imagine costs 5, and this chat has 0 left "
-        "(0 of today's 50, 0 granted). "
+        "(0 of today's 50, 0 granted, 0 purchased). "
         f"Daily credits renew in {refusals[0].result['text'].split('renew in ')[1]}"
     )
 

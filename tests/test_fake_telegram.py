@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, LabeledPrice
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, InvalidToken, RetryAfter
 
@@ -129,3 +129,69 @@ async def test_injected_flood_error_carries_retry_after(telegram: FakeTelegram, 
         await api.send_message(chat.id, "x")
     assert raised.value.retry_after in (3, timedelta(seconds=3))
     await api.send_message(chat.id, "x")
+
+
+# --- payments in Telegram Stars ------------------------------------------------------------
+
+
+async def test_an_invoice_in_stars_takes_no_provider_token_and_one_price(
+    telegram: FakeTelegram, api: Bot
+) -> None:
+    chat = telegram.private_chat(ANN)
+    prices = [LabeledPrice("100 credits", 50)]
+    sent = await api.send_invoice(chat.id, "100 credits", "Credits", "p", "XTR", prices)
+    assert sent.invoice is not None
+    assert sent.invoice.total_amount == 50
+    with pytest.raises(BadRequest, match="(?i)payment_provider_invalid"):
+        await api.send_invoice(chat.id, "100 credits", "Credits", "p", "USD", prices)
+    with pytest.raises(BadRequest, match="(?i)payment_provider_invalid"):
+        await api.send_invoice(
+            chat.id, "100 credits", "Credits", "p", "XTR", prices, provider_token="tok"
+        )
+    two = [LabeledPrice("credits", 40), LabeledPrice("tax", 10)]
+    with pytest.raises(BadRequest, match="(?i)stars_invoice_invalid"):
+        await api.send_invoice(chat.id, "100 credits", "Credits", "p", "XTR", two)
+
+
+@pytest.mark.parametrize(
+    ("title", "description", "payload", "error"),
+    [
+        ("x" * 33, "Credits", "p", "invoice_title_invalid"),
+        ("Credits", "", "p", "invoice_description_invalid"),
+        ("Credits", "Credits", "", "invoice_payload_invalid"),
+        ("Credits", "Credits", "p" * 129, "invoice_payload_invalid"),
+    ],
+)
+async def test_an_invoice_outside_telegrams_limits_is_refused(
+    telegram: FakeTelegram, api: Bot, title: str, description: str, payload: str, error: str
+) -> None:
+    chat = telegram.private_chat(ANN)
+    with pytest.raises(BadRequest, match=f"(?i){error}"):
+        await api.send_invoice(
+            chat.id, title, description, payload, "XTR", [LabeledPrice("Credits", 5)]
+        )
+
+
+async def test_a_pre_checkout_query_is_answered_once_and_a_no_needs_a_reason(
+    telegram: FakeTelegram, api: Bot
+) -> None:
+    chat = telegram.private_chat(ANN)
+    prices = [LabeledPrice("100 credits", 50)]
+    invoice = await api.send_invoice(chat.id, "100 credits", "Credits", "p", "XTR", prices)
+    telegram.complete_payments = False
+    query = telegram.checkout(chat, ANN, invoice.message_id)
+    with pytest.raises(BadRequest, match="(?i)error_message_empty"):
+        await api.answer_pre_checkout_query(query, ok=False)
+    assert await api.answer_pre_checkout_query(query, ok=True)
+    with pytest.raises(BadRequest, match="(?i)query_id_invalid"):
+        await api.answer_pre_checkout_query(query, ok=True)
+    payment = telegram.pay(query)
+    assert await api.refund_star_payment(ANN.id, payment.charge_id)
+    with pytest.raises(BadRequest, match="(?i)charge_already_refunded"):
+        await api.refund_star_payment(ANN.id, payment.charge_id)
+    with pytest.raises(BadRequest, match="(?i)charge_not_found"):
+        await api.refund_star_payment(ANN.id, "no-such-charge")
+    transactions = (await api.get_star_transactions()).transactions
+    assert [t.id for t in transactions] == [payment.charge_id, payment.charge_id]
+    assert transactions[0].source is not None
+    assert transactions[1].receiver is not None

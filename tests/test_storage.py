@@ -10,6 +10,7 @@ import pytest
 
 from bot.core.lifecycle import FailureKind, TaskKind, TaskState
 from storage.database import Database
+from storage.ledger import LedgerRepository
 from storage.migrations import all_migrations
 from storage.tasks import NewTask, Task, TaskRepository
 
@@ -136,4 +137,30 @@ async def test_claims_are_kept_up_on_unfinished_tasks_only_by_the_index(tmp_path
         " AND claimed_by = 'me'"
     )
     assert "USING INDEX tasks_unfinished" in " ".join(str(row[3]) for row in plan)
+    await database.close()
+
+
+async def test_the_payments_migration_keeps_every_ledger_row_and_balance(tmp_path: Path) -> None:
+    """0007 builds the ledger anew (SQLite cannot widen a CHECK): a database of version 6
+    keeps its rows, and so its balances."""
+    path = tmp_path / "old.sqlite3"
+    connection = sqlite3.connect(path)
+    for migration in all_migrations()[:6]:
+        connection.executescript(
+            f"BEGIN;\n{migration.sql}\nPRAGMA user_version = {migration.version};\nCOMMIT;"
+        )
+    connection.execute(
+        "INSERT INTO ledger (chat_id, user_id, kind, amount, from_daily, day, created_at)"
+        " VALUES (7, 1, 'grant', 30, 0, '2026-11-30', 1.0),"
+        " (7, 1, 'reserve', 5, 2, '2026-11-30', 2.0)"
+    )
+    connection.commit()
+    connection.close()
+
+    database = await Database.open(path)
+    assert await database.schema_version() == len(all_migrations())
+    rows = await database.fetch_all("SELECT kind, amount, from_daily, from_purchased FROM ledger")
+    assert [tuple(r) for r in rows] == [("grant", 30, 0, 0), ("reserve", 5, 2, 0)]
+    balance = await LedgerRepository(database).balance(chat_id=7, day="2026-11-30", daily_limit=10)
+    assert (balance.daily_left, balance.granted, balance.purchased) == (8, 27, 0)
     await database.close()

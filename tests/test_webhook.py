@@ -25,6 +25,7 @@ async def test_updates_by_webhook_reach_the_bot(
         "callback_query",
         "chat_member",
         "my_chat_member",
+        "pre_checkout_query",
     ]
     assert telegram.polls == 0
 

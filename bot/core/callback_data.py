@@ -44,6 +44,8 @@ def encode(action: ButtonAction) -> str:
             data = f"m:{draft_id}:{mode}"
         case NoPrompt(draft_id):
             data = f"n:{draft_id}"
+        case Buy(credits, stars):
+            data = f"b:{credits}:{stars}"
     assert len(data.encode()) <= MAX_CALLBACK_DATA_BYTES
     return data
 
@@ -64,6 +66,8 @@ def decode(data: str | None) -> ButtonAction | None:
         return PickMode(int(match[1]), AnimateMode(match[2]))
     if match := _NO_PROMPT.fullmatch(data):
         return NoPrompt(int(match[1]))
+    if match := _BUY.fullmatch(data):
+        return Buy(int(match[1]), int(match[2]))
     return None
 
 
@@ -88,6 +92,14 @@ class NoPrompt:
 
 
 @dataclass(frozen=True, slots=True)
+class Buy:
+    """A pack chosen under /buy (checked against the packs on sale when pressed)."""
+
+    credits: int
+    stars: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeSetting:
     """A press on the /settings keyboard: which setting to move to its next value."""
 
@@ -98,7 +110,9 @@ _SETTING = re.compile(r"s:(buttons|spicy|ratio|cap)")
 _UPSCALE = re.compile(r"u:(\d{1,18})")
 _PICK_MODE = re.compile(r"m:(\d{1,18}):(fun|normal|spicy)")
 _NO_PROMPT = re.compile(r"n:(\d{1,18})")
+_BUY = re.compile(r"b:(\d{1,7}):(\d{1,6})")
+BUY_PATTERN = r"^b:"  # the /buy buttons' data, for their handler
 
 
 Setting = Literal["buttons", "spicy", "ratio", "cap"]
-ButtonAction = Animate | Reroll | Upscale | PickMode | NoPrompt | ChangeSetting
+ButtonAction = Animate | Reroll | Upscale | PickMode | NoPrompt | ChangeSetting | Buy

@@ -187,15 +187,25 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.EN: "💳 <b>Credits in this chat</b>\n"
         "Today: {daily_left} of {daily_limit} left\n"
         "Granted: {granted}\n"
+        "{purchased_line}"
         "{user_line}"
         "/imagine costs {cost_image}.\n"
         "Daily credits renew in {renews_in} (00:00 UTC).",
         Lang.RU: "💳 <b>Кредиты этого чата</b>\n"
         "Сегодня: осталось {daily_left} из {daily_limit}\n"
         "Подарено: {granted}\n"
+        "{purchased_line}"
         "{user_line}"
         "/imagine стоит {cost_image}.\n"
         "Дневные кредиты обновятся через {renews_in} (00:00 UTC).",
+    },
+    "quota.purchased_line": {
+        Lang.EN: "Purchased: {purchased}\n",
+        Lang.RU: "Куплено: {purchased}\n",
+    },
+    "quota.buyers_line": {
+        Lang.EN: "Bought by: {buyers}\n",
+        Lang.RU: "Купили: {buyers}\n",
     },
     "quota.user_line": {
         Lang.EN: "Your share today: {user_left} of {user_cap} left\n",
@@ -203,11 +213,11 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
     },
     "quota.out_of_credits": {
         Lang.EN: "💳 Not enough credits: /imagine costs {cost}, and this chat has {available} "
-        "left ({daily_left} of today's {daily_limit}, {granted} granted). "
-        "Daily credits renew in {renews_in} (00:00 UTC).",
+        "left ({daily_left} of today's {daily_limit}, {granted} granted, {purchased} purchased). "
+        "Daily credits renew in {renews_in} (00:00 UTC).{buy_hint}",
         Lang.RU: "💳 Недостаточно кредитов: /imagine стоит {cost}, а у чата осталось {available} "
-        "({daily_left} из дневных {daily_limit}, подарено {granted}). "
-        "Дневные кредиты обновятся через {renews_in} (00:00 UTC).",
+        "({daily_left} из дневных {daily_limit}, подарено {granted}, куплено {purchased}). "
+        "Дневные кредиты обновятся через {renews_in} (00:00 UTC).{buy_hint}",
     },
     "quota.user_cap_reached": {
         Lang.EN: "💳 You have used your share for today in this group: {user_left} of "
@@ -495,6 +505,176 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.EN: "It is already being made and can no longer be cancelled.",
         Lang.RU: "Это уже делается, отменить нельзя.",
     },
+    "help.shop": {
+        Lang.EN: "\n\n⭐ /buy credits for Telegram Stars; they never expire. "
+        "/paysupport for help with a payment, /terms for the terms of sale.",
+        Lang.RU: "\n\n⭐ /buy — купить кредиты за Telegram Stars, они не сгорают. "
+        "/paysupport — помощь с оплатой, /terms — условия продажи.",
+    },
+    "command.buy": {
+        Lang.EN: "Buy credits for Telegram Stars",
+        Lang.RU: "Купить кредиты за Telegram Stars",
+    },
+    "command.paysupport": {
+        Lang.EN: "Help with a payment",
+        Lang.RU: "Помощь с оплатой",
+    },
+    "command.terms": {
+        Lang.EN: "Terms of sale",
+        Lang.RU: "Условия продажи",
+    },
+    "shop.closed": {
+        Lang.EN: "Credits are not for sale in this bot. Its operator can grant them.",
+        Lang.RU: "В этом боте кредиты не продаются. Их может подарить оператор бота.",
+    },
+    "shop.menu_private": {
+        Lang.EN: "⭐ <b>Buy credits</b> for yourself, with Telegram Stars.\n"
+        "Purchased credits never expire; /imagine costs {cost}.\n\n{packs}",
+        Lang.RU: "⭐ <b>Купить кредиты</b> себе за Telegram Stars.\n"
+        "Купленные кредиты не сгорают; /imagine стоит {cost}.\n\n{packs}",
+    },
+    "shop.menu_group": {
+        Lang.EN: "⭐ <b>Buy credits</b> for this group's pool, with Telegram Stars: everyone "
+        "here can use them.\nPurchased credits never expire; /imagine costs {cost}.\n\n{packs}",
+        Lang.RU: "⭐ <b>Купить кредиты</b> в общий запас группы за Telegram Stars: ими смогут "
+        "пользоваться все.\nКупленные кредиты не сгорают; /imagine стоит {cost}.\n\n{packs}",
+    },
+    "shop.pack_line": {
+        Lang.EN: "• {credits} credits ≈ {sets} image sets: {stars} ⭐",
+        Lang.RU: "• {credits} кредитов ≈ {sets} наборов картинок: {stars} ⭐",
+    },
+    "shop.button": {
+        Lang.EN: "{credits} credits · {stars} ⭐",
+        Lang.RU: "{credits} кредитов · {stars} ⭐",
+    },
+    "shop.invoice_title": {
+        Lang.EN: "{credits} credits",
+        Lang.RU: "{credits} кредитов",
+    },
+    "shop.invoice_for_you": {
+        Lang.EN: "{credits} credits for Grok Imagine, ≈ {sets} image sets. They never expire.",
+        Lang.RU: "{credits} кредитов для Grok Imagine, ≈ {sets} наборов картинок. Не сгорают.",
+    },
+    "shop.invoice_for_group": {
+        Lang.EN: "{credits} credits for the pool of “{chat}”, ≈ {sets} image sets. "
+        "They never expire.",
+        Lang.RU: "{credits} кредитов в общий запас «{chat}», ≈ {sets} наборов картинок. "
+        "Не сгорают.",
+    },
+    "shop.pack_gone": {
+        Lang.EN: "This pack is no longer on sale: /buy shows what is.",
+        Lang.RU: "Этот пакет больше не продаётся: /buy покажет, что есть.",
+    },
+    "checkout.forged": {
+        Lang.EN: "This invoice was not made by this bot. Use /buy for a new one.",
+        Lang.RU: "Этот счёт выставлен не этим ботом. Откройте новый через /buy.",
+    },
+    "checkout.stale": {
+        Lang.EN: "This invoice has expired. Use /buy for a new one.",
+        Lang.RU: "Срок этого счёта истёк. Откройте новый через /buy.",
+    },
+    "checkout.pack_gone": {
+        Lang.EN: "This pack is no longer on sale at this price. /buy shows what is.",
+        Lang.RU: "Этот пакет больше не продаётся по этой цене. /buy покажет, что есть.",
+    },
+    "checkout.not_yours": {
+        Lang.EN: "This invoice was made for someone else. Use /buy for your own.",
+        Lang.RU: "Этот счёт выставлен другому человеку. Откройте свой через /buy.",
+    },
+    "shop.receipt_private": {
+        Lang.EN: "⭐ Thank you! {credits} credits added for {stars} Stars.\n"
+        "You now have {available} credits: {purchased} purchased, {granted} granted, "
+        "{daily_left} left of today's.",
+        Lang.RU: "⭐ Спасибо! Добавлено {credits} кредитов за {stars} Stars.\n"
+        "Теперь у вас {available} кредитов: куплено {purchased}, подарено {granted}, "
+        "осталось дневных {daily_left}.",
+    },
+    "shop.receipt_group": {
+        Lang.EN: "⭐ {buyer} added {credits} credits to this group's pool, for {stars} Stars. "
+        "Thank you!\nThe group now has {available} credits: {purchased} purchased, "
+        "{granted} granted, {daily_left} left of today's.",
+        Lang.RU: "⭐ {buyer} добавил(а) {credits} кредитов в общий запас группы за {stars} Stars. "
+        "Спасибо!\nТеперь у группы {available} кредитов: куплено {purchased}, "
+        "подарено {granted}, осталось дневных {daily_left}.",
+    },
+    "shop.refunded_notice": {
+        Lang.EN: "⭐ A payment of {stars} Stars by {buyer} was refunded; "
+        "{taken} of its {credits} credits were taken back.",
+        Lang.RU: "⭐ Платёж {buyer} на {stars} Stars возвращён; "
+        "из его {credits} кредитов списано {taken}.",
+    },
+    "paysupport": {
+        Lang.EN: "💬 <b>Help with a payment</b>\n"
+        "If credits you paid for did not arrive, or you want your Stars back, write "
+        "<code>/paysupport</code> followed by what happened (the date and the pack help). "
+        "It goes to the bot's operator, who answers here. A purchase can be refunded in "
+        "Stars; its credits not yet used are then taken back.",
+        Lang.RU: "💬 <b>Помощь с оплатой</b>\n"
+        "Если оплаченные кредиты не пришли или вы хотите вернуть Stars, напишите "
+        "<code>/paysupport</code> и что случилось (дата и пакет помогут). Сообщение получит "
+        "оператор бота и ответит здесь. Покупку можно вернуть в Stars; неиспользованные "
+        "кредиты из неё тогда списываются.",
+    },
+    "paysupport.sent": {
+        Lang.EN: "✅ Sent to the bot's operator. They will answer here.",
+        Lang.RU: "✅ Отправлено оператору бота. Ответ придёт сюда.",
+    },
+    "paysupport.to_operator": {
+        Lang.EN: "💬 Payment support from {user} (id <code>{user_id}</code>, chat "
+        "<code>{chat_id}</code>):\n{question}\n\nTheir payments: {charges}",
+        Lang.RU: "💬 Вопрос об оплате от {user} (id <code>{user_id}</code>, чат "
+        "<code>{chat_id}</code>):\n{question}\n\nЕго платежи: {charges}",
+    },
+    "paysupport.no_charges": {
+        Lang.EN: "none",
+        Lang.RU: "нет",
+    },
+    "terms": {
+        Lang.EN: "📄 <b>Terms of sale</b>\n"
+        "• Credits are bought with Telegram Stars and spent on images and videos made in "
+        "this bot. They never expire and are not exchanged back for Stars, except by a refund.\n"
+        "• A request that fails costs nothing: its credits come back.\n"
+        "• Credits bought in a group belong to that group's pool.\n"
+        "• Refunds: ask with /paysupport. A refund returns the Stars of a purchase and takes "
+        "back its credits not yet used.\n"
+        "• Prompts must keep to Telegram's rules and the image service's.",
+        Lang.RU: "📄 <b>Условия продажи</b>\n"
+        "• Кредиты покупаются за Telegram Stars и тратятся на картинки и видео в этом боте. "
+        "Они не сгорают и не обмениваются обратно на Stars, кроме как при возврате.\n"
+        "• Неудавшийся запрос ничего не стоит: его кредиты возвращаются.\n"
+        "• Кредиты, купленные в группе, идут в её общий запас.\n"
+        "• Возврат: попросите через /paysupport. Возврат отдаёт Stars за покупку и списывает "
+        "её неиспользованные кредиты.\n"
+        "• Запросы должны соответствовать правилам Telegram и сервиса картинок.",
+    },
+    "admin.usage_refund": {
+        Lang.EN: "Usage: <code>/refund &lt;telegram payment charge id&gt;</code> "
+        "(the receipt's charge id, also in /paysupport messages).",
+        Lang.RU: "Формат: <code>/refund &lt;telegram payment charge id&gt;</code> "
+        "(id платежа из чека или из сообщений /paysupport).",
+    },
+    "admin.refund_unknown": {
+        Lang.EN: "No payment with that charge id.",
+        Lang.RU: "Платежа с таким id нет.",
+    },
+    "admin.refund_already": {
+        Lang.EN: "That payment was refunded before; {taken} credits were taken back then.",
+        Lang.RU: "Этот платёж уже возвращён; тогда списано {taken} кредитов.",
+    },
+    "admin.refund_failed": {
+        Lang.EN: "Telegram did not refund it: {reason}",
+        Lang.RU: "Telegram не вернул платёж: {reason}",
+    },
+    "admin.refunded": {
+        Lang.EN: "✅ Refunded {stars} Stars to {buyer}. Took back {taken} of the payment's "
+        "{credits} credits from chat {chat}: what was left of them unspent.",
+        Lang.RU: "✅ {buyer} возвращено {stars} Stars. У чата {chat} списано {taken} из "
+        "{credits} кредитов платежа: столько их оставалось неизрасходованными.",
+    },
+    "shop.buy_hint": {
+        Lang.EN: " Buy more with /buy.",
+        Lang.RU: " Купить ещё: /buy.",
+    },
     "command.cancel": {
         Lang.EN: "Cancel a request waiting in line",
         Lang.RU: "Отменить запрос в очереди",
@@ -518,6 +698,11 @@ def text(lang: Lang, key: str, **params: object) -> str:
         for name, value in params.items()
     }
     return template(lang, key).format(**escaped)
+
+
+def escape(plain: str) -> str:
+    """Plain text (an operator's own /terms, say) made safe to send as HTML."""
+    return html.escape(plain, quote=False)
 
 
 def keys() -> frozenset[str]:

@@ -2,9 +2,11 @@
 
 Pure: the ledger rows live in SQLite (`storage/ledger.py`); the arithmetic lives here.
 
-Each chat gets a daily allowance per UTC day; credits granted by an operator come on top
-and do not expire. A reservation draws on the day's allowance first, then on the granted
-credits. In groups a per-user daily cap may limit what one member spends.
+Each chat gets a daily allowance per UTC day; credits granted by an operator and credits
+bought with Telegram Stars come on top and do not expire. A reservation draws on the day's
+allowance first, then on granted credits, then on purchased ones (so a refunded purchase can
+take back as much as was not used). In groups a per-user daily cap may limit what one
+member spends.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Balance:
     daily_limit: int
     daily_spent: int  # reserved from today's allowance, less what was refunded
     granted: int  # granted credits not yet spent
+    purchased: int = 0  # bought credits not yet spent (nor taken back by a refund)
     user_cap: int | None = None  # the member's daily cap in a group; None: no cap
     user_spent: int = 0  # what the member reserved today in this chat, less refunds
 
@@ -48,7 +51,7 @@ class Balance:
 
     @property
     def available(self) -> int:
-        return self.daily_left + self.granted
+        return self.daily_left + self.granted + self.purchased
 
     @property
     def user_left(self) -> int | None:
@@ -58,11 +61,12 @@ class Balance:
 @dataclass(frozen=True, slots=True)
 class Reservation:
     amount: int
-    from_daily: int  # the rest comes from granted credits
+    from_daily: int
+    from_purchased: int = 0  # the rest comes from granted credits
 
     @property
     def from_granted(self) -> int:
-        return self.amount - self.from_daily
+        return self.amount - self.from_daily - self.from_purchased
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +84,8 @@ def reserve(balance: Balance, cost: int) -> Reservation | Refusal:
     if balance.available < cost:
         return Refusal("chat", cost, balance)
     from_daily = min(cost, balance.daily_left)
-    return Reservation(cost, from_daily)
+    from_granted = min(cost - from_daily, balance.granted)
+    return Reservation(cost, from_daily, cost - from_daily - from_granted)
 
 
 def utc_day(moment: float) -> str:

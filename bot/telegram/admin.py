@@ -4,9 +4,11 @@ the figures and the upstream accounts' balances. To anyone else they do not exis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from telegram import Message, Update
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 from bot.core import catalog
@@ -20,6 +22,7 @@ from bot.providers import ProviderError
 from bot.telegram import rendering
 from storage.chats import ChatRepository
 from storage.ledger import LedgerRepository
+from storage.payments import PaymentRepository
 from storage.stats import StatsRepository
 
 MAX_CREDITS = 1_000_000
@@ -36,9 +39,11 @@ class AdminCommands:
         ledger: LedgerRepository,
         chats: ChatRepository,
         stats: StatsRepository,
+        payments: PaymentRepository,
         pool: Pool,
     ) -> None:
         self._operators = operator_ids
+        self._payments = payments
         self._billing = billing
         self._ledger = ledger
         self._chats = chats
@@ -53,6 +58,7 @@ class AdminCommands:
             ("setquota", self.set_quota),
             ("stats", self.stats),
             ("balance", self.balance),
+            ("refund", self.refund),
         ):
             application.add_handler(CommandHandler(name, callback, filters=only_operators))
 
@@ -93,10 +99,66 @@ class AdminCommands:
         week = await self._stats.per_day(since.isoformat())
         top = await self._stats.top_chats(since.isoformat())
         accounts = await self._stats.per_account(since.isoformat())
-        await _reply(message, rendering.stats_text(lang, STATS_DAYS, week, top, accounts))
+        stars = await self._payments.stars_per_day(since.isoformat())
+        await _reply(message, rendering.stats_text(lang, STATS_DAYS, week, top, accounts, stars))
         month = await self._stats.per_day((today - timedelta(days=CHART_DAYS - 1)).isoformat())
         chart = await asyncio.to_thread(daily_chart, month, last_day=today, span=CHART_DAYS)
         await message.reply_photo(chart)
+
+    async def refund(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """`/refund <charge id>`: the Stars back to the buyer (Telegram first), then the
+        payment's credits taken back from the chat as far as they are unspent; once."""
+        message, lang = _message(update), _lang(update)
+        if not context.args or len(context.args) != 1:
+            await _reply(message, catalog.text(lang, "admin.usage_refund"))
+            return
+        charge_id = context.args[0]
+        payment = await self._payments.get(charge_id)
+        if payment is None:
+            await _reply(message, catalog.text(lang, "admin.refund_unknown"))
+            return
+        if payment.refunded_at is not None:
+            taken = payment.refunded_credits or 0
+            await _reply(message, catalog.text(lang, "admin.refund_already", taken=taken))
+            return
+        try:
+            await context.bot.refund_star_payment(payment.user_id, charge_id)
+        except BadRequest as error:
+            # Already refunded: by a /refund that stopped before taking the credits back.
+            if "charge_already_refunded" not in error.message.lower():
+                await _reply(
+                    message, catalog.text(lang, "admin.refund_failed", reason=error.message)
+                )
+                return
+        refunded = await self._payments.take_back(charge_id, now=self._billing.clock())
+        assert refunded is not None
+        if not refunded.first:  # another /refund got there first
+            await _reply(message, catalog.text(lang, "admin.refund_already", taken=refunded.taken))
+            return
+        await _reply(
+            message,
+            catalog.text(
+                lang,
+                "admin.refunded",
+                stars=payment.stars,
+                buyer=payment.buyer_name,
+                taken=refunded.taken,
+                credits=payment.credits,
+                chat=payment.chat_id,
+            ),
+        )
+        notice = catalog.text(
+            catalog.Lang(payment.lang),
+            "shop.refunded_notice",
+            stars=payment.stars,
+            buyer=payment.buyer_name,
+            taken=refunded.taken,
+            credits=payment.credits,
+        )
+        with contextlib.suppress(TelegramError):  # the chat is gone: the refund stands
+            await context.bot.send_message(
+                payment.chat_id, notice, message_thread_id=payment.message_thread_id
+            )
 
     async def balance(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Each account's balance and whether it is in rotation, read side by side."""

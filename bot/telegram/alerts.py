@@ -32,6 +32,10 @@ class OperatorAlerts:
         _log.info("the %s account is back in rotation", account)
         await self._tell(text(Lang.EN, "alert.account_back", account=account))
 
+    async def payment_question(self, message: str) -> None:
+        """A user's /paysupport question, for the operators to answer."""
+        await self._tell(message)
+
     async def _tell(self, message: str) -> None:
         for operator in sorted(self._operators):
             try:

@@ -8,7 +8,15 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes
 
 from bot.core import callback_data, catalog
-from bot.core.callback_data import Animate, ChangeSetting, NoPrompt, PickMode, Reroll, Upscale
+from bot.core.callback_data import (
+    Animate,
+    Buy,
+    ChangeSetting,
+    NoPrompt,
+    PickMode,
+    Reroll,
+    Upscale,
+)
 from bot.providers import Capabilities
 from bot.telegram.animate import Animations
 from bot.telegram.chat_settings import SettingsMenu
@@ -54,6 +62,9 @@ class Buttons:
             return
         if isinstance(action, NoPrompt):
             await self._animations.no_prompt(query, action, lang)
+            return
+        if isinstance(action, Buy):  # the shop's own handler takes these while it is open
+            await query.answer(catalog.text(lang, "shop.pack_gone"), show_alert=True)
             return
         task = await self._tasks.get(action.task_id)
         # A button only acts on a task of the chat it is shown in.

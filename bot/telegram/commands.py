@@ -14,7 +14,7 @@ from bot.core import catalog
 from bot.core.constants import DEFAULT_ASPECT_RATIO
 from bot.core.lifecycle import TaskKind
 from bot.core.parsing import ParseError, parse_imagine
-from bot.engine.billing import Billing
+from bot.engine.billing import GROUP_CHAT_TYPES, Billing
 from bot.engine.engine import Engine
 from bot.providers import Capabilities
 from bot.telegram import rendering
@@ -22,6 +22,7 @@ from bot.telegram.intake import Intake
 from bot.telegram.permissions import Permissions
 from bot.telegram.replies import lang_of, reply, text_after_command
 from storage.chats import ChatRepository
+from storage.payments import PaymentRepository
 from storage.tasks import TaskRepository
 
 _log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ class Commands:
         intake: Intake,
         permissions: Permissions,
         capabilities: Capabilities,
+        payments: PaymentRepository,
+        shop_open: bool = False,
     ) -> None:
         self._engine = engine
         self._tasks = tasks
@@ -46,12 +49,16 @@ class Commands:
         self._intake = intake
         self._permissions = permissions
         self._can = capabilities
+        self._payments = payments
+        self._shop_open = shop_open
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is None:
             return
-        await message.reply_text(catalog.text(lang_of(update), "help"))
+        lang = lang_of(update)
+        shop = catalog.text(lang, "help.shop") if self._shop_open else ""
+        await message.reply_text(catalog.text(lang, "help") + shop)
 
     async def imagine(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if await unavailable(update, self._can.text_to_image, "unavailable.images"):
@@ -108,8 +115,10 @@ class Commands:
         if message is None or user is None:
             return
         balance = await self._billing.balance(message.chat_id, message.chat.type, user.id)
+        group = message.chat.type in GROUP_CHAT_TYPES
+        buyers = await self._payments.buyers(message.chat_id) if group else []
         text = rendering.quota_text(
-            lang_of(update), balance, self._billing.costs, self._billing.clock()
+            lang_of(update), balance, self._billing.costs, self._billing.clock(), buyers
         )
         await message.reply_text(text)
 

@@ -18,9 +18,11 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    PreCheckoutQueryHandler,
     filters,
 )
 
+from bot.core.callback_data import BUY_PATTERN
 from bot.telegram.admins import ChatAdmins
 from bot.telegram.animate import Animations
 from bot.telegram.buttons import Buttons
@@ -28,6 +30,7 @@ from bot.telegram.chat_settings import SettingsMenu
 from bot.telegram.commands import Commands
 from bot.telegram.flood import Stopping
 from bot.telegram.replies import NEW_MESSAGES
+from bot.telegram.shop import Shop
 
 _log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ def register(
     settings: SettingsMenu,
     buttons: Buttons,
     admins: ChatAdmins,
+    shop: Shop,
 ) -> None:
     def command(names: str | list[str], callback: Handler) -> None:
         application.add_handler(CommandHandler(names, callback, filters=NEW_MESSAGES))
@@ -54,6 +58,11 @@ def register(
     command("cancel", commands.cancel)
     command("quota", commands.quota)
     command("settings", settings.command)
+    command("buy", shop.buy)
+    command("paysupport", shop.paysupport)
+    command("terms", shop.terms)
+    application.add_handler(PreCheckoutQueryHandler(shop.pre_checkout))
+    application.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, shop.paid))
     # "/animate" as the caption of a photo (or of an image sent as a file).
     application.add_handler(
         MessageHandler(
@@ -70,6 +79,7 @@ def register(
             NEW_MESSAGES & filters.REPLY & filters.TEXT & ~filters.COMMAND, animations.reply
         )
     )
+    application.add_handler(CallbackQueryHandler(shop.press, pattern=BUY_PATTERN))
     application.add_handler(CallbackQueryHandler(buttons.press))
 
     async def member_changed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -28,9 +28,10 @@ RECORDING_AT_ONCE = 8
 
 
 class Intake:
-    def __init__(self, *, billing: Billing, engine: Engine) -> None:
+    def __init__(self, *, billing: Billing, engine: Engine, shop_open: bool = False) -> None:
         self._billing = billing
         self._engine = engine
+        self._shop_open = shop_open  # a chat out of credits is told about /buy
         self._recording = asyncio.Semaphore(RECORDING_AT_ONCE)
 
     async def submit(self, new: NewTask, answer_to: Message) -> bool:
@@ -41,7 +42,10 @@ class Intake:
             result = await self._engine.submit(new, charge)
         if isinstance(result, Refusal):
             await answer_to.reply_text(
-                rendering.refusal_text(Lang(new.lang), result, charge.now), do_quote=True
+                rendering.refusal_text(
+                    Lang(new.lang), result, charge.now, shop_open=self._shop_open
+                ),
+                do_quote=True,
             )
             return False
         return True

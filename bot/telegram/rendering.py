@@ -6,18 +6,21 @@ Pure: builds text and Telegram data objects, sends nothing.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import replace
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.core import callback_data
-from bot.core.callback_data import Animate, ChangeSetting, Reroll, Setting, Upscale
+from bot.core.callback_data import Animate, Buy, ChangeSetting, Reroll, Setting, Upscale
 from bot.core.catalog import Lang, Markup, text
 from bot.core.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
 from bot.core.lifecycle import TaskKind
 from bot.core.quota import Balance, Costs, Refusal, next_renewal
+from bot.core.shop import Pack, image_sets
 from bot.providers.base import UpstreamState
 from storage.chats import ChatSettings
+from storage.payments import StarsDay
 from storage.stats import AccountStats, ChatStats, DayStats
 
 ANIMATE_BUTTONS_PER_ROW = 3
@@ -97,25 +100,40 @@ def duration_text(lang: Lang, seconds: float) -> str:
     return text(lang, "duration.hours", hours=minutes // 60, minutes=minutes % 60)
 
 
-def quota_text(lang: Lang, balance: Balance, costs: Costs, now: float) -> str:
+def quota_text(
+    lang: Lang,
+    balance: Balance,
+    costs: Costs,
+    now: float,
+    buyers: Sequence[tuple[str, int]] = (),
+) -> str:
+    """/quota: the day's allowance, granted and purchased credits apart, and in a group
+    who bought the purchased ones."""
     user_line = ""
     if balance.user_cap is not None:
         user_line = text(
             lang, "quota.user_line", user_left=balance.user_left, user_cap=balance.user_cap
         )
+    purchased_line = ""
+    if balance.purchased or buyers:
+        purchased_line = text(lang, "quota.purchased_line", purchased=balance.purchased)
+        if buyers:
+            who = ", ".join(f"{name} ({credits})" for name, credits in buyers)
+            purchased_line += text(lang, "quota.buyers_line", buyers=who)
     return text(
         lang,
         "quota.summary",
         daily_left=balance.daily_left,
         daily_limit=balance.daily_limit,
         granted=balance.granted,
+        purchased_line=Markup(purchased_line),
         user_line=Markup(user_line),
         cost_image=costs.text_to_image,
         renews_in=duration_text(lang, next_renewal(now) - now),
     )
 
 
-def refusal_text(lang: Lang, refusal: Refusal, now: float) -> str:
+def refusal_text(lang: Lang, refusal: Refusal, now: float, *, shop_open: bool = False) -> str:
     balance = refusal.balance
     renews_in = duration_text(lang, next_renewal(now) - now)
     if refusal.reason == "user":
@@ -135,7 +153,9 @@ def refusal_text(lang: Lang, refusal: Refusal, now: float) -> str:
         daily_left=balance.daily_left,
         daily_limit=balance.daily_limit,
         granted=balance.granted,
+        purchased=balance.purchased,
         renews_in=renews_in,
+        buy_hint=Markup(text(lang, "shop.buy_hint") if shop_open else ""),
     )
 
 
@@ -204,10 +224,18 @@ def stats_text(
     daily: list[DayStats],
     top: list[ChatStats],
     accounts: list[AccountStats],
+    stars: Sequence[StarsDay] = (),
 ) -> str:
-    if daily:
-        lines = ["day         tasks  failed  credits"]
-        lines += [f"{d.day}  {d.tasks:>5}  {d.failed:>6}  {d.credits:>7}" for d in daily]
+    tasks_by_day = {d.day: d for d in daily}
+    stars_by_day = {d.day: d for d in stars}
+    if tasks_by_day or stars_by_day:
+        lines = ["day         tasks  failed  credits  stars"]
+        for day in sorted(tasks_by_day.keys() | stars_by_day.keys()):
+            d, paid = tasks_by_day.get(day), stars_by_day.get(day)
+            tasks, failed, credits = (d.tasks, d.failed, d.credits) if d else (0, 0, 0)
+            received = paid.stars if paid else 0
+            refunded = f" (-{paid.refunded})" if paid and paid.refunded else ""
+            lines.append(f"{day}  {tasks:>5}  {failed:>6}  {credits:>7}  {received:>5}{refunded}")
         table = "\n".join(lines)
     else:
         table = text(lang, "admin.stats_empty")
@@ -223,3 +251,48 @@ def stats_text(
     else:
         per_account = text(lang, "admin.stats_empty")
     return text(lang, "admin.stats", days=days, table=table, top=top_table, accounts=per_account)
+
+
+def shop_menu(
+    lang: Lang, packs: Sequence[Pack], cost_of_a_set: int, *, group: bool
+) -> tuple[str, InlineKeyboardMarkup]:
+    """/buy: what each pack buys, and a button per pack."""
+    lines = "\n".join(
+        text(
+            lang,
+            "shop.pack_line",
+            credits=p.credits,
+            sets=image_sets(p.credits, cost_of_a_set),
+            stars=p.stars,
+        )
+        for p in packs
+    )
+    key = "shop.menu_group" if group else "shop.menu_private"
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    text(lang, "shop.button", credits=p.credits, stars=p.stars),
+                    callback_data=callback_data.encode(Buy(p.credits, p.stars)),
+                )
+            ]
+            for p in packs
+        ]
+    )
+    return text(lang, key, cost=cost_of_a_set, packs=Markup(lines)), keyboard
+
+
+def receipt_text(
+    lang: Lang, buyer: str, credits: int, stars: int, balance: Balance, *, group: bool
+) -> str:
+    return text(
+        lang,
+        "shop.receipt_group" if group else "shop.receipt_private",
+        buyer=buyer,
+        credits=credits,
+        stars=stars,
+        available=balance.available,
+        purchased=balance.purchased,
+        granted=balance.granted,
+        daily_left=balance.daily_left,
+    )

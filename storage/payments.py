@@ -1,0 +1,209 @@
+"""Payments in Telegram Stars: recorded once per charge id, with their credits in the same
+transaction; refunds taken back once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from bot.core.quota import utc_day
+from storage import ledger
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    charge_id: str
+    chat_id: int
+    user_id: int
+    buyer_name: str
+    lang: str
+    message_thread_id: int | None
+    credits: int
+    stars: int
+    received_at: float
+    receipt_message_id: int | None
+    refunded_at: float | None
+    refunded_credits: int | None
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Payment:
+        return cls(
+            charge_id=row["charge_id"],
+            chat_id=row["chat_id"],
+            user_id=row["user_id"],
+            buyer_name=row["buyer_name"],
+            lang=row["lang"],
+            message_thread_id=row["message_thread_id"],
+            credits=row["credits"],
+            stars=row["stars"],
+            received_at=row["received_at"],
+            receipt_message_id=row["receipt_message_id"],
+            refunded_at=row["refunded_at"],
+            refunded_credits=row["refunded_credits"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewPayment:
+    charge_id: str
+    chat_id: int
+    user_id: int
+    buyer_name: str
+    lang: str
+    message_thread_id: int | None
+    credits: int
+    stars: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refunded:
+    payment: Payment
+    taken: int  # credits taken back: the payment's, as far as the chat had not spent them
+    first: bool  # False: it had been refunded before, and `taken` is what that took
+
+
+@dataclass(frozen=True, slots=True)
+class StarsDay:
+    day: str
+    payments: int
+    stars: int
+    refunded: int  # stars of that day's payments refunded since
+
+
+class PaymentRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def record(self, new: NewPayment, *, now: float) -> tuple[Payment, bool]:
+        """Record a payment and add its credits, in one transaction, once per charge id.
+        Returns the payment as recorded and whether this call recorded it."""
+        day = utc_day(now)
+        async with self._db.transaction() as connection:
+            cursor = await connection.execute(
+                """
+                INSERT INTO payments (charge_id, chat_id, user_id, buyer_name, lang,
+                                      message_thread_id, credits, stars, received_at, day)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """,
+                (
+                    new.charge_id,
+                    new.chat_id,
+                    new.user_id,
+                    new.buyer_name,
+                    new.lang,
+                    new.message_thread_id,
+                    new.credits,
+                    new.stars,
+                    now,
+                    day,
+                ),
+            )
+            first = cursor.rowcount == 1
+            if first:
+                await ledger.record_purchase(
+                    connection,
+                    chat_id=new.chat_id,
+                    user_id=new.user_id,
+                    charge_id=new.charge_id,
+                    amount=new.credits,
+                    day=day,
+                    now=now,
+                )
+            rows = await connection.execute_fetchall(
+                "SELECT * FROM payments WHERE charge_id = ?", (new.charge_id,)
+            )
+        return Payment.from_row(next(iter(rows))), first
+
+    async def get(self, charge_id: str) -> Payment | None:
+        row = await self._db.fetch_one("SELECT * FROM payments WHERE charge_id = ?", (charge_id,))
+        return Payment.from_row(row) if row else None
+
+    async def known(self, charge_ids: list[str]) -> set[str]:
+        """Which of these charge ids are recorded."""
+        if not charge_ids:
+            return set()
+        marks = ", ".join("?" for _ in charge_ids)
+        rows = await self._db.fetch_all(
+            f"SELECT charge_id FROM payments WHERE charge_id IN ({marks})", charge_ids
+        )
+        return {row[0] for row in rows}
+
+    async def of_user(self, user_id: int, limit: int = 5) -> list[str]:
+        """The charge ids of a user's latest payments, newest first."""
+        rows = await self._db.fetch_all(
+            "SELECT charge_id FROM payments WHERE user_id = ? ORDER BY received_at DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [row[0] for row in rows]
+
+    async def without_receipt(self) -> list[Payment]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM payments WHERE receipt_message_id IS NULL ORDER BY received_at"
+        )
+        return [Payment.from_row(row) for row in rows]
+
+    async def note_receipt(self, charge_id: str, message_id: int) -> None:
+        await self._db.execute(
+            "UPDATE payments SET receipt_message_id = ? WHERE charge_id = ?",
+            (message_id, charge_id),
+        )
+
+    async def buyers(self, chat_id: int) -> list[tuple[str, int]]:
+        """Who bought credits for this chat, and how many (refunds left out), most first."""
+        rows = await self._db.fetch_all(
+            """
+            SELECT buyer_name, SUM(credits - COALESCE(refunded_credits, 0)) AS bought
+            FROM payments WHERE chat_id = ? GROUP BY user_id
+            HAVING bought > 0 ORDER BY bought DESC, MIN(received_at) LIMIT 5
+            """,
+            (chat_id,),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def take_back(self, charge_id: str, *, now: float) -> Refunded | None:
+        """Telegram refunded the payment: take its credits back from the chat, as far as
+        they are unspent, once. None if no such payment was recorded."""
+        day = utc_day(now)
+        async with self._db.transaction() as connection:
+            rows = await connection.execute_fetchall(
+                "SELECT * FROM payments WHERE charge_id = ?", (charge_id,)
+            )
+            if not rows:
+                return None
+            payment = Payment.from_row(next(iter(rows)))
+            if payment.refunded_at is not None:
+                return Refunded(payment, payment.refunded_credits or 0, first=False)
+            current = await ledger.balance(
+                connection, chat_id=payment.chat_id, day=day, daily_limit=0
+            )
+            taken = max(0, min(payment.credits, current.purchased))
+            await ledger.record_unpurchase(
+                connection,
+                chat_id=payment.chat_id,
+                user_id=payment.user_id,
+                charge_id=charge_id,
+                amount=taken,
+                day=day,
+                now=now,
+            )
+            await connection.execute(
+                "UPDATE payments SET refunded_at = ?, refunded_credits = ? WHERE charge_id = ?",
+                (now, taken, charge_id),
+            )
+            rows = await connection.execute_fetchall(
+                "SELECT * FROM payments WHERE charge_id = ?", (charge_id,)
+            )
+        return Refunded(Payment.from_row(next(iter(rows))), taken, first=True)
+
+    async def stars_per_day(self, since_day: str) -> list[StarsDay]:
+        rows = await self._db.fetch_all(
+            """
+            SELECT day, COUNT(*), SUM(stars),
+                   COALESCE(SUM(CASE WHEN refunded_at IS NOT NULL THEN stars END), 0)
+            FROM payments WHERE day >= ? GROUP BY day ORDER BY day
+            """,
+            (since_day,),
+        )
+        return [StarsDay(*row) for row in rows]
