@@ -318,6 +318,7 @@ async def run(
     try:
         async with application:
             await register_commands(application.bot, pool.capabilities, shop_open=shop.open)
+            await shop.recover(application.bot)  # before updates: one receipt per payment
             server = await start_server(web, settings.http_host, settings.http_port)
             await application.start()
             taking_updates.set()
@@ -334,7 +335,6 @@ async def run(
                     allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
                 )
             await engine.start()
-            await shop.recover(application.bot)
             mode = "webhook" if webhook_secret else "polling"
             results = "callbacks" if public else "polling"
             _log.info(

@@ -77,6 +77,7 @@ class PaymentRepository:
         self._db = database
 
     async def record(self, new: NewPayment, *, now: float) -> tuple[Payment, bool]:
+        # `now`: when Telegram took the Stars (a payment found late counts on its own day).
         """Record a payment and add its credits, in one transaction, once per charge id.
         Returns the payment as recorded and whether this call recorded it."""
         day = utc_day(now)
@@ -154,7 +155,7 @@ class PaymentRepository:
         """Who bought credits for this chat, and how many (refunds left out), most first."""
         rows = await self._db.fetch_all(
             """
-            SELECT buyer_name, SUM(credits - COALESCE(refunded_credits, 0)) AS bought
+            SELECT buyer_name, SUM(CASE WHEN refunded_at IS NULL THEN credits ELSE 0 END) AS bought
             FROM payments WHERE chat_id = ? GROUP BY user_id
             HAVING bought > 0 ORDER BY bought DESC, MIN(received_at) LIMIT 5
             """,
@@ -178,7 +179,19 @@ class PaymentRepository:
             current = await ledger.balance(
                 connection, chat_id=payment.chat_id, day=day, daily_limit=0
             )
-            taken = max(0, min(payment.credits, current.purchased))
+            # Unspent: what is left, and what tasks not yet delivered hold (should they
+            # fail, it would come back to the chat; a purchase refunded meanwhile must not).
+            held = await connection.execute_fetchall(
+                """
+                SELECT COALESCE(SUM(r.from_purchased), 0) FROM ledger AS r
+                WHERE r.chat_id = ? AND r.kind = 'reserve' AND NOT EXISTS (
+                    SELECT 1 FROM ledger AS s
+                    WHERE s.task_id = r.task_id AND s.kind IN ('commit', 'refund'))
+                """,
+                (payment.chat_id,),
+            )
+            (held_by_tasks,), *_ = held
+            taken = max(0, min(payment.credits, current.purchased + held_by_tasks))
             await ledger.record_unpurchase(
                 connection,
                 chat_id=payment.chat_id,
@@ -196,6 +209,18 @@ class PaymentRepository:
                 "SELECT * FROM payments WHERE charge_id = ?", (charge_id,)
             )
         return Refunded(Payment.from_row(next(iter(rows))), taken, first=True)
+
+    async def scan_offset(self) -> int:
+        """Where the last look through the bot's Star transactions ended."""
+        row = await self._db.fetch_one("SELECT next_offset FROM star_scan WHERE id = 1")
+        return int(row[0]) if row else 0
+
+    async def note_scan_offset(self, offset: int) -> None:
+        await self._db.execute(
+            "INSERT INTO star_scan (id, next_offset) VALUES (1, ?)"
+            " ON CONFLICT (id) DO UPDATE SET next_offset = excluded.next_offset",
+            (offset,),
+        )
 
     async def stars_per_day(self, since_day: str) -> list[StarsDay]:
         rows = await self._db.fetch_all(

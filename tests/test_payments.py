@@ -175,6 +175,11 @@ async def test_a_payment_lost_to_a_kill_is_found_and_granted_at_restart(
     await killable.start()
     chat = telegram.private_chat(ANN)
     invoice = await buy(telegram, chat, ANN)
+    # Behind more than ten pages of older transactions (they come oldest first).
+    telegram.star_transactions += [
+        {"id": f"old{n}", "amount": 1, "date": 1_700_000_000 + n, "source": {"type": "fragment"}}
+        for n in range(1050)
+    ]
 
     def die_with_the_payment(batch: list[dict[str, object]]) -> None:
         if any("successful_payment" in (u.get("message") or {}) for u in batch):  # type: ignore[operator]
@@ -200,6 +205,9 @@ async def test_a_payment_lost_to_a_kill_is_found_and_granted_at_restart(
     await texts_in(telegram, chat, 3)
     assert len(purchases(again)) == 1
     assert sum("credits added" in t for t in await texts_in(telegram, chat, 3)) == 1
+    # The second look started a page before where the first ended, not at the oldest.
+    offsets = [int(c.params.get("offset") or 0) for c in telegram.calls_of("getStarTransactions")]
+    assert offsets == [0, *range(0, 1100, 100), 951, 1051]  # the killed start saw none
 
 
 async def test_a_kill_while_the_receipt_is_on_its_way_sends_it_at_restart(

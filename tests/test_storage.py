@@ -12,7 +12,8 @@ from bot.core.lifecycle import FailureKind, TaskKind, TaskState
 from storage.database import Database
 from storage.ledger import LedgerRepository
 from storage.migrations import all_migrations
-from storage.tasks import NewTask, Task, TaskRepository
+from storage.payments import NewPayment, PaymentRepository
+from storage.tasks import Charge, NewTask, Task, TaskRepository
 
 
 async def create(tasks: TaskRepository, new: NewTask) -> Task:
@@ -163,4 +164,26 @@ async def test_the_payments_migration_keeps_every_ledger_row_and_balance(tmp_pat
     assert [tuple(r) for r in rows] == [("grant", 30, 0, 0), ("reserve", 5, 2, 0)]
     balance = await LedgerRepository(database).balance(chat_id=7, day="2026-11-30", daily_limit=10)
     assert (balance.daily_left, balance.granted, balance.purchased) == (8, 27, 0)
+    await database.close()
+
+
+async def test_a_refund_takes_back_purchased_credits_held_by_a_task_not_yet_done(
+    tmp_path: Path,
+) -> None:
+    """Regression: a task holding purchased credits when the purchase is refunded must not
+    hand them back to the chat when it fails afterwards."""
+    database = await Database.open(tmp_path / "db.sqlite3")
+    payments, tasks = PaymentRepository(database), TaskRepository(database)
+    paid = NewPayment("charge-1", 42, 42, "Ann", "en", None, credits=10, stars=5)
+    await payments.record(paid, now=100.0)
+    task = await tasks.create(
+        new_task(chat_id=42), Charge(5, daily_limit=0, user_cap=None, now=100.0)
+    )
+    assert isinstance(task, Task)
+    refunded = await payments.take_back("charge-1", now=101.0)
+    assert refunded is not None
+    assert refunded.taken == 10
+    await tasks.mark_failed(task.id, FailureKind.REJECTED, at=102.0)  # its 5 come back…
+    balance = await LedgerRepository(database).balance(chat_id=42, day="1970-01-01", daily_limit=0)
+    assert balance.purchased == 0  # …to a purchase that is gone
     await database.close()

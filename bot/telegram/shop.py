@@ -40,7 +40,7 @@ _log = logging.getLogger(__name__)
 
 STARS = "XTR"
 MAX_DESCRIPTION_CHARS = 255
-RECONCILE_PAGES = 10  # of 100 Star transactions, newest pages first, at each start
+PAGE = 100  # Star transactions per getStarTransactions call (Telegram's most)
 MAX_QUESTION_CHARS = 1000
 
 
@@ -167,7 +167,16 @@ class Shop:
             user,
         )
 
-    async def _settle(self, bot: Bot, charge_id: str, payload: str, stars: int, user: User) -> None:
+    async def _settle(
+        self,
+        bot: Bot,
+        charge_id: str,
+        payload: str,
+        stars: int,
+        user: User,
+        *,
+        at: float | None = None,
+    ) -> None:
         # Paid already: only the signature counts now, not the age or what is on sale.
         order = read(payload, self._key, now=self._clock(), ttl=None)
         if isinstance(order, BadPayload):
@@ -185,7 +194,7 @@ class Shop:
                 credits=order.pack.credits,
                 stars=stars,
             ),
-            now=self._clock(),
+            now=self._clock() if at is None else at,
         )
         if not first:
             _log.info("payment %s again: its credits were added before", charge_id)
@@ -224,20 +233,28 @@ class Shop:
         await self._payments.note_receipt(payment.charge_id, sent.message_id)
 
     async def recover(self, bot: Bot) -> None:
-        """At start-up: payments Telegram handed over that were never recorded, from the
-        bot's Star transactions; then receipts that did not go out."""
+        """At start-up, before updates flow: payments Telegram handed over that were never
+        recorded, from the bot's Star transactions; then receipts that did not go out. A
+        Telegram error skips what it hit (the next start tries again), never the start."""
         try:
             await self._reconcile(bot)
         except TelegramError as error:
             _log.warning("could not read the bot's Star transactions: %s", error)
         for payment in await self._payments.without_receipt():
-            await self._send_receipt(bot, payment)
+            try:
+                await self._send_receipt(bot, payment)
+            except TelegramError as error:
+                _log.warning("payment %s: receipt not sent: %s", payment.charge_id, error)
 
     async def _reconcile(self, bot: Bot) -> None:
+        """Transactions come oldest first: look from a page before where the last look
+        ended (a refund comes after its payment) to the end."""
+        start = max(0, await self._payments.scan_offset() - PAGE)
         paid: dict[str, StarTransaction] = {}
         refunded: set[str] = set()
-        for page in range(RECONCILE_PAGES):
-            batch = (await bot.get_star_transactions(offset=page * 100, limit=100)).transactions
+        offset = start
+        while True:
+            batch = (await bot.get_star_transactions(offset=offset, limit=PAGE)).transactions
             for transaction in batch:
                 if isinstance(transaction.receiver, TransactionPartnerUser):
                     refunded.add(transaction.id)
@@ -248,7 +265,8 @@ class Shop:
                     and source.invoice_payload
                 ):
                     paid[transaction.id] = transaction
-            if len(batch) < 100:
+            offset += len(batch)
+            if len(batch) < PAGE:
                 break
         known = await self._payments.known(list(paid))
         for charge_id, transaction in paid.items():
@@ -259,8 +277,14 @@ class Shop:
             assert source.invoice_payload
             _log.warning("payment %s was never recorded: recording it now", charge_id)
             await self._settle(
-                bot, charge_id, source.invoice_payload, transaction.amount, source.user
+                bot,
+                charge_id,
+                source.invoice_payload,
+                transaction.amount,
+                source.user,
+                at=transaction.date.timestamp(),
             )
+        await self._payments.note_scan_offset(offset)
 
     # --- what Telegram asks of bots that take payments -----------------------------------------
 

@@ -51,3 +51,10 @@ CREATE TABLE payments (
 );
 CREATE INDEX payments_by_day ON payments (day);
 CREATE INDEX payments_without_receipt ON payments (received_at) WHERE receipt_message_id IS NULL;
+
+-- How far the bot has looked through its Star transactions (oldest first) for payments it
+-- never recorded: each start looks from a page before there to the end.
+CREATE TABLE star_scan (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    next_offset INTEGER NOT NULL
+);
