@@ -41,6 +41,7 @@ from bot.telegram.chat_settings import SettingsMenu
 from bot.telegram.commands import Commands
 from bot.telegram.delivery import Deliverer
 from bot.telegram.flood import FloodControl, FloodLimits
+from bot.telegram.history import History
 from bot.telegram.intake import Intake
 from bot.telegram.media import MediaFetcher
 from bot.telegram.permissions import Permissions
@@ -71,6 +72,7 @@ COMMANDS = (
     "animate",
     "upscale",
     "cancel",
+    "history",
     "quota",
     "buy",
     "settings",
@@ -258,6 +260,7 @@ async def run(
         ),
         admins=admins,
         shop=shop,
+        history=History(tasks=tasks, capabilities=pool.capabilities),
     )
     AdminCommands(
         operator_ids=settings.admin_user_ids,

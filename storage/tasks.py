@@ -231,6 +231,24 @@ class TaskRepository:
         )
         return (Task.from_row(row), int(row["item_index"])) if row else None
 
+    async def delivered_of(
+        self, chat_id: int, user_id: int, *, offset: int, limit: int
+    ) -> tuple[list[Task], int]:
+        """A member's delivered results in a chat that Telegram keeps file ids of, newest
+        first (`limit` of them from `offset`), and how many there are in all."""
+        where = (
+            "chat_id = ? AND user_id = ? AND state = 'delivered'"
+            " AND media_file_ids IS NOT NULL AND media_file_ids != '[]'"
+        )
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM tasks WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            (chat_id, user_id, limit, offset),
+        )
+        count = await self._db.fetch_one(
+            f"SELECT COUNT(*) FROM tasks WHERE {where}", (chat_id, user_id)
+        )
+        return [Task.from_row(row) for row in rows], int(count[0]) if count else 0
+
     async def latest_of(self, chat_id: int, user_id: int) -> Task | None:
         """The member's most recent task in the chat that is not final."""
         final = tuple(FINAL_STATES)

@@ -46,6 +46,7 @@ async def test_command_menu_registered_for_private_chats_and_groups(
             "animate",
             "upscale",
             "cancel",
+            "history",
             "quota",
             "settings",
             "help",

@@ -300,6 +300,7 @@ async def test_grokimagineapi_is_video_only(
             "video",
             "animate",
             "cancel",
+            "history",
             "quota",
             "settings",
             "help",

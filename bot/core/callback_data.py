@@ -46,6 +46,10 @@ def encode(action: ButtonAction) -> str:
             data = f"n:{draft_id}"
         case Buy(credits, stars):
             data = f"b:{credits}:{stars}"
+        case HistoryPage(user_id, page):
+            data = f"hp:{user_id}:{page}"
+        case Resend(task_id):
+            data = f"h:{task_id}"
     assert len(data.encode()) <= MAX_CALLBACK_DATA_BYTES
     return data
 
@@ -68,6 +72,10 @@ def decode(data: str | None) -> ButtonAction | None:
         return NoPrompt(int(match[1]))
     if match := _BUY.fullmatch(data):
         return Buy(int(match[1]), int(match[2]))
+    if match := _HISTORY_PAGE.fullmatch(data):
+        return HistoryPage(int(match[1]), int(match[2]))
+    if match := _RESEND.fullmatch(data):
+        return Resend(int(match[1]))
     return None
 
 
@@ -100,6 +108,21 @@ class Buy:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """◀ ▶ under /history: the page to show of `user_id`'s results (theirs to turn)."""
+
+    user_id: int
+    page: int  # 0-based
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """A result chosen under /history: sent again from Telegram's file ids."""
+
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeSetting:
     """A press on the /settings keyboard: which setting to move to its next value."""
 
@@ -112,7 +135,12 @@ _PICK_MODE = re.compile(r"m:(\d{1,18}):(fun|normal|spicy)")
 _NO_PROMPT = re.compile(r"n:(\d{1,18})")
 _BUY = re.compile(r"b:(\d{1,7}):(\d{1,6})")
 BUY_PATTERN = r"^b:"  # the /buy buttons' data, for their handler
+_HISTORY_PAGE = re.compile(r"hp:(\d{1,18}):(\d{1,4})")
+_RESEND = re.compile(r"h:(\d{1,18})")
+HISTORY_PATTERN = r"^hp?:"  # the /history buttons' data, for their handler
 
 
 Setting = Literal["buttons", "spicy", "ratio", "cap"]
-ButtonAction = Animate | Reroll | Upscale | PickMode | NoPrompt | ChangeSetting | Buy
+ButtonAction = (
+    Animate | Reroll | Upscale | PickMode | NoPrompt | ChangeSetting | Buy | HistoryPage | Resend
+)

@@ -41,6 +41,7 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
             "animates it.\n"
             "/upscale as a reply to a video or image I made improves it.\n\n"
             "/cancel cancels your request that is still waiting in line.\n"
+            "/history lists what you made in this chat; choose one to get it again, free.\n"
             "/quota shows this chat's credits and what things cost.\n"
             "/settings changes how the bot behaves in this chat."
         ),
@@ -59,6 +60,7 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
             "/animate ответом на картинку (вашу или мою) или подписью к фото оживляет её.\n"
             "/upscale ответом на моё видео или картинку улучшает качество.\n\n"
             "/cancel — отменить ваш запрос, пока он ждёт в очереди.\n"
+            "/history — что вы сделали в этом чате; выберите, и оно придёт снова, бесплатно.\n"
             "/quota — кредиты чата и цены.\n"
             "/settings — настройки бота в этом чате."
         ),
@@ -674,6 +676,38 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
     "shop.buy_hint": {
         Lang.EN: " Buy more with /buy.",
         Lang.RU: " Купить ещё: /buy.",
+    },
+    "command.history": {
+        Lang.EN: "What you made here",
+        Lang.RU: "Что вы сделали здесь",
+    },
+    "history.title": {
+        Lang.EN: "🕘 <b>What you made here</b>, newest first (page {page} of {pages}). "
+        "Choose one to get it again, free.",
+        Lang.RU: "🕘 <b>Что вы сделали здесь</b>, сначала новое (страница {page} из {pages}). "
+        "Выберите, и оно придёт снова, бесплатно.",
+    },
+    "history.empty": {
+        Lang.EN: "Nothing of yours here yet. Make something with /imagine.",
+        Lang.RU: "Здесь пока нет ваших результатов. Сделайте что-нибудь через /imagine.",
+    },
+    "history.item_images": {
+        Lang.EN: "🖼 {prompt} · {day}",
+        Lang.RU: "🖼 {prompt} · {day}",
+    },
+    "history.item_video": {
+        Lang.EN: "🎬 {prompt} · {day}",
+        Lang.RU: "🎬 {prompt} · {day}",
+    },
+    "history.previous": {Lang.EN: "◀ Newer", Lang.RU: "◀ Новее"},
+    "history.next": {Lang.EN: "Older ▶", Lang.RU: "Старше ▶"},
+    "history.not_yours": {
+        Lang.EN: "This list is someone else's: /history shows yours.",
+        Lang.RU: "Это чужой список: /history покажет ваш.",
+    },
+    "history.gone": {
+        Lang.EN: "That result can no longer be sent.",
+        Lang.RU: "Этот результат больше нельзя отправить.",
     },
     "command.cancel": {
         Lang.EN: "Cancel a request waiting in line",

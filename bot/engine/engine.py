@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from telegram.error import ChatMigrated
@@ -154,10 +154,7 @@ class Engine:
         self._stopping = True
         if self._keeper is not None:
             self._keeper.cancel()
-        workers = list(self._workers.values())
-        for worker in workers:
-            worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await cancel_all(list(self._workers.values()))
         if drop_queued is not None:
             drop_queued()
         if self._unstoppable:
@@ -359,8 +356,7 @@ class Engine:
         _tlog(task).info("task %d: creation outcome unknown, waiting for a callback", task.id)
         deadline = (task.submitted_at or task.created_at) + self._timing.callback_net.timeout
         while (remaining := deadline - time.time()) > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(job.nudge.wait(), remaining)
+            await nudged_within(job.nudge, remaining)
             if (await reload(self._tasks, task)).state is not TaskState.SUBMITTING:
                 return  # a callback named the upstream task; it is watched from here on
             job.nudge.clear()
@@ -443,8 +439,7 @@ class Engine:
                 return
             delay = schedule.delay_after(elapsed, quickest=quickest)
             delay = min(delay, schedule.timeout - elapsed)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(job.nudge.wait(), delay)
+            await nudged_within(job.nudge, delay)
             job.nudge.clear()
             try:
                 status = await self._upstream.read_status(
@@ -494,3 +489,26 @@ def _tlog(task: Task, account: str | None = None) -> logging.LoggerAdapter[loggi
 def _backoff(policy: RetryPolicy, failures: int) -> float:
     ceiling = min(policy.maximum, policy.initial * 2.0 ** (failures - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+async def nudged_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for `event` at most `seconds`; True if it was set. A cancellation that comes as
+    the wait ends is never lost (Python 3.11's `asyncio.wait_for` can drop one)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+async def cancel_all(tasks: Sequence[asyncio.Task[Any]], every: float = 0.5) -> None:
+    """Cancel `tasks` and wait for them to end, cancelling again those still running after
+    `every` seconds: a library that swallows one cancellation (one arriving just as a
+    `wait_for` inside it ends) must not keep a stopping bot alive."""
+    pending = [task for task in tasks if not task.done()]
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, still = await asyncio.wait(pending, timeout=every)
+        pending = list(still)

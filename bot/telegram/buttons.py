@@ -12,9 +12,11 @@ from bot.core.callback_data import (
     Animate,
     Buy,
     ChangeSetting,
+    HistoryPage,
     NoPrompt,
     PickMode,
     Reroll,
+    Resend,
     Upscale,
 )
 from bot.providers import Capabilities
@@ -62,6 +64,9 @@ class Buttons:
             return
         if isinstance(action, NoPrompt):
             await self._animations.no_prompt(query, action, lang)
+            return
+        if isinstance(action, HistoryPage | Resend):  # /history's own handler takes these
+            await query.answer(catalog.text(lang, "button.unknown"))
             return
         if isinstance(action, Buy):  # the shop's own handler takes these while it is open
             await query.answer(catalog.text(lang, "shop.pack_gone"), show_alert=True)

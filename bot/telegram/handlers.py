@@ -22,13 +22,14 @@ from telegram.ext import (
     filters,
 )
 
-from bot.core.callback_data import BUY_PATTERN
+from bot.core.callback_data import BUY_PATTERN, HISTORY_PATTERN
 from bot.telegram.admins import ChatAdmins
 from bot.telegram.animate import Animations
 from bot.telegram.buttons import Buttons
 from bot.telegram.chat_settings import SettingsMenu
 from bot.telegram.commands import Commands
 from bot.telegram.flood import Stopping
+from bot.telegram.history import History
 from bot.telegram.replies import NEW_MESSAGES
 from bot.telegram.shop import Shop
 
@@ -46,6 +47,7 @@ def register(
     buttons: Buttons,
     admins: ChatAdmins,
     shop: Shop,
+    history: History,
 ) -> None:
     def command(names: str | list[str], callback: Handler) -> None:
         application.add_handler(CommandHandler(names, callback, filters=NEW_MESSAGES))
@@ -58,6 +60,7 @@ def register(
     command("cancel", commands.cancel)
     command("quota", commands.quota)
     command("settings", settings.command)
+    command("history", history.command)
     command("buy", shop.buy)
     command("paysupport", shop.paysupport)
     command("terms", shop.terms)
@@ -80,6 +83,7 @@ def register(
         )
     )
     application.add_handler(CallbackQueryHandler(shop.press, pattern=BUY_PATTERN))
+    application.add_handler(CallbackQueryHandler(history.press, pattern=HISTORY_PATTERN))
     application.add_handler(CallbackQueryHandler(buttons.press))
 
     async def member_changed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -8,12 +8,22 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.core import callback_data
-from bot.core.callback_data import Animate, Buy, ChangeSetting, Reroll, Setting, Upscale
-from bot.core.catalog import Lang, Markup, text
+from bot.core.callback_data import (
+    Animate,
+    Buy,
+    ChangeSetting,
+    HistoryPage,
+    Reroll,
+    Resend,
+    Setting,
+    Upscale,
+)
+from bot.core.catalog import Lang, Markup, template, text
 from bot.core.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
 from bot.core.lifecycle import TaskKind
 from bot.core.quota import Balance, Costs, Refusal, next_renewal
@@ -22,6 +32,7 @@ from bot.providers.base import UpstreamState
 from storage.chats import ChatSettings
 from storage.payments import StarsDay
 from storage.stats import AccountStats, ChatStats, DayStats
+from storage.tasks import Task
 
 ANIMATE_BUTTONS_PER_ROW = 3
 
@@ -296,3 +307,52 @@ def receipt_text(
         granted=balance.granted,
         daily_left=balance.daily_left,
     )
+
+
+HISTORY_PAGE_SIZE = 5
+HISTORY_PROMPT_CHARS = 40
+
+
+def history_page(
+    lang: Lang, user_id: int, page: int, tasks: Sequence[Task], total: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """/history: a page of the member's results here, a button each, and ◀ ▶ between pages."""
+    if total == 0:
+        return text(lang, "history.empty"), None
+    pages = (total + HISTORY_PAGE_SIZE - 1) // HISTORY_PAGE_SIZE
+    rows = [
+        [
+            InlineKeyboardButton(
+                template(
+                    lang,
+                    "history.item_images"
+                    if t.kind is TaskKind.TEXT_TO_IMAGE
+                    else "history.item_video",
+                ).format(
+                    prompt=shorten(t.prompt or "…", HISTORY_PROMPT_CHARS),
+                    day=datetime.fromtimestamp(t.created_at, UTC).strftime("%d.%m"),
+                ),
+                callback_data=callback_data.encode(Resend(t.id)),
+            )
+        ]
+        for t in tasks
+    ]
+    turns = []
+    if page > 0:
+        turns.append(
+            InlineKeyboardButton(
+                text(lang, "history.previous"),
+                callback_data=callback_data.encode(HistoryPage(user_id, page - 1)),
+            )
+        )
+    if page + 1 < pages:
+        turns.append(
+            InlineKeyboardButton(
+                text(lang, "history.next"),
+                callback_data=callback_data.encode(HistoryPage(user_id, page + 1)),
+            )
+        )
+    if turns:
+        rows.append(turns)
+    title = text(lang, "history.title", page=page + 1, pages=pages)
+    return title, InlineKeyboardMarkup(rows)

@@ -183,7 +183,8 @@ class EmbeddedServer(uvicorn.Server):
         while not await self.on_tick(counter):
             counter = (counter + 10) % 864000  # every tick is a whole second's
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exit.wait(), 1.0)
+                async with asyncio.timeout(1.0):  # (3.11's wait_for can drop a cancellation)
+                    await self._exit.wait()
 
     def exit(self) -> None:
         self.should_exit = True

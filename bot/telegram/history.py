@@ -1,0 +1,132 @@
+"""/history: a member's results in this chat, newest first, a page at a time; one chosen is
+sent again from Telegram's file ids (no upstream call, no charge), with its buttons, which
+work as on the day it was made: they name the task, not the message."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardMarkup, InputMediaPhoto, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.core import callback_data, catalog
+from bot.core.callback_data import HistoryPage, Resend
+from bot.core.lifecycle import TaskKind
+from bot.providers import Capabilities
+from bot.telegram import rendering
+from bot.telegram.delivery import Placement
+from bot.telegram.replies import lang_of
+from storage.tasks import Task, TaskRepository
+
+_log = logging.getLogger(__name__)
+
+PAGE_SIZE = rendering.HISTORY_PAGE_SIZE
+
+
+class History:
+    def __init__(self, *, tasks: TaskRepository, capabilities: Capabilities) -> None:
+        self._tasks = tasks
+        self._can = capabilities
+
+    async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None:
+            return
+        text, keyboard = await self._page(update, message.chat.id, user.id, 0)
+        await message.reply_text(text, reply_markup=keyboard)
+
+    async def press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        lang = lang_of(update)
+        action = callback_data.decode(query.data)
+        message = query.message
+        if not isinstance(message, Message):
+            await query.answer(catalog.text(lang, "button.unknown"))
+            return
+        if isinstance(action, HistoryPage):
+            if action.user_id != query.from_user.id:
+                await query.answer(catalog.text(lang, "history.not_yours"), show_alert=True)
+                return
+            await query.answer()
+            text, keyboard = await self._page(update, message.chat.id, action.user_id, action.page)
+            await message.edit_text(text, reply_markup=keyboard)
+            return
+        task = await self._tasks.get(action.task_id) if isinstance(action, Resend) else None
+        if task is None or task.chat_id != message.chat.id or not task.media_file_ids:
+            await query.answer(catalog.text(lang, "history.gone"), show_alert=True)
+            return
+        if task.user_id != query.from_user.id:
+            await query.answer(catalog.text(lang, "history.not_yours"), show_alert=True)
+            return
+        await query.answer()
+        thread = message.message_thread_id if message.is_topic_message else None
+        try:
+            await self._resend(context, task, Placement(message.chat.id, thread, None))
+        except TelegramError as error:
+            _log.warning("task %d: not sent again: %s", task.id, error)
+
+    async def _page(
+        self, update: Update, chat_id: int, user_id: int, page: int
+    ) -> tuple[str, InlineKeyboardMarkup | None]:
+        tasks, total = await self._tasks.delivered_of(
+            chat_id, user_id, offset=page * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        if not tasks and page > 0:  # the list shrank (a chat moved, say): back to the start
+            page = 0
+            tasks, total = await self._tasks.delivered_of(
+                chat_id, user_id, offset=0, limit=PAGE_SIZE
+            )
+        return rendering.history_page(lang_of(update), user_id, page, tasks, total)
+
+    async def _resend(
+        self, context: ContextTypes.DEFAULT_TYPE, task: Task, where: Placement
+    ) -> None:
+        lang = catalog.Lang(task.lang)
+        caption = rendering.album_caption(task.prompt)
+        bot = context.bot
+        if task.kind is not TaskKind.TEXT_TO_IMAGE:
+            [file_id, *_] = task.media_file_ids
+            keyboard = rendering.video_keyboard(
+                lang, task.id, task.kind, upscale_offered=self._can.upscale
+            )
+            await bot.send_video(
+                where.chat_id,
+                file_id,
+                caption=caption,
+                reply_markup=keyboard,
+                message_thread_id=where.message_thread_id,
+            )
+            return
+        photos = [file_id for file_id in task.media_file_ids if file_id]
+        if len(photos) == 1:
+            first = await bot.send_photo(
+                where.chat_id, photos[0], caption=caption, message_thread_id=where.message_thread_id
+            )
+        else:
+            album = await bot.send_media_group(
+                where.chat_id,
+                [
+                    InputMediaPhoto(
+                        photo,
+                        caption=caption if n == 0 else None,
+                        parse_mode=ParseMode.HTML if n == 0 else None,
+                    )
+                    for n, photo in enumerate(photos)
+                ],
+                message_thread_id=where.message_thread_id,
+            )
+            first = album[0]
+        await bot.send_message(
+            where.chat_id,
+            rendering.result_text(lang, task.aspect_ratio),
+            reply_markup=rendering.result_keyboard(
+                task.id, len(task.result_urls), animate_offered=self._can.image_to_video
+            ),
+            message_thread_id=where.message_thread_id,
+            reply_parameters=Placement(where.chat_id, None, first.message_id).reply_parameters,
+        )
