@@ -42,6 +42,7 @@ from bot.telegram.commands import Commands
 from bot.telegram.delivery import Deliverer
 from bot.telegram.flood import FloodControl, FloodLimits
 from bot.telegram.history import History
+from bot.telegram.inline import Inline
 from bot.telegram.intake import Intake
 from bot.telegram.media import MediaFetcher
 from bot.telegram.permissions import Permissions
@@ -84,6 +85,8 @@ ALLOWED_UPDATES = [
     "chat_member",
     "my_chat_member",
     "pre_checkout_query",
+    "inline_query",
+    "chosen_inline_result",
 ]
 
 
@@ -186,11 +189,12 @@ async def run(
         assert public is not None
         return callback_url(public, task)
 
+    deliverer = Deliverer(application.bot, MediaFetcher(media_client))
     engine = Engine(
         bot=application.bot,
         tasks=tasks,
         pool=pool,
-        deliverer=Deliverer(application.bot, MediaFetcher(media_client)),
+        deliverer=deliverer,
         timing=timing,
         callback_url=task_callback_url if public else None,
         alerts=alerts,
@@ -235,6 +239,7 @@ async def run(
         spicy_allowed=settings.allow_spicy,
         default_user_cap=settings.group_user_daily_credits,
     )
+    history = History(tasks=tasks, capabilities=pool.capabilities)
     handlers.register(
         application,
         commands=Commands(
@@ -260,7 +265,15 @@ async def run(
         ),
         admins=admins,
         shop=shop,
-        history=History(tasks=tasks, capabilities=pool.capabilities),
+        history=history,
+        inline=Inline(
+            tasks=tasks,
+            intake=intake,
+            deliverer=deliverer,
+            history=history,
+            capabilities=pool.capabilities,
+            cost=billing.costs.text_to_image,
+        ),
     )
     AdminCommands(
         operator_ids=settings.admin_user_ids,

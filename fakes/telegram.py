@@ -159,6 +159,14 @@ class _Injected:
 
 
 @dataclass
+class InlineQuery:
+    query_id: str
+    user: FakeUser
+    query: str
+    results: list[dict[str, Any]] | None = None
+
+
+@dataclass
 class Checkout:
     query_id: str
     chat: FakeChat
@@ -195,6 +203,7 @@ class FakeTelegram:
         self._users: dict[int, FakeUser] = {}
         self._member_status: dict[tuple[int, int], str] = {}
         self._migrated: dict[int, int] = {}
+        self._topics: dict[int, set[int]] = {}  # forum chat → its topics (message_thread_id)
         self.blocked: set[int] = set()  # private chats whose user blocked the bot
         self.delays: dict[str, float] = {}  # method → seconds to wait before answering
         # Telegram's flood limits (`flood_model`), when switched on; past them, a 429.
@@ -230,6 +239,10 @@ class FakeTelegram:
         self.payments: dict[str, Payment] = {}  # telegram_payment_charge_id → payment
         self.star_transactions: list[dict[str, Any]] = []
         self.complete_payments = True  # an ok pre-checkout answer completes the payment
+        # Inline mode: queries asked and answered, messages sent through the bot by users.
+        self._inline_queries: dict[str, InlineQuery] = {}
+        self.inline_messages: dict[str, dict[str, Any]] = {}  # inline_message_id → message
+        self.inline_feedback = True  # BotFather's /setinlinefeedback: chosen results reported
         # Called with each batch getUpdates is about to answer (a test kills the bot there).
         self.before_answering_updates: Callable[[list[dict[str, Any]]], None] | None = None
 
@@ -284,6 +297,8 @@ class FakeTelegram:
                 {"type": "bot_command", "offset": 0, "length": utf16_len(command)}
             ]
         if thread_id is not None:
+            assert chat.is_forum, "topics exist in forum supergroups only"
+            self._topics.setdefault(chat.id, set()).add(thread_id)  # a topic a user writes in
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
         if reply_to is not None:
@@ -403,6 +418,59 @@ class FakeTelegram:
                 }
             )
         return query_id
+
+    def inline_query(self, user: FakeUser, query: str) -> str:
+        """A user types `@bot query` in some chat: the bot gets an `inline_query`."""
+        if len(query) > 256:
+            raise ValueError("Telegram sends at most 256 characters of an inline query")
+        self._users[user.id] = user
+        query_id = f"iq{len(self._inline_queries) + 1}"
+        self._inline_queries[query_id] = InlineQuery(query_id, user, query)
+        if "inline_query" in self.allowed_updates:
+            self._push(
+                {
+                    "inline_query": {
+                        "id": query_id,
+                        "from": user.as_dict(),
+                        "query": query,
+                        "offset": "",
+                        "chat_type": "supergroup",
+                    }
+                }
+            )
+        return query_id
+
+    def inline_answer(self, query_id: str) -> list[dict[str, Any]] | None:
+        """The results the bot answered an inline query with, or None yet."""
+        return self._inline_queries[query_id].results
+
+    def choose(self, query_id: str, result_id: str) -> str | None:
+        """The user chooses a result: Telegram sends its message into the user's chat (the
+        bot need not be there). A result with an inline keyboard gets an inline_message_id,
+        which the bot learns from `chosen_inline_result` (with inline feedback on)."""
+        inline = self._inline_queries[query_id]
+        assert inline.results is not None, "not answered"
+        [result] = [r for r in inline.results if r["id"] == result_id]
+        inline_message_id = None
+        if result.get("reply_markup"):
+            inline_message_id = f"AgAAA{len(self.inline_messages) + 1:04d}{inline.user.id}"
+            content = result.get("input_message_content") or {}
+            message: dict[str, Any] = {"reply_markup": result["reply_markup"]}
+            if "message_text" in content:
+                message["text"] = _parse(content["message_text"], content.get("parse_mode")).text
+            else:
+                message["photo"] = result.get("photo_file_id")
+            self.inline_messages[inline_message_id] = message
+        if self.inline_feedback and "chosen_inline_result" in self.allowed_updates:
+            chosen: dict[str, Any] = {
+                "result_id": result_id,
+                "from": inline.user.as_dict(),
+                "query": inline.query,
+            }
+            if inline_message_id:
+                chosen["inline_message_id"] = inline_message_id
+            self._push({"chosen_inline_result": chosen})
+        return inline_message_id
 
     def invoice_of(self, chat: FakeChat, message_id: int) -> dict[str, Any]:
         """The invoice behind a bot's message, as Telegram keeps it (a test may alter it)."""
@@ -946,7 +1014,86 @@ class FakeTelegram:
             messages.append(message)
         return messages
 
+    async def _api_answerinlinequery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        inline = self._inline_queries.get(params.get("inline_query_id") or "")
+        if inline is None or inline.results is not None:
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
+        results = _json(params, "results", required=True)
+        if not isinstance(results, list):
+            raise bad_request("can't parse inline query results JSON object")
+        if len(results) > 50:
+            raise bad_request("RESULTS_TOO_MUCH")
+        ids = [str(r.get("id", "")) for r in results]
+        if any(not 1 <= len(i.encode()) <= 64 for i in ids):
+            raise bad_request("RESULT_ID_INVALID")
+        if len(set(ids)) != len(ids):
+            raise bad_request("RESULT_ID_DUPLICATE")
+        for result in results:
+            kind = result.get("type")
+            if kind == "article":
+                content = result.get("input_message_content") or {}
+                if not result.get("title") or not content.get("message_text"):
+                    raise bad_request("MESSAGE_EMPTY")
+                _parse(content["message_text"], content.get("parse_mode"))
+            elif kind == "photo":
+                if result.get("photo_file_id") not in self._files:
+                    raise bad_request("wrong file identifier/HTTP URL specified")
+            else:
+                raise bad_request(f"unsupported result type in this test server: {kind}")
+            markup = result.get("reply_markup")
+            if markup is not None:
+                for row in markup.get("inline_keyboard", []):
+                    for button in row:
+                        if "callback_data" not in button and "url" not in button:
+                            raise bad_request("BUTTON_TYPE_INVALID")
+        inline.results = results
+        return True
+
+    async def _api_editmessagemedia(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        inline_message_id = params.get("inline_message_id")
+        if inline_message_id is None:
+            raise bad_request("this test server edits media of inline messages only")
+        message = self.inline_messages.get(inline_message_id)
+        if message is None:
+            raise bad_request("MESSAGE_ID_INVALID")
+        media = _json(params, "media", required=True)
+        source = media.get("media", "")
+        if (isinstance(source, str) and source.startswith("attach://")) or files:
+            # An inline message lives in a chat the bot may not see: nothing can be uploaded.
+            raise bad_request("can't use file upload for inline message media")
+        content = await self._content(
+            source, files, by_url_limit=MAX_URL_PHOTO_BYTES, upload_limit=0, kind="image/"
+        )
+        message.pop("text", None)
+        message["photo"] = self._keep_file(content, "photo")["file_id"]
+        message["caption"] = _parse(media.get("caption") or "", media.get("parse_mode")).text
+        message.pop("reply_markup", None)
+        markup = _json(params, "reply_markup")
+        if markup is not None:
+            message["reply_markup"] = markup
+        return True
+
+    async def _edit_inline_text(self, inline_message_id: str, params: dict[str, Any]) -> Any:
+        message = self.inline_messages.get(inline_message_id)
+        if message is None:
+            raise bad_request("MESSAGE_ID_INVALID")
+        parsed = _parse_text(params, "text")
+        if not parsed.text.strip():
+            raise bad_request("message text is empty")
+        message.pop("photo", None)
+        message.pop("caption", None)
+        message["text"] = parsed.text
+        message.pop("reply_markup", None)
+        markup = _json(params, "reply_markup")
+        if markup is not None:
+            message["reply_markup"] = markup
+        return True
+
     async def _api_editmessagetext(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        if params.get("inline_message_id"):
+            return await self._edit_inline_text(params["inline_message_id"], params)
         chat = self._chat(params)
         stored = self._messages.get((chat.id, _int(params, "message_id") or 0))
         if stored is None or stored.deleted:
@@ -1139,8 +1286,8 @@ class FakeTelegram:
                 {"migrate_to_chat_id": self._migrated[chat.id]},
             )
         thread = _int(params, "message_thread_id")
-        if thread is not None and not chat.is_forum:
-            raise bad_request("message thread not found")
+        if thread is not None and thread not in self._topics.get(chat.id, set()):
+            raise bad_request("message thread not found")  # not a forum, or no such topic
         return chat
 
     def _check_reply(self, chat: FakeChat, params: dict[str, Any]) -> None:

@@ -37,6 +37,7 @@ class NewTask:
     source_task_id: int | None = None
     source_index: int | None = None
     image_url: str | None = None
+    inline_message_id: str | None = None  # made from inline mode: its result goes there
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class Task:
     submitted_at: float | None
     finished_at: float | None
     delivered_at: float | None
+    inline_message_id: str | None = None
 
     @property
     def is_group(self) -> bool:
@@ -122,6 +124,7 @@ class Task:
             submitted_at=row["submitted_at"],
             finished_at=row["finished_at"],
             delivered_at=row["delivered_at"],
+            inline_message_id=row["inline_message_id"],
         )
 
 
@@ -165,8 +168,9 @@ class TaskRepository:
                 INSERT INTO tasks (kind, state, account, chat_id, chat_type, user_id, lang,
                                    message_thread_id, request_message_id, prompt, aspect_ratio,
                                    parent_task_id, callback_secret, cost, mode, source_task_id,
-                                   source_index, image_url, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   source_index, image_url, created_at, updated_at,
+                                   inline_message_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 RETURNING *
                 """,
                 (
@@ -190,6 +194,7 @@ class TaskRepository:
                     new.image_url,
                     now,
                     now,
+                    new.inline_message_id,
                 ),
             )
             (row,) = rows
@@ -230,6 +235,28 @@ class TaskRepository:
             (chat_id, message_id),
         )
         return (Task.from_row(row), int(row["item_index"])) if row else None
+
+    async def find_by_inline_message(self, inline_message_id: str) -> Task | None:
+        row = await self._db.fetch_one(
+            "SELECT * FROM tasks WHERE inline_message_id = ?", (inline_message_id,)
+        )
+        return Task.from_row(row) if row else None
+
+    async def images_of(self, user_id: int, words: str, limit: int) -> list[Task]:
+        """A user's delivered image sets that Telegram keeps file ids of, newest first,
+        whose prompt contains `words` (any case)."""
+        pattern = "%" + words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = await self._db.fetch_all(
+            """
+            SELECT * FROM tasks
+            WHERE user_id = ? AND state = 'delivered' AND kind = ?
+              AND media_file_ids IS NOT NULL AND media_file_ids != '[]'
+              AND prompt LIKE ? ESCAPE '\\'
+            ORDER BY id DESC LIMIT ?
+            """,
+            (user_id, TaskKind.TEXT_TO_IMAGE, pattern, limit),
+        )
+        return [Task.from_row(row) for row in rows]
 
     async def delivered_of(
         self, chat_id: int, user_id: int, *, offset: int, limit: int

@@ -9,7 +9,15 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, LabeledPrice
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputMediaPhoto,
+    InputTextMessageContent,
+    LabeledPrice,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, InvalidToken, RetryAfter
 
@@ -195,3 +203,53 @@ async def test_a_pre_checkout_query_is_answered_once_and_a_no_needs_a_reason(
     assert [t.id for t in transactions] == [payment.charge_id, payment.charge_id]
     assert transactions[0].source is not None
     assert transactions[1].receiver is not None
+
+
+# --- inline mode and topics ------------------------------------------------------------------
+
+
+def _article(result_id: str) -> InlineQueryResultArticle:
+    return InlineQueryResultArticle(result_id, "Create", InputTextMessageContent("Making…"))
+
+
+@pytest.mark.parametrize(
+    ("results", "error"),
+    [
+        ([_article(f"r{n}") for n in range(51)], "results_too_much"),
+        ([_article("x" * 65)], "result_id_invalid"),
+        ([_article("same"), _article("same")], "result_id_duplicate"),
+    ],
+)
+async def test_an_inline_answer_outside_telegrams_limits_is_refused(
+    telegram: FakeTelegram, api: Bot, results: list[InlineQueryResultArticle], error: str
+) -> None:
+    query = telegram.inline_query(ANN, "fox")
+    with pytest.raises(BadRequest, match=f"(?i){error}"):
+        await api.answer_inline_query(query, results)
+
+
+async def test_only_a_result_with_a_keyboard_gets_an_inline_message_that_takes_no_upload(
+    telegram: FakeTelegram, api: Bot
+) -> None:
+    query = telegram.inline_query(ANN, "fox")
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Open", url="https://t.me/x")]])
+    plain = _article("plain")
+    with_keyboard = InlineQueryResultArticle(
+        "keyed", "Create", InputTextMessageContent("Making…"), reply_markup=keyboard
+    )
+    assert await api.answer_inline_query(query, [plain, with_keyboard])
+    assert telegram.choose(query, "plain") is None
+    inline_message_id = telegram.choose(query, "keyed")
+    assert inline_message_id is not None
+    with pytest.raises(BadRequest, match="(?i)file upload"):
+        await api.edit_message_media(InputMediaPhoto(png(0)), inline_message_id=inline_message_id)
+
+
+async def test_a_message_goes_only_to_a_topic_the_forum_has(
+    telegram: FakeTelegram, api: Bot
+) -> None:
+    forum = telegram.group_chat(-100777, forum=True)
+    telegram.send_text(forum, ANN, "hello", thread_id=5)
+    assert await api.send_message(forum.id, "in topic 5", message_thread_id=5)
+    with pytest.raises(BadRequest, match="(?i)message thread not found"):
+        await api.send_message(forum.id, "in topic 6", message_thread_id=6)

@@ -26,6 +26,8 @@ async def test_updates_by_webhook_reach_the_bot(
         "chat_member",
         "my_chat_member",
         "pre_checkout_query",
+        "inline_query",
+        "chosen_inline_result",
     ]
     assert telegram.polls == 0
 

@@ -507,6 +507,14 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.EN: "It is already being made and can no longer be cancelled.",
         Lang.RU: "Это уже делается, отменить нельзя.",
     },
+    "help.inline": {
+        Lang.EN: "\n\n✨ In any chat, type <code>@{bot} a red fox in snow</code> and choose "
+        "“Create”: the picture appears right there, paid from your own credits. Your earlier "
+        "sets that match are offered too, free.",
+        Lang.RU: "\n\n✨ В любом чате напишите <code>@{bot} рыжая лиса в снегу</code> и выберите "
+        "«Создать»: картинка появится прямо там, за ваши кредиты. Подходящие прежние наборы "
+        "тоже предлагаются, бесплатно.",
+    },
     "help.shop": {
         Lang.EN: "\n\n⭐ /buy credits for Telegram Stars; they never expire. "
         "/paysupport for help with a payment, /terms for the terms of sale.",
@@ -708,6 +716,57 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
     "history.gone": {
         Lang.EN: "That result can no longer be sent.",
         Lang.RU: "Этот результат больше нельзя отправить.",
+    },
+    "inline.create_title": {
+        Lang.EN: "🎨 Create: {prompt}",
+        Lang.RU: "🎨 Создать: {prompt}",
+    },
+    "inline.create_description": {
+        Lang.EN: "Six images; the first appears here. Costs {cost} of your credits.",
+        Lang.RU: "Шесть картинок; первая появится здесь. Стоит {cost} ваших кредитов.",
+    },
+    "inline.making": {
+        Lang.EN: "🎨 Making: {prompt}…",
+        Lang.RU: "🎨 Рисую: {prompt}…",
+    },
+    "inline.open": {
+        Lang.EN: "🖼 All of them, and animate",
+        Lang.RU: "🖼 Все картинки и оживление",
+    },
+    "inline.ready_as_link": {
+        Lang.EN: "🖼 Ready: {url}",
+        Lang.RU: "🖼 Готово: {url}",
+    },
+    "inline.empty_title": {
+        Lang.EN: "✍ Type what to make",
+        Lang.RU: "✍ Напишите, что нарисовать",
+    },
+    "inline.empty_description": {
+        Lang.EN: "For example: a red fox in snow --ar 3:2",
+        Lang.RU: "Например: рыжая лиса в снегу --ar 3:2",
+    },
+    "inline.too_long_title": {
+        Lang.EN: "✂ Too long for inline mode",
+        Lang.RU: "✂ Слишком длинно для inline-режима",
+    },
+    "inline.too_long_description": {
+        Lang.EN: "Telegram stops inline text at {limit} characters: "
+        "use /imagine in a chat with me.",
+        Lang.RU: "Telegram обрезает inline-текст на {limit} символах: "
+        "используйте /imagine в чате со мной.",
+    },
+    "inline.bad_title": {
+        Lang.EN: "⚠ Can't make that",
+        Lang.RU: "⚠ Так не получится",
+    },
+    "inline.how_to": {
+        Lang.EN: "Type <code>@{bot} a red fox in snow</code> in any chat, then choose “Create”.",
+        Lang.RU: "Напишите <code>@{bot} рыжая лиса в снегу</code> в любом чате "
+        "и выберите «Создать».",
+    },
+    "inline.made_before": {
+        Lang.EN: "Made before: {prompt}",
+        Lang.RU: "Сделано раньше: {prompt}",
     },
     "command.cancel": {
         Lang.EN: "Cancel a request waiting in line",

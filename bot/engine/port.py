@@ -1,4 +1,4 @@
-"""The engine's one way to Telegram: these four Bot API calls (and the `Deliverer` for
+"""The engine's one way to Telegram: these Bot API calls (and the `Deliverer` for
 results). PTB's `Bot` is one; a test, or another transport, can hold any other object with
 these methods. Only `status.py` and `results.py` use it."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from telegram import InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import InlineKeyboardMarkup, InputMedia, Message, ReplyParameters
 
 
 class TelegramPort(Protocol):
@@ -20,8 +20,26 @@ class TelegramPort(Protocol):
         reply_parameters: ReplyParameters | None = None,
     ) -> Message: ...
 
+    @property
+    def username(self) -> str: ...
+
     async def edit_message_text(
-        self, text: str, chat_id: int, message_id: int
+        self,
+        text: str,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+        inline_message_id: str | None = None,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> Message | bool: ...
+
+    async def edit_message_media(
+        self,
+        media: InputMedia,
+        chat_id: int | None = None,
+        message_id: int | None = None,
+        inline_message_id: str | None = None,
+        reply_markup: InlineKeyboardMarkup | None = None,
     ) -> Message | bool: ...
 
     async def delete_message(self, chat_id: int, message_id: int) -> bool: ...

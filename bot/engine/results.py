@@ -10,8 +10,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from telegram.constants import ChatAction
-from telegram.error import BadRequest, Forbidden
+from telegram import InputMediaPhoto
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.core.catalog import Lang, text
 from bot.core.lifecycle import FailureKind, TaskKind
@@ -76,6 +77,9 @@ class Results:
 
     async def _deliver_now(self, job: Job, task: Task) -> None:
         task = await self._status.settled(job, task)
+        if task.inline_message_id is not None:
+            await self._deliver_inline(task, task.inline_message_id)
+            return
         if task.buttons_message_id is None and not task.album_message_ids:
             if not task.result_urls:
                 await self._fail(task, FailureKind.DELIVERY, None)
@@ -142,10 +146,50 @@ class Results:
                 self._metrics.delivery_seconds.labels(task.kind).observe(waited)
         _tlog(task).info("task %d: delivered %d items", task.id, len(task.result_urls))
 
+    async def _deliver_inline(self, task: Task, inline_message_id: str) -> None:
+        """Into the inline message the user chose (in a chat the bot may not be in): the
+        first image, by URL (an inline message takes no upload), under a button that opens
+        the bot with all of them. Telegram refusing the image leaves a link to it instead."""
+        if not task.result_urls:
+            await self._fail(task, FailureKind.DELIVERY, None)
+            return
+        lang = Lang(task.lang)
+        keyboard = rendering.open_in_bot_keyboard(lang, self._bot.username, task.id)
+        caption = rendering.album_caption(task.prompt)
+        try:
+            await self._bot.edit_message_media(
+                InputMediaPhoto(task.result_urls[0], caption=caption, parse_mode=ParseMode.HTML),
+                inline_message_id=inline_message_id,
+                reply_markup=keyboard,
+            )
+        except BadRequest as error:
+            if "not modified" not in error.message.lower():  # not: done before a restart
+                _tlog(task).info("task %d: inline image refused: %s", task.id, error)
+                try:
+                    await self._bot.edit_message_text(
+                        text(lang, "inline.ready_as_link", url=task.result_urls[0]),
+                        inline_message_id=inline_message_id,
+                        reply_markup=keyboard,
+                    )
+                except BadRequest as refused:
+                    _tlog(task).warning("task %d: inline message gone: %s", task.id, refused)
+                    await self._fail(task, FailureKind.DELIVERY, None)
+                    return
+        if await self._tasks.mark_delivered(task.id, at=time.time()):
+            self._metrics.tasks_finished.labels(task.kind, "delivered").inc()
+        _tlog(task).info("task %d: delivered into its inline message", task.id)
+
     async def report_failure(self, job: Job, task: Task) -> None:
         self._status.withdraw(job)
         task = await self._status.settled(job, task)
         message = failure_text(task)
+        if task.inline_message_id is not None:
+            try:
+                await self._bot.edit_message_text(message, inline_message_id=task.inline_message_id)
+            except TelegramError as error:
+                _tlog(task).info("task %d: inline message not edited: %s", task.id, error)
+            await self._tasks.mark_reported(task.id)
+            return
         sent = False
         if task.status_message_id is not None:
             # The status message becomes the failure notice: one message, nothing stale.

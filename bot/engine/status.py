@@ -60,6 +60,8 @@ class StatusMessages:
     async def _post(self, job: Job, task: Task) -> None:
         if task.status_message_id is not None or task.state not in _STATUS_SHOWN_IN:
             return
+        if task.inline_message_id is not None:
+            return  # the inline message itself says the picture is being made
         flood.best_effort()  # an acknowledgement: welcome, but results go first
         job.status_ticket = flood.ticket()
         where = placement(task)
@@ -78,6 +80,8 @@ class StatusMessages:
 
     async def show_places(self, job: Job, task: Task) -> None:
         """While the task waits in line: its place, edited in as the line moves."""
+        if task.inline_message_id is not None:
+            return
         flood.best_effort()
         # A place is news worth far fewer edits than a running task's clock.
         interval = 3 * self._cadence.interval(is_group=task.is_group)
@@ -109,6 +113,8 @@ class StatusMessages:
 
     async def tick(self, job: Job, task: Task) -> None:
         """While the task runs upstream: "sending photo…" and the seconds it has worked."""
+        if task.inline_message_id is not None:
+            return  # no chat to show it in
         flood.best_effort()
         lang = Lang(task.lang)
         interval = self._cadence.interval(is_group=task.is_group)

@@ -58,7 +58,10 @@ class Commands:
             return
         lang = lang_of(update)
         shop = catalog.text(lang, "help.shop") if self._shop_open else ""
-        await message.reply_text(catalog.text(lang, "help") + shop)
+        inline = ""
+        if self._can.text_to_image:
+            inline = catalog.text(lang, "help.inline", bot=context.bot.username)
+        await message.reply_text(catalog.text(lang, "help") + inline + shop)
 
     async def imagine(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if await unavailable(update, self._can.text_to_image, "unavailable.images"):

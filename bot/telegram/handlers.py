@@ -15,8 +15,10 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     ChatMemberHandler,
+    ChosenInlineResultHandler,
     CommandHandler,
     ContextTypes,
+    InlineQueryHandler,
     MessageHandler,
     PreCheckoutQueryHandler,
     filters,
@@ -30,6 +32,7 @@ from bot.telegram.chat_settings import SettingsMenu
 from bot.telegram.commands import Commands
 from bot.telegram.flood import Stopping
 from bot.telegram.history import History
+from bot.telegram.inline import Inline
 from bot.telegram.replies import NEW_MESSAGES
 from bot.telegram.shop import Shop
 
@@ -48,11 +51,20 @@ def register(
     admins: ChatAdmins,
     shop: Shop,
     history: History,
+    inline: Inline,
 ) -> None:
     def command(names: str | list[str], callback: Handler) -> None:
         application.add_handler(CommandHandler(names, callback, filters=NEW_MESSAGES))
 
+    # /start t<task>: the button under an inline result, opening the whole set.
+    application.add_handler(
+        CommandHandler(
+            "start", inline.open, filters=NEW_MESSAGES & filters.Regex(r"^/start t\d{1,18}$")
+        )
+    )
     command(["start", "help"], commands.help)
+    application.add_handler(InlineQueryHandler(inline.query))
+    application.add_handler(ChosenInlineResultHandler(inline.chosen))
     command("imagine", commands.imagine)
     command("video", commands.video)
     command("animate", animations.command)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardMarkup, InputMediaPhoto, Message, Update
+from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -66,7 +66,7 @@ class History:
         await query.answer()
         thread = message.message_thread_id if message.is_topic_message else None
         try:
-            await self._resend(context, task, Placement(message.chat.id, thread, None))
+            await self.resend(context.bot, task, Placement(message.chat.id, thread, None))
         except TelegramError as error:
             _log.warning("task %d: not sent again: %s", task.id, error)
 
@@ -83,12 +83,10 @@ class History:
             )
         return rendering.history_page(lang_of(update), user_id, page, tasks, total)
 
-    async def _resend(
-        self, context: ContextTypes.DEFAULT_TYPE, task: Task, where: Placement
-    ) -> None:
+    async def resend(self, bot: Bot, task: Task, where: Placement) -> None:
+        """The task's result again, from Telegram's file ids, with its buttons."""
         lang = catalog.Lang(task.lang)
         caption = rendering.album_caption(task.prompt)
-        bot = context.bot
         if task.kind is not TaskKind.TEXT_TO_IMAGE:
             [file_id, *_] = task.media_file_ids
             keyboard = rendering.video_keyboard(

@@ -37,18 +37,21 @@ class Intake:
     async def submit(self, new: NewTask, answer_to: Message) -> bool:
         """True if the task was recorded and handed over; False if it was refused (and
         `answer_to` was answered with the reason)."""
-        async with self._recording:  # the reply below waits outside: it may wait its pace
-            charge = await self._billing.charge(new.kind, new.chat_id, new.chat_type)
-            result = await self._engine.submit(new, charge)
+        result, now = await self.record(new)
         if isinstance(result, Refusal):
             await answer_to.reply_text(
-                rendering.refusal_text(
-                    Lang(new.lang), result, charge.now, shop_open=self._shop_open
-                ),
+                rendering.refusal_text(Lang(new.lang), result, now, shop_open=self._shop_open),
                 do_quote=True,
             )
             return False
         return True
+
+    async def record(self, new: NewTask) -> tuple[Task | Refusal, float]:
+        """Charge, record and hand over `new`, or refuse it unrecorded; and the moment it
+        was charged at (for a refusal's "renews in")."""
+        async with self._recording:  # a refusal's reply waits outside: it may wait its pace
+            charge = await self._billing.charge(new.kind, new.chat_id, new.chat_type)
+            return await self._engine.submit(new, charge), charge.now
 
     # --- the tasks there are ------------------------------------------------------------------
 

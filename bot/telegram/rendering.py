@@ -356,3 +356,9 @@ def history_page(
         rows.append(turns)
     title = text(lang, "history.title", page=page + 1, pages=pages)
     return title, InlineKeyboardMarkup(rows)
+
+
+def open_in_bot_keyboard(lang: Lang, bot_username: str, task_id: int) -> InlineKeyboardMarkup:
+    """Under an inline result: the bot in a private chat, with the whole set and its buttons."""
+    url = f"https://t.me/{bot_username}?start=t{task_id}"
+    return InlineKeyboardMarkup([[InlineKeyboardButton(text(lang, "inline.open"), url=url)]])

@@ -1,0 +1,223 @@
+"""Inline mode: `@bot a red fox in snow` in any chat.
+
+The query is answered at once and never makes anything by itself: a "🎨 Create" result, and
+the user's earlier image sets whose prompt matches (sent again by file id, free). Only a
+chosen "Create" (`chosen_inline_result`, which needs inline feedback on in BotFather) makes
+a task, charged to the user's own private-chat credits; its result is edited into the
+inline message (`results.py`). `/start t<task>` from the result's button shows the whole
+set in a private chat, with its buttons.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import sqlite3
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InlineQueryResultCachedPhoto,
+    InputTextMessageContent,
+    Update,
+)
+from telegram.ext import ContextTypes
+
+from bot.core import catalog
+from bot.core.catalog import Lang
+from bot.core.constants import DEFAULT_ASPECT_RATIO
+from bot.core.lifecycle import TaskKind, TaskState
+from bot.core.parsing import ImagineRequest, ParseError, parse_imagine
+from bot.core.quota import Refusal
+from bot.providers import Capabilities
+from bot.telegram import rendering
+from bot.telegram.delivery import Deliverer, Placement
+from bot.telegram.history import History
+from bot.telegram.intake import Intake
+from bot.telegram.replies import lang_of, reply
+from storage.tasks import NewTask, TaskRepository
+
+_log = logging.getLogger(__name__)
+
+CREATE = "create"  # the id of the "Create" result
+MAX_QUERY_CHARS = 256  # Telegram's: a longer inline query arrives cut
+MADE_BEFORE = 10  # earlier image sets offered beside "Create"
+TITLE_CHARS = 60
+
+
+class Inline:
+    def __init__(
+        self,
+        *,
+        tasks: TaskRepository,
+        intake: Intake,
+        deliverer: Deliverer,
+        history: History,
+        capabilities: Capabilities,
+        cost: int,
+    ) -> None:
+        self._tasks = tasks
+        self._intake = intake
+        self._deliverer = deliverer
+        self._history = history
+        self._can = capabilities
+        self._cost = cost
+
+    # --- the query: answered at once, nothing made ---------------------------------------------
+
+    async def query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        inline = update.inline_query
+        if inline is None:
+            return
+        lang = lang_of(update)
+        bot = context.bot.username
+        how_to = InputTextMessageContent(catalog.text(lang, "inline.how_to", bot=bot))
+        parsed = self._parse(inline.query)
+        results: list[InlineQueryResultArticle | InlineQueryResultCachedPhoto] = []
+        if isinstance(parsed, ParseError):
+            if parsed.key == "inline.too_long":
+                title = catalog.text(lang, "inline.too_long_title")
+                description = catalog.template(lang, "inline.too_long_description").format(
+                    limit=MAX_QUERY_CHARS
+                )
+            elif parsed.key == "error.empty_prompt":
+                title = catalog.text(lang, "inline.empty_title")
+                description = catalog.template(lang, "inline.empty_description")
+            else:
+                title = catalog.text(lang, "inline.bad_title")
+                description = _plain(catalog.text(lang, parsed.key, **parsed.params))
+            results.append(
+                InlineQueryResultArticle("explain", title, how_to, description=description[:250])
+            )
+        else:
+            prompt = parsed.prompt
+            making = catalog.text(lang, "inline.making", prompt=prompt)
+            results.append(
+                InlineQueryResultArticle(
+                    CREATE,
+                    catalog.template(lang, "inline.create_title").format(
+                        prompt=rendering.shorten(prompt, TITLE_CHARS)
+                    ),
+                    InputTextMessageContent(making),
+                    description=catalog.template(lang, "inline.create_description").format(
+                        cost=self._cost
+                    ),
+                    # A keyboard, so that Telegram reports the message's inline_message_id.
+                    reply_markup=InlineKeyboardMarkup(
+                        [
+                            [
+                                InlineKeyboardButton(
+                                    catalog.text(lang, "inline.open"), url=f"https://t.me/{bot}"
+                                )
+                            ]
+                        ]
+                    ),
+                )
+            )
+        words = inline.query.strip()
+        if words:
+            for task in await self._tasks.images_of(inline.from_user.id, words, MADE_BEFORE):
+                photo = next((f for f in task.media_file_ids if f), None)
+                if photo is None:
+                    continue
+                results.append(
+                    InlineQueryResultCachedPhoto(
+                        f"t{task.id}",
+                        photo,
+                        title=catalog.template(lang, "inline.made_before").format(
+                            prompt=rendering.shorten(task.prompt, TITLE_CHARS)
+                        ),
+                        caption=rendering.album_caption(task.prompt),
+                    )
+                )
+        # Personal (each user's own results), and never cached long: credits change.
+        await inline.answer(results, cache_time=0, is_personal=True)
+
+    def _parse(self, query: str) -> ImagineRequest | ParseError:
+        if len(query) >= MAX_QUERY_CHARS:
+            return ParseError("inline.too_long", {})
+        if not self._can.text_to_image:
+            return ParseError("unavailable.images", {})
+        return parse_imagine(query, DEFAULT_ASPECT_RATIO, self._can.ratios)
+
+    # --- a chosen "Create": the task ---------------------------------------------------------
+
+    async def chosen(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        chosen = update.chosen_inline_result
+        if chosen is None or chosen.result_id != CREATE:
+            return
+        if chosen.inline_message_id is None:
+            _log.warning("a chosen inline result came without its inline_message_id")
+            return
+        parsed = self._parse(chosen.query)
+        if isinstance(parsed, ParseError):
+            return  # never offered as "Create"
+        user = chosen.from_user
+        lang = catalog.language_for(user.language_code)
+        new = NewTask(
+            kind=TaskKind.TEXT_TO_IMAGE,
+            chat_id=user.id,  # paid from the user's own private-chat credits
+            chat_type="private",
+            user_id=user.id,
+            lang=lang.value,
+            prompt=parsed.prompt,
+            aspect_ratio=parsed.aspect_ratio,
+            inline_message_id=chosen.inline_message_id,
+        )
+        try:
+            result, now = await self._intake.record(new)
+        except sqlite3.IntegrityError:
+            _log.info("inline message %s was chosen before", chosen.inline_message_id)
+            return
+        if isinstance(result, Refusal):
+            await context.bot.edit_message_text(
+                rendering.refusal_text(lang, result, now),
+                inline_message_id=chosen.inline_message_id,
+            )
+
+    # --- /start t<task>: the whole set in a private chat ---------------------------------------
+
+    async def open(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        user = update.effective_user
+        if message is None or user is None:
+            return
+        lang = lang_of(update)
+        task_id = int((context.args or ["t0"])[0][1:])
+        task = await self._tasks.get(task_id)
+        if (
+            task is None
+            or task.user_id != user.id
+            or task.inline_message_id is None
+            or task.state is not TaskState.DELIVERED
+            or message.chat.id != task.chat_id
+        ):
+            await reply(message, catalog.text(lang, "history.gone"))
+            return
+        if task.media_file_ids:
+            await self._history.resend(context.bot, task, Placement(message.chat.id, None, None))
+            return
+        sent = await self._deliverer.send_images(
+            Placement(message.chat.id, None, None),
+            task.result_urls,
+            rendering.album_caption(task.prompt),
+            Lang(task.lang),
+        )
+        await self._tasks.note_album(task.id, sent.message_ids, sent.file_ids)
+        first = sent.first_message_id
+        buttons = await context.bot.send_message(
+            message.chat.id,
+            rendering.result_text(Lang(task.lang), task.aspect_ratio),
+            reply_markup=rendering.result_keyboard(
+                task.id, len(task.result_urls), animate_offered=self._can.image_to_video
+            ),
+            reply_parameters=Placement(message.chat.id, None, first).reply_parameters,
+        )
+        await self._tasks.note_buttons(task.id, buttons.message_id)
+
+
+def _plain(html_text: str) -> str:
+    """A catalog message without its tags, for a place Telegram shows as plain text."""
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text))
