@@ -242,6 +242,7 @@ class FakeTelegram:
         # Inline mode: queries asked and answered, messages sent through the bot by users.
         self._inline_queries: dict[str, InlineQuery] = {}
         self.inline_messages: dict[str, dict[str, Any]] = {}  # inline_message_id → message
+        self._last_chosen: dict[str, Any] | None = None
         self.inline_feedback = True  # BotFather's /setinlinefeedback: chosen results reported
         # Called with each batch getUpdates is about to answer (a test kills the bot there).
         self.before_answering_updates: Callable[[list[dict[str, Any]]], None] | None = None
@@ -440,6 +441,11 @@ class FakeTelegram:
             )
         return query_id
 
+    def report_chosen_again(self) -> None:
+        """The last `chosen_inline_result` once more (Telegram may repeat an update)."""
+        assert self._last_chosen is not None
+        self._push({"chosen_inline_result": dict(self._last_chosen)})
+
     def inline_answer(self, query_id: str) -> list[dict[str, Any]] | None:
         """The results the bot answered an inline query with, or None yet."""
         return self._inline_queries[query_id].results
@@ -469,6 +475,7 @@ class FakeTelegram:
             }
             if inline_message_id:
                 chosen["inline_message_id"] = inline_message_id
+            self._last_chosen = chosen
             self._push({"chosen_inline_result": chosen})
         return inline_message_id
 
@@ -1079,11 +1086,11 @@ class FakeTelegram:
         message = self.inline_messages.get(inline_message_id)
         if message is None:
             raise bad_request("MESSAGE_ID_INVALID")
+        if "text" not in message:
+            raise bad_request("there is no text in the message to edit")
         parsed = _parse_text(params, "text")
         if not parsed.text.strip():
             raise bad_request("message text is empty")
-        message.pop("photo", None)
-        message.pop("caption", None)
         message["text"] = parsed.text
         message.pop("reply_markup", None)
         markup = _json(params, "reply_markup")

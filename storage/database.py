@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -74,16 +74,23 @@ class Database:
             except asyncio.CancelledError:
                 # The BEGIN runs on in aiosqlite's thread: let it finish, then undo it, so
                 # the connection is never left inside a transaction nobody owns.
-                with contextlib.suppress(Exception):
-                    await begin
-                    await self._connection.execute("ROLLBACK")
+                await _to_the_end(self._undo(begin))
                 raise
             try:
                 yield self._connection
             except BaseException:
-                await self._connection.execute("ROLLBACK")
+                await _to_the_end(self._rollback())
                 raise
             await self._connection.execute("COMMIT")
+
+    async def _undo(self, begin: asyncio.Future[Any]) -> None:
+        with contextlib.suppress(Exception):
+            await begin
+            await self._connection.execute("ROLLBACK")
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._connection.execute("ROLLBACK")
 
     async def ping(self) -> bool:
         """True if the bot could write within two seconds: a write lock taken and let go
@@ -127,3 +134,14 @@ class Database:
                     if self._connection.in_transaction:
                         await self._connection.execute("ROLLBACK")
                     raise
+
+
+async def _to_the_end(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run `cleanup` to its end, holding the caller (and so the connection's lock) until
+    then, however many cancellations arrive meanwhile (a stopping engine cancels workers
+    again, and a ROLLBACK cut short would leave later statements inside the transaction).
+    The caller re-raises its own cancellation afterwards."""
+    task = asyncio.ensure_future(cleanup)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)

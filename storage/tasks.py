@@ -131,6 +131,8 @@ class Task:
 # Literally the condition of the `tasks_unfinished` partial index (0001_tasks.sql), so that
 # SQLite can use it: a condition with bound parameters does not let it.
 _UNFINISHED = "state NOT IN ('delivered', 'reported')"
+# Telegram keeps at least one of the task's results as a photo or video it can send again.
+_HAS_FILE_ID = "EXISTS (SELECT 1 FROM json_each(tasks.media_file_ids) WHERE value != '')"
 assert {"delivered", "reported"} == set(FINAL_STATES)
 
 
@@ -242,19 +244,13 @@ class TaskRepository:
         )
         return Task.from_row(row) if row else None
 
-    async def images_of(self, user_id: int, words: str, limit: int) -> list[Task]:
-        """A user's delivered image sets that Telegram keeps file ids of, newest first,
-        whose prompt contains `words` (any case)."""
-        pattern = "%" + words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    async def images_of(self, user_id: int, limit: int) -> list[Task]:
+        """A user's latest delivered image sets that Telegram keeps photo ids of, newest
+        first (matching a prompt is the caller's: SQLite's LIKE folds ASCII case only)."""
         rows = await self._db.fetch_all(
-            """
-            SELECT * FROM tasks
-            WHERE user_id = ? AND state = 'delivered' AND kind = ?
-              AND media_file_ids IS NOT NULL AND media_file_ids != '[]'
-              AND prompt LIKE ? ESCAPE '\\'
-            ORDER BY id DESC LIMIT ?
-            """,
-            (user_id, TaskKind.TEXT_TO_IMAGE, pattern, limit),
+            f"SELECT * FROM tasks WHERE user_id = ? AND state = 'delivered' AND kind = ?"
+            f" AND {_HAS_FILE_ID} ORDER BY id DESC LIMIT ?",
+            (user_id, TaskKind.TEXT_TO_IMAGE, limit),
         )
         return [Task.from_row(row) for row in rows]
 
@@ -263,10 +259,7 @@ class TaskRepository:
     ) -> tuple[list[Task], int]:
         """A member's delivered results in a chat that Telegram keeps file ids of, newest
         first (`limit` of them from `offset`), and how many there are in all."""
-        where = (
-            "chat_id = ? AND user_id = ? AND state = 'delivered'"
-            " AND media_file_ids IS NOT NULL AND media_file_ids != '[]'"
-        )
+        where = f"chat_id = ? AND user_id = ? AND state = 'delivered' AND {_HAS_FILE_ID}"
         rows = await self._db.fetch_all(
             f"SELECT * FROM tasks WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             (chat_id, user_id, limit, offset),

@@ -136,3 +136,21 @@ async def test_help_tells_how_to_use_inline_mode_in_both_languages(
         telegram.send_text(chat, user, "/help")
         [help_text] = await telegram.wait_for_call("sendMessage", chat.id)
         assert expected in help_text.result["text"]
+
+
+async def test_a_chosen_result_reported_twice_makes_one_task_and_no_refusal(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    # Regression: the repeat was charged again first, and with the credits spent by the
+    # first it turned the inline message into "not enough credits".
+    bot = await start_bot(chat_daily_credits=5)
+    kie.scenario = Scenario(duration=1.0)
+    query_id, _ = await answer(telegram, ANN, "a fox")
+    inline_message_id = telegram.choose(query_id, "create")
+    assert inline_message_id is not None
+    await eventually(lambda: bot.rows("SELECT * FROM tasks"))
+    telegram.report_chosen_again()
+    [task] = await bot.wait_until_settled()
+    assert task["state"] == "delivered"
+    assert "caption" in telegram.inline_messages[inline_message_id]
+    assert not telegram.calls_of("editMessageText")

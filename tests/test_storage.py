@@ -187,3 +187,44 @@ async def test_a_refund_takes_back_purchased_credits_held_by_a_task_not_yet_done
     balance = await LedgerRepository(database).balance(chat_id=42, day="1970-01-01", daily_limit=0)
     assert balance.purchased == 0  # …to a purchase that is gone
     await database.close()
+
+
+async def test_only_results_telegram_can_send_again_are_in_a_history(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "db.sqlite3")
+    tasks = TaskRepository(database)
+    for file_ids in (["", ""], ["photo-1", ""]):  # documents and links keep no id
+        task = await create(tasks, new_task())
+        await tasks.note_album(task.id, [1, 2], file_ids)
+        await database.execute("UPDATE tasks SET state = 'delivered' WHERE id = ?", (task.id,))
+    found, total = await tasks.delivered_of(1, 1, offset=0, limit=5)
+    assert ([t.media_file_ids for t in found], total) == ([("photo-1", "")], 1)
+    assert [t.media_file_ids for t in await tasks.images_of(1, 5)] == [("photo-1", "")]
+    await database.close()
+
+
+async def test_a_transaction_cancelled_again_while_it_begins_leaves_no_transaction_open(
+    tmp_path: Path,
+) -> None:
+    """Regression: a stopping engine cancels a worker again; a second cancellation during
+    the clean-up of a BEGIN that waited for another writer skipped its ROLLBACK, and the
+    next statements landed in a transaction nobody would commit."""
+    path = tmp_path / "db.sqlite3"
+    database = await Database.open(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the database
+
+    async def write() -> None:
+        async with database.transaction() as connection:
+            await connection.execute("UPDATE tasks SET lang = 'x'")
+
+    writing = asyncio.create_task(write())
+    for _ in range(3):
+        await asyncio.sleep(0.05)  # the BEGIN is waiting for the other writer
+        writing.cancel()
+    other.execute("ROLLBACK")
+    with pytest.raises(asyncio.CancelledError):
+        await writing
+    await create(TaskRepository(database), new_task())  # a write on its own: committed
+    assert other.execute("SELECT COUNT(*) FROM tasks").fetchone() == (1,)
+    other.close()
+    await database.close()

@@ -510,5 +510,8 @@ async def cancel_all(tasks: Sequence[asyncio.Task[Any]], every: float = 0.5) -> 
     while pending:
         for task in pending:
             task.cancel()
-        _, still = await asyncio.wait(pending, timeout=every)
+        done, still = await asyncio.wait(pending, timeout=every)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # seen: an error on the way out is not worth a warning
         pending = list(still)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from telegram import InputMediaPhoto
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden
 
 from bot.core.catalog import Lang, text
 from bot.core.lifecycle import FailureKind, TaskKind
@@ -186,7 +186,7 @@ class Results:
         if task.inline_message_id is not None:
             try:
                 await self._bot.edit_message_text(message, inline_message_id=task.inline_message_id)
-            except TelegramError as error:
+            except BadRequest as error:  # gone; a passing error is retried with the step
                 _tlog(task).info("task %d: inline message not edited: %s", task.id, error)
             await self._tasks.mark_reported(task.id)
             return

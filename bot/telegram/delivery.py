@@ -57,6 +57,10 @@ def media_kind(probe: Probe) -> MediaKind:
     return MediaKind.VIDEO if path.endswith(_VIDEO_SUFFIXES) else MediaKind.PHOTO
 
 
+def is_video_url(url: str) -> bool:
+    return httpx.URL(url).path.lower().endswith(_VIDEO_SUFFIXES)
+
+
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Where a task's messages go: its chat, its forum topic, under the message they answer."""
@@ -75,7 +79,7 @@ class Placement:
 @dataclass
 class Delivered:
     """What reached the chat, per result index: message ids (0: not delivered as media) and
-    Telegram file ids ("" where there is none)."""
+    Telegram file ids of photos and videos ("" for a document or a link)."""
 
     message_ids: list[int]
     file_ids: list[str]
@@ -138,8 +142,8 @@ class Deliverer:
             if document is None:
                 delivered.links.append(index)
             else:
+                # No file id: the ids kept are those that can go again as the same media.
                 delivered.message_ids[index] = document.message_id
-                delivered.file_ids[index] = document.document.file_id if document.document else ""
         if delivered.links:
             await self._send_links(where, [probes[i] for i in sorted(delivered.links)], lang)
         return delivered

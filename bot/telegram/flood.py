@@ -86,7 +86,15 @@ MESSAGE_METHODS = frozenset(
 )
 # Every other call keeps to the overall limit only, never behind a chat's messages; these
 # answer a person who is waiting (a button press) and go ahead of everything else.
-_INTERACTIVE = frozenset({"answerCallbackQuery", "getChatMember", "getChatAdministrators"})
+_INTERACTIVE = frozenset(
+    {
+        "answerCallbackQuery",
+        "answerInlineQuery",
+        "answerPreCheckoutQuery",
+        "getChatMember",
+        "getChatAdministrators",
+    }
+)
 # A long poll is not paced at all: it holds no place and must never wait behind albums.
 _UNPACED = frozenset({"getUpdates"})
 _MAX_CHAT_LIMITERS = 10_000

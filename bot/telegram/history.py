@@ -16,7 +16,7 @@ from bot.core.callback_data import HistoryPage, Resend
 from bot.core.lifecycle import TaskKind
 from bot.providers import Capabilities
 from bot.telegram import rendering
-from bot.telegram.delivery import Placement
+from bot.telegram.delivery import Placement, is_video_url
 from bot.telegram.replies import lang_of
 from storage.tasks import Task, TaskRepository
 
@@ -87,7 +87,7 @@ class History:
         """The task's result again, from Telegram's file ids, with its buttons."""
         lang = catalog.Lang(task.lang)
         caption = rendering.album_caption(task.prompt)
-        if task.kind is not TaskKind.TEXT_TO_IMAGE:
+        if task.result_urls and is_video_url(task.result_urls[0]):
             [file_id, *_] = task.media_file_ids
             keyboard = rendering.video_keyboard(
                 lang, task.id, task.kind, upscale_offered=self._can.upscale
@@ -119,6 +119,8 @@ class History:
                 message_thread_id=where.message_thread_id,
             )
             first = album[0]
+        if task.kind is not TaskKind.TEXT_TO_IMAGE:
+            return  # an upscaled image goes without buttons, as it did the first time
         await bot.send_message(
             where.chat_id,
             rendering.result_text(lang, task.aspect_ratio),

@@ -44,6 +44,7 @@ _log = logging.getLogger(__name__)
 CREATE = "create"  # the id of the "Create" result
 MAX_QUERY_CHARS = 256  # Telegram's: a longer inline query arrives cut
 MADE_BEFORE = 10  # earlier image sets offered beside "Create"
+SEARCHED = 200  # of the user's latest sets, for those
 TITLE_CHARS = 60
 
 
@@ -116,12 +117,13 @@ class Inline:
                     ),
                 )
             )
-        words = inline.query.strip()
+        words = (parsed.prompt if isinstance(parsed, ImagineRequest) else inline.query).strip()
         if words:
-            for task in await self._tasks.images_of(inline.from_user.id, words, MADE_BEFORE):
-                photo = next((f for f in task.media_file_ids if f), None)
-                if photo is None:
-                    continue
+            wanted = words.casefold()
+            recent = await self._tasks.images_of(inline.from_user.id, SEARCHED)
+            matching = [t for t in recent if wanted in t.prompt.casefold()][:MADE_BEFORE]
+            for task in matching:
+                photo = next(f for f in task.media_file_ids if f)
                 results.append(
                     InlineQueryResultCachedPhoto(
                         f"t{task.id}",
@@ -154,6 +156,8 @@ class Inline:
         parsed = self._parse(chosen.query)
         if isinstance(parsed, ParseError):
             return  # never offered as "Create"
+        if await self._tasks.find_by_inline_message(chosen.inline_message_id) is not None:
+            return  # reported again: its task is under way (a repeat must not be refused)
         user = chosen.from_user
         lang = catalog.language_for(user.language_code)
         new = NewTask(
@@ -173,7 +177,7 @@ class Inline:
             return
         if isinstance(result, Refusal):
             await context.bot.edit_message_text(
-                rendering.refusal_text(lang, result, now),
+                rendering.refusal_text(lang, result, now, shop_open=self._intake.shop_open),
                 inline_message_id=chosen.inline_message_id,
             )
 

@@ -46,6 +46,10 @@ class Intake:
             return False
         return True
 
+    @property
+    def shop_open(self) -> bool:
+        return self._shop_open
+
     async def record(self, new: NewTask) -> tuple[Task | Refusal, float]:
         """Charge, record and hand over `new`, or refuse it unrecorded; and the moment it
         was charged at (for a refusal's "renews in")."""
