@@ -164,6 +164,8 @@ class InlineQuery:
     user: FakeUser
     query: str
     results: list[dict[str, Any]] | None = None
+    asked_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
 
 
 @dataclass
@@ -449,6 +451,11 @@ class FakeTelegram:
     def inline_answer(self, query_id: str) -> list[dict[str, Any]] | None:
         """The results the bot answered an inline query with, or None yet."""
         return self._inline_queries[query_id].results
+
+    def inline_answer_delay(self, query_id: str) -> float | None:
+        """Seconds from the user's query to the bot's answer, or None if not answered."""
+        inline = self._inline_queries[query_id]
+        return None if inline.answered_at is None else inline.answered_at - inline.asked_at
 
     def choose(self, query_id: str, result_id: str) -> str | None:
         """The user chooses a result: Telegram sends its message into the user's chat (the
@@ -1056,6 +1063,7 @@ class FakeTelegram:
                         if "callback_data" not in button and "url" not in button:
                             raise bad_request("BUTTON_TYPE_INVALID")
         inline.results = results
+        inline.answered_at = time.time()
         return True
 
     async def _api_editmessagemedia(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
