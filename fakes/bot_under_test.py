@@ -4,6 +4,8 @@ free port for its HTTP endpoint."""
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 
 from bot.core.lifecycle import PollSchedule, StatusCadence
@@ -30,8 +32,29 @@ FAST = Timing(
 LOOSE_FLOOD = FloodLimits(overall=(30, 1), group=(20, 60), private_chat=(1000, 1))
 
 
+EPHEMERAL_START = 32768  # Linux's ip_local_port_range starts here by default
+_BLOCK = 1500  # ports per pytest-xdist worker, below that range
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A port for a bot's HTTP endpoint that nothing else takes before the bot binds it.
+
+    Port 0's pick comes from the ephemeral range, where every outgoing connection of every
+    test process also takes its local port: between the probe and the bot's bind, one
+    sometimes did ("address already in use", a run in a few dozen). So the ports come from
+    below that range, a block per pytest-xdist worker, and none is handed out twice."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    low = 20_000 + (int(worker) % 8 if worker.isdigit() else 0) * _BLOCK
+    for _ in range(4 * _BLOCK):
+        port = random.randrange(low, low + _BLOCK)
+        if port in _handed_out:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free port left in {low}-{low + _BLOCK - 1}")

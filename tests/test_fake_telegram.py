@@ -21,6 +21,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, InvalidToken, RetryAfter
 
+from fakes.bot_under_test import EPHEMERAL_START, free_port
 from fakes.kie import png
 from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import BOT_TOKEN
@@ -253,3 +254,11 @@ async def test_a_message_goes_only_to_a_topic_the_forum_has(
     assert await api.send_message(forum.id, "in topic 5", message_thread_id=5)
     with pytest.raises(BadRequest, match="(?i)message thread not found"):
         await api.send_message(forum.id, "in topic 6", message_thread_id=6)
+
+
+def test_ports_for_the_bot_come_from_outside_the_ephemeral_range_and_never_twice() -> None:
+    """Regression: a port picked by binding port 0 was sometimes taken by an outgoing
+    connection before the bot bound it ("address already in use")."""
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+    assert all(20_000 <= port < EPHEMERAL_START for port in ports)

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
-from bot.web.routes import WebDependencies, build_web_app
+from bot.web.routes import WebDependencies, build_web_app, start_server
 from storage.database import Database
 from storage.served_files import ServedFiles
 from storage.tasks import Task, TaskRepository
@@ -90,3 +93,18 @@ async def test_a_callback_for_no_such_task_is_not_found(world: _World) -> None:
     assert response.status_code == 404
     assert wrong_method.status_code == 405
     assert world.nudged == []
+
+
+async def test_a_port_in_use_is_an_error_the_bot_can_handle_not_an_exit() -> None:
+    """Regression: uvicorn's exit when it could not listen, raised out of a task, stopped
+    the whole event loop (and with it every test after, in that process)."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(OSError, match="could not listen"):
+            await start_server(Starlette(), "127.0.0.1", port)
+    finally:
+        taken.close()
+    await asyncio.sleep(0)  # the loop goes on

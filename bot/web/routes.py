@@ -205,7 +205,16 @@ async def start_server(
             timeout_graceful_shutdown=3,
         )
     )
-    serving = asyncio.create_task(server.serve())
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except SystemExit as stopped:
+            # uvicorn exits the process when it cannot listen; a SystemExit out of a task
+            # would stop the whole event loop: an error the caller can handle instead.
+            raise OSError(f"the HTTP endpoint could not listen on {host}:{port}") from stopped
+
+    serving = asyncio.create_task(serve())
     while not server.started:
         if serving.done():
             serving.result()  # raises what stopped it (port in use, …)
