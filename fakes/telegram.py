@@ -175,6 +175,8 @@ class Checkout:
     user: FakeUser
     invoice: dict[str, Any]
     answer: tuple[bool, str | None] | None = None
+    asked_at: float = field(default_factory=time.time)
+    answered_at: float | None = None
 
 
 @dataclass
@@ -493,6 +495,11 @@ class FakeTelegram:
     def checkout_answer(self, query_id: str) -> tuple[bool, str | None] | None:
         """How the bot answered a pre-checkout query: (ok, error message), or None yet."""
         return self._checkouts[query_id].answer
+
+    def checkout_answer_delay(self, query_id: str) -> float | None:
+        """Seconds from the user's Pay to the bot's pre-checkout answer, or None yet."""
+        checkout = self._checkouts[query_id]
+        return None if checkout.answered_at is None else checkout.answered_at - checkout.asked_at
 
     def pay(self, query_id: str) -> Payment:
         """The payment of an approved checkout goes through: Stars move, and the bot gets a
@@ -1250,6 +1257,7 @@ class FakeTelegram:
         if not ok and not error_message:
             raise bad_request("ERROR_MESSAGE_EMPTY")  # a no needs a reason the user can read
         checkout.answer = (ok, error_message)
+        checkout.answered_at = time.time()
         if ok and self.complete_payments:
             self.pay(checkout.query_id)
         return True
