@@ -239,7 +239,7 @@ async def run(
         spicy_allowed=settings.allow_spicy,
         default_user_cap=settings.group_user_daily_credits,
     )
-    history = History(tasks=tasks, capabilities=pool.capabilities)
+    history = History(tasks=tasks, deliverer=deliverer, capabilities=pool.capabilities)
     handlers.register(
         application,
         commands=Commands(

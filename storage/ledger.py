@@ -105,8 +105,9 @@ async def record_grant(
     )
 
 
-async def record_purchase(
+async def record_payment(
     connection: aiosqlite.Connection,
+    kind: Literal["purchase", "unpurchase"],
     *,
     chat_id: int,
     user_id: int,
@@ -114,33 +115,14 @@ async def record_purchase(
     amount: int,
     day: str,
     now: float,
-) -> bool:
-    """A payment's credits, once per charge id; False if they were added before."""
-    cursor = await connection.execute(
+) -> None:
+    """A payment's credits (`purchase`), or what its refund took back (`unpurchase`):
+    each once per charge id, whatever is repeated."""
+    await connection.execute(
         "INSERT INTO ledger (chat_id, user_id, kind, amount, day, created_at, charge_id)"
-        " VALUES (?, ?, 'purchase', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (chat_id, user_id, amount, day, now, charge_id),
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (chat_id, user_id, kind, amount, day, now, charge_id),
     )
-    return cursor.rowcount == 1
-
-
-async def record_unpurchase(
-    connection: aiosqlite.Connection,
-    *,
-    chat_id: int,
-    user_id: int,
-    charge_id: str,
-    amount: int,
-    day: str,
-    now: float,
-) -> bool:
-    """What a refund of the payment took back, once per charge id."""
-    cursor = await connection.execute(
-        "INSERT INTO ledger (chat_id, user_id, kind, amount, day, created_at, charge_id)"
-        " VALUES (?, ?, 'unpurchase', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (chat_id, user_id, amount, day, now, charge_id),
-    )
-    return cursor.rowcount == 1
 
 
 class LedgerRepository:

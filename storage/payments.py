@@ -59,7 +59,6 @@ class NewPayment:
 
 @dataclass(frozen=True, slots=True)
 class Refunded:
-    payment: Payment
     taken: int  # credits taken back: the payment's, as far as the chat had not spent them
     first: bool  # False: it had been refunded before, and `taken` is what that took
 
@@ -103,8 +102,9 @@ class PaymentRepository:
             )
             first = cursor.rowcount == 1
             if first:
-                await ledger.record_purchase(
+                await ledger.record_payment(
                     connection,
+                    "purchase",
                     chat_id=new.chat_id,
                     user_id=new.user_id,
                     charge_id=new.charge_id,
@@ -112,13 +112,12 @@ class PaymentRepository:
                     day=day,
                     now=now,
                 )
-            rows = await connection.execute_fetchall(
-                "SELECT * FROM payments WHERE charge_id = ?", (new.charge_id,)
-            )
-        return Payment.from_row(next(iter(rows))), first
+            payment = await _payment(connection, new.charge_id)
+        assert payment is not None
+        return payment, first
 
     async def get(self, charge_id: str) -> Payment | None:
-        row = await self._db.fetch_one("SELECT * FROM payments WHERE charge_id = ?", (charge_id,))
+        row = await self._db.fetch_one(_BY_CHARGE, (charge_id,))
         return Payment.from_row(row) if row else None
 
     async def known(self, charge_ids: list[str]) -> set[str]:
@@ -168,14 +167,11 @@ class PaymentRepository:
         they are unspent, once. None if no such payment was recorded."""
         day = utc_day(now)
         async with self._db.transaction() as connection:
-            rows = await connection.execute_fetchall(
-                "SELECT * FROM payments WHERE charge_id = ?", (charge_id,)
-            )
-            if not rows:
+            payment = await _payment(connection, charge_id)
+            if payment is None:
                 return None
-            payment = Payment.from_row(next(iter(rows)))
             if payment.refunded_at is not None:
-                return Refunded(payment, payment.refunded_credits or 0, first=False)
+                return Refunded(payment.refunded_credits or 0, first=False)
             current = await ledger.balance(
                 connection, chat_id=payment.chat_id, day=day, daily_limit=0
             )
@@ -192,8 +188,9 @@ class PaymentRepository:
             )
             (held_by_tasks,), *_ = held
             taken = max(0, min(payment.credits, current.purchased + held_by_tasks))
-            await ledger.record_unpurchase(
+            await ledger.record_payment(
                 connection,
+                "unpurchase",
                 chat_id=payment.chat_id,
                 user_id=payment.user_id,
                 charge_id=charge_id,
@@ -205,10 +202,7 @@ class PaymentRepository:
                 "UPDATE payments SET refunded_at = ?, refunded_credits = ? WHERE charge_id = ?",
                 (now, taken, charge_id),
             )
-            rows = await connection.execute_fetchall(
-                "SELECT * FROM payments WHERE charge_id = ?", (charge_id,)
-            )
-        return Refunded(Payment.from_row(next(iter(rows))), taken, first=True)
+        return Refunded(taken, first=True)
 
     async def scan_offset(self) -> int:
         """Where the last look through the bot's Star transactions ended."""
@@ -232,3 +226,12 @@ class PaymentRepository:
             (since_day,),
         )
         return [StarsDay(*row) for row in rows]
+
+
+_BY_CHARGE = "SELECT * FROM payments WHERE charge_id = ?"
+
+
+async def _payment(connection: aiosqlite.Connection, charge_id: str) -> Payment | None:
+    """The payment, read inside an open transaction."""
+    rows = await connection.execute_fetchall(_BY_CHARGE, (charge_id,))
+    return next((Payment.from_row(row) for row in rows), None)

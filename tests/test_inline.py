@@ -154,3 +154,19 @@ async def test_a_chosen_result_reported_twice_makes_one_task_and_no_refusal(
     assert task["state"] == "delivered"
     assert "caption" in telegram.inline_messages[inline_message_id]
     assert not telegram.calls_of("editMessageText")
+
+
+async def test_without_inline_feedback_a_chosen_create_makes_nothing(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    # BotFather's /setinlinefeedback off: Telegram never says which result was chosen (the
+    # README tells operators to turn it on).
+    bot = await start_bot()
+    telegram.inline_feedback = False
+    query_id, _ = await answer(telegram, ANN, "a fox")
+    inline_message_id = telegram.choose(query_id, "create")
+    assert inline_message_id is not None
+    telegram.send_text(telegram.private_chat(ANN), ANN, "/quota")  # handled after the choice
+    await telegram.wait_for_call("sendMessage", ANN.id)
+    assert bot.rows("SELECT * FROM tasks") == []
+    assert telegram.inline_messages[inline_message_id]["text"] == "🎨 Making: a fox…"

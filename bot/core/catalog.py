@@ -780,6 +780,12 @@ def template(lang: Lang, key: str) -> str:
     return _MESSAGES[key][lang]
 
 
+def plain(lang: Lang, key: str, **params: object) -> str:
+    """The message `key` in `lang` for a place Telegram shows as plain text (an invoice, a
+    button, an inline result's title): parameters go in as they are, not escaped."""
+    return template(lang, key).format(**params)
+
+
 class Markup(str):
     """Text that is already Telegram HTML (another catalog message): not escaped again."""
 

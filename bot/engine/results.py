@@ -128,14 +128,13 @@ class Results:
             first = next(m for m in task.album_message_ids if m)
             where = placement(task, reply_to=first)
             animate, _ = self._followups(task.account)
-            buttons = await self._bot.send_message(
-                task.chat_id,
-                rendering.result_text(lang, task.aspect_ratio),
-                reply_markup=rendering.result_keyboard(
-                    task.id, len(task.result_urls), animate_offered=animate
-                ),
-                message_thread_id=where.message_thread_id,
-                reply_parameters=where.reply_parameters,
+            buttons = await self._deliverer.send_buttons(
+                where,
+                task.id,
+                len(task.result_urls),
+                task.aspect_ratio,
+                lang,
+                animate_offered=animate,
             )
             await self._tasks.note_buttons(task.id, buttons.message_id)
         await self._status.remove(task)

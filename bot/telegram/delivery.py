@@ -29,6 +29,7 @@ from telegram.error import BadRequest
 
 from bot.core.catalog import Lang, Markup, text
 from bot.core.constants import ALBUM_MAX_ITEMS
+from bot.telegram import rendering
 from bot.telegram.media import MediaFetcher, MediaTooLarge, Probe
 
 _log = logging.getLogger(__name__)
@@ -53,8 +54,7 @@ def media_kind(probe: Probe) -> MediaKind:
             return MediaKind.VIDEO
         if probe.content_type.startswith("image/"):
             return MediaKind.PHOTO
-    path = httpx.URL(probe.url).path.lower()
-    return MediaKind.VIDEO if path.endswith(_VIDEO_SUFFIXES) else MediaKind.PHOTO
+    return MediaKind.VIDEO if is_video_url(probe.url) else MediaKind.PHOTO
 
 
 def is_video_url(url: str) -> bool:
@@ -106,7 +106,7 @@ class Deliverer:
         Telegram refuses the album does the bot look at each item (`_send_checked`)."""
         urls = list(urls[:ALBUM_MAX_ITEMS])
         try:
-            messages = await self._send_album(where, list(enumerate(urls)), caption)
+            messages = await self.send_album(where, list(enumerate(urls)), caption)
         except BadRequest as error:
             _log.info("album by URL refused (%s); looking at each item", error)
             return await self._send_checked(where, await self.probe(urls), caption, lang)
@@ -133,7 +133,7 @@ class Deliverer:
                 documents.append(index)
             else:
                 delivered.links.append(index)
-        messages = await self._send_album(where, album, caption) if album else ()
+        messages = await self.send_album(where, album, caption) if album else ()
         for (index, _), message in zip(album, messages, strict=True):
             delivered.message_ids[index] = message.message_id
             delivered.file_ids[index] = _photo_id(message)
@@ -172,11 +172,34 @@ class Deliverer:
             return Delivered([link_message.message_id], [""], links=[0])
         return Delivered([message.message_id], [message.video.file_id if message.video else ""])
 
+    async def send_buttons(
+        self,
+        where: Placement,
+        task_id: int,
+        results: int,
+        aspect_ratio: str,
+        lang: Lang,
+        *,
+        animate_offered: bool,
+    ) -> Message:
+        """The message under an image set with its 🎬 and 🔁 buttons, replying to the set."""
+        return await self._bot.send_message(
+            where.chat_id,
+            rendering.result_text(lang, aspect_ratio),
+            reply_markup=rendering.result_keyboard(
+                task_id, results, animate_offered=animate_offered
+            ),
+            message_thread_id=where.message_thread_id,
+            reply_parameters=where.reply_parameters,
+        )
+
     # --- the sends ----------------------------------------------------------------------------
 
-    async def _send_album(
+    async def send_album(
         self, where: Placement, album: list[tuple[int, str | bytes]], caption: str
     ) -> tuple[Message, ...]:
+        """Photos (URLs, file ids or bytes, each with its result index) with the caption on
+        the first: one as a photo, several as an album."""
         if len(album) == 1:
             message = await self._bot.send_photo(
                 where.chat_id,

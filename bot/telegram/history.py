@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message, Update
-from telegram.constants import ParseMode
+from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -16,7 +15,7 @@ from bot.core.callback_data import HistoryPage, Resend
 from bot.core.lifecycle import TaskKind
 from bot.providers import Capabilities
 from bot.telegram import rendering
-from bot.telegram.delivery import Placement, is_video_url
+from bot.telegram.delivery import Deliverer, Placement, is_video_url
 from bot.telegram.replies import lang_of
 from storage.tasks import Task, TaskRepository
 
@@ -26,8 +25,11 @@ PAGE_SIZE = rendering.HISTORY_PAGE_SIZE
 
 
 class History:
-    def __init__(self, *, tasks: TaskRepository, capabilities: Capabilities) -> None:
+    def __init__(
+        self, *, tasks: TaskRepository, deliverer: Deliverer, capabilities: Capabilities
+    ) -> None:
         self._tasks = tasks
+        self._deliverer = deliverer
         self._can = capabilities
 
     async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -57,7 +59,7 @@ class History:
             await message.edit_text(text, reply_markup=keyboard)
             return
         task = await self._tasks.get(action.task_id) if isinstance(action, Resend) else None
-        if task is None or task.chat_id != message.chat.id or not task.media_file_ids:
+        if task is None or task.chat_id != message.chat.id or not any(task.media_file_ids):
             await query.answer(catalog.text(lang, "history.gone"), show_alert=True)
             return
         if task.user_id != query.from_user.id:
@@ -100,33 +102,15 @@ class History:
                 message_thread_id=where.message_thread_id,
             )
             return
-        photos = [file_id for file_id in task.media_file_ids if file_id]
-        if len(photos) == 1:
-            first = await bot.send_photo(
-                where.chat_id, photos[0], caption=caption, message_thread_id=where.message_thread_id
-            )
-        else:
-            album = await bot.send_media_group(
-                where.chat_id,
-                [
-                    InputMediaPhoto(
-                        photo,
-                        caption=caption if n == 0 else None,
-                        parse_mode=ParseMode.HTML if n == 0 else None,
-                    )
-                    for n, photo in enumerate(photos)
-                ],
-                message_thread_id=where.message_thread_id,
-            )
-            first = album[0]
+        photos = [(n, file_id) for n, file_id in enumerate(task.media_file_ids) if file_id]
+        sent = await self._deliverer.send_album(where, list(photos), caption)
         if task.kind is not TaskKind.TEXT_TO_IMAGE:
             return  # an upscaled image goes without buttons, as it did the first time
-        await bot.send_message(
-            where.chat_id,
-            rendering.result_text(lang, task.aspect_ratio),
-            reply_markup=rendering.result_keyboard(
-                task.id, len(task.result_urls), animate_offered=self._can.image_to_video
-            ),
-            message_thread_id=where.message_thread_id,
-            reply_parameters=Placement(where.chat_id, None, first.message_id).reply_parameters,
+        await self._deliverer.send_buttons(
+            Placement(where.chat_id, where.message_thread_id, sent[0].message_id),
+            task.id,
+            len(task.result_urls),
+            task.aspect_ratio,
+            lang,
+            animate_offered=self._can.image_to_video,
         )

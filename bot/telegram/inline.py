@@ -80,12 +80,12 @@ class Inline:
         if isinstance(parsed, ParseError):
             if parsed.key == "inline.too_long":
                 title = catalog.text(lang, "inline.too_long_title")
-                description = catalog.template(lang, "inline.too_long_description").format(
-                    limit=MAX_QUERY_CHARS
+                description = catalog.plain(
+                    lang, "inline.too_long_description", limit=MAX_QUERY_CHARS
                 )
             elif parsed.key == "error.empty_prompt":
                 title = catalog.text(lang, "inline.empty_title")
-                description = catalog.template(lang, "inline.empty_description")
+                description = catalog.plain(lang, "inline.empty_description")
             else:
                 title = catalog.text(lang, "inline.bad_title")
                 description = _plain(catalog.text(lang, parsed.key, **parsed.params))
@@ -98,13 +98,11 @@ class Inline:
             results.append(
                 InlineQueryResultArticle(
                     CREATE,
-                    catalog.template(lang, "inline.create_title").format(
-                        prompt=rendering.shorten(prompt, TITLE_CHARS)
+                    catalog.plain(
+                        lang, "inline.create_title", prompt=rendering.shorten(prompt, TITLE_CHARS)
                     ),
                     InputTextMessageContent(making),
-                    description=catalog.template(lang, "inline.create_description").format(
-                        cost=self._cost
-                    ),
+                    description=catalog.plain(lang, "inline.create_description", cost=self._cost),
                     # A keyboard, so that Telegram reports the message's inline_message_id.
                     reply_markup=InlineKeyboardMarkup(
                         [
@@ -128,8 +126,10 @@ class Inline:
                     InlineQueryResultCachedPhoto(
                         f"t{task.id}",
                         photo,
-                        title=catalog.template(lang, "inline.made_before").format(
-                            prompt=rendering.shorten(task.prompt, TITLE_CHARS)
+                        title=catalog.plain(
+                            lang,
+                            "inline.made_before",
+                            prompt=rendering.shorten(task.prompt, TITLE_CHARS),
                         ),
                         caption=rendering.album_caption(task.prompt),
                     )
@@ -200,7 +200,7 @@ class Inline:
         ):
             await reply(message, catalog.text(lang, "history.gone"))
             return
-        if task.media_file_ids:
+        if any(task.media_file_ids):
             await self._history.resend(context.bot, task, Placement(message.chat.id, None, None))
             return
         sent = await self._deliverer.send_images(
@@ -210,14 +210,13 @@ class Inline:
             Lang(task.lang),
         )
         await self._tasks.note_album(task.id, sent.message_ids, sent.file_ids)
-        first = sent.first_message_id
-        buttons = await context.bot.send_message(
-            message.chat.id,
-            rendering.result_text(Lang(task.lang), task.aspect_ratio),
-            reply_markup=rendering.result_keyboard(
-                task.id, len(task.result_urls), animate_offered=self._can.image_to_video
-            ),
-            reply_parameters=Placement(message.chat.id, None, first).reply_parameters,
+        buttons = await self._deliverer.send_buttons(
+            Placement(message.chat.id, None, sent.first_message_id),
+            task.id,
+            len(task.result_urls),
+            task.aspect_ratio,
+            Lang(task.lang),
+            animate_offered=self._can.image_to_video,
         )
         await self._tasks.note_buttons(task.id, buttons.message_id)
 

@@ -23,7 +23,7 @@ from bot.core.callback_data import (
     Setting,
     Upscale,
 )
-from bot.core.catalog import Lang, Markup, template, text
+from bot.core.catalog import Lang, Markup, plain, text
 from bot.core.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
 from bot.core.lifecycle import TaskKind
 from bot.core.quota import Balance, Costs, Refusal, next_renewal
@@ -323,12 +323,11 @@ def history_page(
     rows = [
         [
             InlineKeyboardButton(
-                template(
+                plain(
                     lang,
                     "history.item_images"
                     if t.kind is TaskKind.TEXT_TO_IMAGE
                     else "history.item_video",
-                ).format(
                     prompt=shorten(t.prompt or "…", HISTORY_PROMPT_CHARS),
                     day=datetime.fromtimestamp(t.created_at, UTC).strftime("%d.%m"),
                 ),

@@ -106,14 +106,18 @@ class Shop:
         order = Order(pack, message.chat.id, query.from_user.id, thread_id, int(self._clock()))
         sets = image_sets(pack.credits, self._billing.costs.text_to_image)
         if message.chat.type in GROUP_CHAT_TYPES:
-            description = catalog.template(lang, "shop.invoice_for_group").format(
-                credits=pack.credits, sets=sets, chat=message.chat.title or ""
+            description = catalog.plain(
+                lang,
+                "shop.invoice_for_group",
+                credits=pack.credits,
+                sets=sets,
+                chat=message.chat.title or "",
             )
         else:
-            description = catalog.template(lang, "shop.invoice_for_you").format(
-                credits=pack.credits, sets=sets
+            description = catalog.plain(
+                lang, "shop.invoice_for_you", credits=pack.credits, sets=sets
             )
-        title = catalog.template(lang, "shop.invoice_title").format(credits=pack.credits)
+        title = catalog.plain(lang, "shop.invoice_title", credits=pack.credits)
         await context.bot.send_invoice(
             message.chat.id,
             title=title,
@@ -140,7 +144,7 @@ class Shop:
             return
         _log.info("pre-checkout %s refused: %s", query.id, problem)
         lang = language_for(query.from_user.language_code)
-        await query.answer(ok=False, error_message=catalog.template(lang, problem))
+        await query.answer(ok=False, error_message=catalog.plain(lang, problem))
 
     def _problem(self, payload: str, currency: str, amount: int, payer: int) -> str | None:
         order = read(payload, self._key, now=self._clock())
