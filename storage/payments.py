@@ -3,7 +3,7 @@ transaction; refunds taken back once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import aiosqlite
 
@@ -29,20 +29,8 @@ class Payment:
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Payment:
-        return cls(
-            charge_id=row["charge_id"],
-            chat_id=row["chat_id"],
-            user_id=row["user_id"],
-            buyer_name=row["buyer_name"],
-            lang=row["lang"],
-            message_thread_id=row["message_thread_id"],
-            credits=row["credits"],
-            stars=row["stars"],
-            received_at=row["received_at"],
-            receipt_message_id=row["receipt_message_id"],
-            refunded_at=row["refunded_at"],
-            refunded_credits=row["refunded_credits"],
-        )
+        """The columns are the fields, by name."""
+        return cls(*(row[field.name] for field in fields(cls)))
 
 
 @dataclass(frozen=True, slots=True)
