@@ -46,6 +46,7 @@ from bot.telegram.inline import Inline
 from bot.telegram.intake import Intake
 from bot.telegram.media import MediaFetcher
 from bot.telegram.permissions import Permissions
+from bot.telegram.polling import PollingLeader
 from bot.telegram.shop import Shop
 from bot.web.routes import (
     TELEGRAM_PREFIX,
@@ -171,7 +172,7 @@ async def run(
             callback_net=replace(defaults.callback_net, timeout=settings.task_timeout),
         )
     metrics = Metrics()
-    database = await Database.open(settings.database_path)
+    database = await Database.open(settings.database, pool_size=settings.database_pool_size)
     tasks = TaskRepository(database)
     chats = ChatRepository(database)
     pool = Pool(
@@ -291,6 +292,7 @@ async def run(
     if webhook_secret:
         protect_secrets([webhook_secret])
     taking_updates = asyncio.Event()
+    polling: PollingLeader | None = None
 
     async def metrics_text() -> bytes:
         unfinished = await tasks.count_unfinished()
@@ -328,6 +330,8 @@ async def run(
             telegram=application if webhook_secret else None,
             telegram_secret=webhook_secret,
             taking_updates=taking_updates.is_set,
+            replica=settings.instance_id,
+            leading=lambda: None if polling is None else polling.leading,
         )
     )
     server = None
@@ -347,9 +351,12 @@ async def run(
                 )
             else:
                 assert application.updater is not None
-                await application.updater.start_polling(
-                    allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
+                polling = PollingLeader(
+                    application.updater,
+                    database.leadership("polling"),
+                    allowed_updates=ALLOWED_UPDATES,
                 )
+                await polling.start()
             await engine.start()
             mode = "webhook" if webhook_secret else "polling"
             results = "callbacks" if public else "polling"
@@ -363,13 +370,15 @@ async def run(
             _log.info("stopping")
             # 1. No new updates: Telegram keeps what it could not deliver for the next start.
             taking_updates.clear()
-            if application.updater is not None:
-                await application.updater.stop()
+            if polling is not None:
+                await polling.stop()
             # 2. In-flight work: sends on their way finish, the rest waits in SQLite; sends
             # and replies still waiting for their turn under the flood limits are dropped.
             await engine.stop(drop_queued=flood.stop_waiting)
             await application.stop()
     finally:
+        if polling is not None:
+            await polling.stop()
         await engine.stop()
         if server is not None:
             await stop_server(*server)

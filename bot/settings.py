@@ -12,6 +12,7 @@ import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -66,6 +67,10 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=1, le=65535)
 
     database_path: Path = Path("data/imagine-bot.sqlite3")
+    # postgresql://user:password@host/db: every replica on one PostgreSQL database instead
+    # of the SQLite file at DATABASE_PATH (see "Running several replicas" in the README).
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=100)
     log_format: Literal["text", "json"] = "text"
 
     chat_daily_credits: int = Field(default=100, ge=0)
@@ -106,6 +111,15 @@ class Settings(BaseSettings):
     @classmethod
     def _packs(cls, value: object) -> object:
         return parse_packs(value) if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("must start with postgresql:// (SQLite is DATABASE_PATH)")
+        return value
 
     @field_validator("telegram_bot_token", "provider_api_key")
     @classmethod
@@ -151,8 +165,18 @@ class Settings(BaseSettings):
             self.provider_api_key,
             self.provider_webhook_hmac_key,
             self.payment_signing_key,
+            self.database_url,
         ]
-        return [value.get_secret_value() for value in values if value is not None]
+        found = [value.get_secret_value() for value in values if value is not None]
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            found += [password] if password else []
+        return found
+
+    @property
+    def database(self) -> Path | str:
+        """What `Database.open` opens: PostgreSQL's URL, else the SQLite file's path."""
+        return self.database_url.get_secret_value() if self.database_url else self.database_path
 
     @property
     def payload_key(self) -> bytes:

@@ -1,147 +1,145 @@
-"""The one SQLite connection the bot writes through.
+"""The database the repositories talk to: SQLite (`storage.sqlite`, embedded, one process)
+or PostgreSQL (`storage.postgres`, any number of replicas), behind one small surface.
 
-aiosqlite runs a connection on its own thread; statements from many coroutines would
-interleave inside each other's transactions. So every statement takes the connection's
-lock, and `transaction()` holds it from BEGIN to COMMIT.
+Repositories write one SQL for both where they can: `?` (or `:name`) placeholders, which
+the PostgreSQL side numbers `$1, $2, …`, and portable functions; where the two differ
+(dates, JSON lists) they ask `dialect`. Rows read by column name or by position on both.
+
+Guarantees both give:
+- A single statement is atomic; a conditional UPDATE has exactly one winner.
+- `transaction()` runs its statements as one, and transactions run one at a time (SQLite:
+  one writer, BEGIN IMMEDIATE; PostgreSQL: an advisory lock every transaction takes first),
+  so a balance read and the reservation written after it cannot be interleaved by another
+  process's.
+- A unique key broken raises `Conflict`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import sqlite3
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import aiosqlite
-
-from storage.migrations import all_migrations
-
-_log = logging.getLogger(__name__)
+from storage.migrations import Dialect
 
 Params = Sequence[Any] | dict[str, Any]
 
+__all__ = ["Conflict", "Database", "Dialect", "Leadership", "Params", "Row", "Session"]
 
-class Database:
-    def __init__(self, connection: aiosqlite.Connection, path: Path | str) -> None:
-        self._connection = connection
-        self._path = str(path)
-        self._lock = asyncio.Lock()
 
-    @classmethod
-    async def open(cls, path: Path | str) -> Database:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(path, isolation_level=None)
-        connection.row_factory = aiosqlite.Row
-        await connection.execute("PRAGMA journal_mode = WAL")
-        await connection.execute("PRAGMA synchronous = NORMAL")
-        await connection.execute("PRAGMA foreign_keys = ON")
-        await connection.execute("PRAGMA busy_timeout = 5000")
-        database = cls(connection, path)
-        await database._migrate()
-        return database
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
 
-    async def close(self) -> None:
-        async with self._lock:
-            await self._connection.close()
+
+class Conflict(Exception):
+    """A unique key said no: the row is there already."""
+
+
+class Row(Protocol):
+    """A row as both drivers give it: by column name or by position."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+class Session(Protocol):
+    """What a statement runs on: the database itself, or an open transaction."""
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one statement on its own; returns the rows it changed."""
-        async with self._lock:
-            cursor = await self._connection.execute(sql, params)
-            return cursor.rowcount
+        """Run one statement; returns the rows it changed."""
+        ...
 
-    async def fetch_one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+    async def fetch_all(self, sql: str, params: Params = ()) -> Sequence[Row]: ...
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+
+
+class Leadership(Protocol):
+    """One holder at a time among all the processes on this database (polling Telegram)."""
+
+    async def try_acquire(self) -> bool:
+        """True if this process holds it now (already held, or just taken)."""
+        ...
+
+    async def release(self) -> None: ...
+
+
+class Database(ABC):
+    """The one handle on storage a process opens (`Database.open`) and closes."""
+
+    dialect: Dialect
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Callable[[str], None]]] = {}
+
+    @staticmethod
+    async def open(target: Path | str, *, pool_size: int = 10) -> Database:
+        """`postgresql://…` (or `postgres://…`) opens PostgreSQL, with up to `pool_size`
+        connections; anything else is the path of a SQLite file. Brings the schema up to
+        date either way."""
+        if isinstance(target, str) and is_postgres_url(target):
+            from storage.postgres import PostgresDatabase
+
+            return await PostgresDatabase.connect(target, pool_size=pool_size)
+        from storage.sqlite import SQLiteDatabase
+
+        return await SQLiteDatabase.connect(target)
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
+
+    @abstractmethod
+    async def fetch_all(self, sql: str, params: Params = ()) -> Sequence[Row]: ...
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetch_all(sql, params)
         return next(iter(rows), None)
 
-    async def fetch_all(self, sql: str, params: Params = ()) -> Iterable[aiosqlite.Row]:
-        # One trip to the connection's thread (execute, then fetch, would be two).
-        async with self._lock:
-            return await self._connection.execute_fetchall(sql, params)
+    async def execute_alone(self, sql: str, params: Params = ()) -> int:
+        """Run one statement with no other process's transaction or `execute_alone` in
+        between (a count and a move decided by it). SQLite runs every write alone."""
+        async with self.transaction() as session:
+            return await session.execute(sql, params)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on an exception, holding the lock."""
-        async with self._lock:
-            begin = asyncio.ensure_future(self._connection.execute("BEGIN IMMEDIATE"))
-            try:
-                await asyncio.shield(begin)
-            except asyncio.CancelledError:
-                # The BEGIN runs on in aiosqlite's thread: let it finish, then undo it, so
-                # the connection is never left inside a transaction nobody owns.
-                await _to_the_end(self._undo(begin))
-                raise
-            try:
-                yield self._connection
-            except BaseException:
-                await _to_the_end(self._rollback())
-                raise
-            await self._connection.execute("COMMIT")
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Session]:
+        """Statements that commit together, or not at all (an exception rolls back)."""
 
-    async def _undo(self, begin: asyncio.Future[Any]) -> None:
-        with contextlib.suppress(Exception):
-            await begin
-            await self._connection.execute("ROLLBACK")
-
-    async def _rollback(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._connection.execute("ROLLBACK")
-
+    @abstractmethod
     async def ping(self) -> bool:
-        """True if the bot could write within two seconds: a write lock taken and let go
-        (reads alone would pass while another writer holds the database). On a connection
-        of its own, so a stuck check never leaves the bot's connection mid-transaction."""
+        """True if this process could write to the database within two seconds."""
 
-        def check() -> bool:
-            try:
-                probe = sqlite3.connect(self._path, timeout=2.0, isolation_level=None)
-                try:
-                    probe.execute("BEGIN IMMEDIATE")
-                    probe.execute("ROLLBACK")
-                finally:
-                    probe.close()
-            except sqlite3.Error:
-                return False
-            return True
+    @abstractmethod
+    async def schema_version(self) -> int: ...
 
-        return await asyncio.to_thread(check)
+    # --- between processes ------------------------------------------------------------------
 
-    async def schema_version(self) -> int:
-        row = await self.fetch_one("PRAGMA user_version")
-        assert row is not None
-        return int(row[0])
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell every process on this database (this one too) `payload` on `channel`."""
+        for listener in self._listeners.get(channel, ()):
+            listener(payload)
 
-    async def _migrate(self) -> None:
-        current = await self.schema_version()
-        for migration in all_migrations():
-            if migration.version <= current:
-                continue
-            _log.info("applying migration %04d_%s", migration.version, migration.name)
-            # executescript commits what is open first, so the script carries its own
-            # transaction: the schema change and the version move together or not at all.
-            async with self._lock:
-                try:
-                    await self._connection.executescript(
-                        f"BEGIN IMMEDIATE;\n{migration.sql}\n"
-                        f"PRAGMA user_version = {migration.version};\nCOMMIT;"
-                    )
-                except BaseException:
-                    if self._connection.in_transaction:
-                        await self._connection.execute("ROLLBACK")
-                    raise
+    async def listen(self, channel: str, listener: Callable[[str], None]) -> None:
+        self._listeners.setdefault(channel, []).append(listener)
+
+    def leadership(self, name: str) -> Leadership:
+        """One process at a time holds it. With SQLite, one process is all there is."""
+        return _Alone()
 
 
-async def _to_the_end(cleanup: Coroutine[Any, Any, None]) -> None:
-    """Run `cleanup` to its end, holding the caller (and so the connection's lock) until
-    then, however many cancellations arrive meanwhile (a stopping engine cancels workers
-    again, and a ROLLBACK cut short would leave later statements inside the transaction).
-    The caller re-raises its own cancellation afterwards."""
-    task = asyncio.ensure_future(cleanup)
-    while not task.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
+class _Alone:
+    async def try_acquire(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None

@@ -7,10 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-import aiosqlite
-
 from bot.core.lifecycle import AnimateMode
-from storage.database import Database
+from storage.database import Database, Row
 
 # "open": waiting for its choices; "used": its task was created (a refused one reopens it).
 DraftState = Literal["open", "used"]
@@ -47,7 +45,7 @@ class Draft:
     task_id: int | None
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Draft:
+    def from_row(cls, row: Row) -> Draft:
         return cls(**{name: row[name] for name in cls.__slots__})
 
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-import aiosqlite
-
 from bot.core.quota import Balance
-from storage.database import Database
+from storage.database import Database, Session
 
 
 async def balance(
-    connection: aiosqlite.Connection,
+    connection: Session,
     *,
     chat_id: int,
     day: str,
@@ -24,24 +22,29 @@ async def balance(
     user_id: int | None = None,
     user_cap: int | None = None,
 ) -> Balance:
-    rows = await connection.execute_fetchall(
+    # (CAST: PostgreSQL sums integers to numeric.)
+    rows = await connection.fetch_all(
         """
         SELECT
-          COALESCE(SUM(CASE WHEN day = :day AND kind = 'reserve' THEN from_daily
-                            WHEN day = :day AND kind = 'refund' THEN -from_daily END), 0),
-          COALESCE(SUM(CASE kind WHEN 'grant' THEN amount
+          CAST(COALESCE(SUM(CASE WHEN day = :day AND kind = 'reserve' THEN from_daily
+                            WHEN day = :day AND kind = 'refund' THEN -from_daily END), 0)
+               AS BIGINT),
+          CAST(COALESCE(SUM(CASE kind WHEN 'grant' THEN amount
                                  WHEN 'reserve' THEN from_daily + from_purchased - amount
-                                 WHEN 'refund' THEN amount - from_daily - from_purchased END), 0),
-          COALESCE(SUM(CASE kind WHEN 'purchase' THEN amount
+                                 WHEN 'refund' THEN amount - from_daily - from_purchased END), 0)
+               AS BIGINT),
+          CAST(COALESCE(SUM(CASE kind WHEN 'purchase' THEN amount
                                  WHEN 'unpurchase' THEN -amount
                                  WHEN 'reserve' THEN -from_purchased
-                                 WHEN 'refund' THEN from_purchased END), 0),
-          COALESCE(SUM(CASE WHEN day = :day AND user_id IS :user AND kind = 'reserve' THEN amount
-                            WHEN day = :day AND user_id IS :user AND kind = 'refund' THEN -amount
-                       END), 0)
+                                 WHEN 'refund' THEN from_purchased END), 0) AS BIGINT),
+          CAST(COALESCE(SUM(CASE WHEN day = :day AND user_id = :user AND kind = 'reserve'
+                                 THEN amount
+                                 WHEN day = :day AND user_id = :user AND kind = 'refund'
+                                 THEN -amount END), 0) AS BIGINT)
         FROM ledger WHERE chat_id = :chat AND kind != 'commit'
         """,
-        {"chat": chat_id, "day": day, "user": user_id},
+        # No member's share asked for: a user id no row has.
+        {"chat": chat_id, "day": day, "user": user_id if user_id is not None else 0},
     )
     (daily_spent, granted, purchased, user_spent), *_ = rows
     return Balance(
@@ -55,7 +58,7 @@ async def balance(
 
 
 async def record_reserve(
-    connection: aiosqlite.Connection,
+    connection: Session,
     *,
     chat_id: int,
     user_id: int,
@@ -74,14 +77,15 @@ async def record_reserve(
 
 
 async def settle(
-    connection: aiosqlite.Connection, task_id: int, kind: Literal["commit", "refund"], now: float
+    connection: Session, task_id: int, kind: Literal["commit", "refund"], now: float
 ) -> None:
     """Commit or refund a task's reservation; a second settlement of it is a no-op."""
     await connection.execute(
         """
         INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, from_purchased,
                             day, created_at)
-        SELECT chat_id, user_id, task_id, ?, amount, from_daily, from_purchased, day, ?
+        SELECT chat_id, user_id, task_id, CAST(? AS TEXT), amount, from_daily, from_purchased,
+               day, CAST(? AS DOUBLE PRECISION)
         FROM ledger WHERE task_id = ? AND kind = 'reserve'
         ON CONFLICT DO NOTHING
         """,
@@ -90,7 +94,7 @@ async def settle(
 
 
 async def record_grant(
-    connection: aiosqlite.Connection,
+    connection: Session,
     *,
     chat_id: int,
     operator_id: int,
@@ -106,7 +110,7 @@ async def record_grant(
 
 
 async def record_payment(
-    connection: aiosqlite.Connection,
+    connection: Session,
     kind: Literal["purchase", "unpurchase"],
     *,
     chat_id: int,

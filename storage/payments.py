@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import aiosqlite
-
 from bot.core.quota import utc_day
 from storage import ledger
-from storage.database import Database
+from storage.database import Database, Row, Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +26,7 @@ class Payment:
     refunded_credits: int | None
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Payment:
+    def from_row(cls, row: Row) -> Payment:
         """The columns are the fields, by name."""
         return cls(*(row[field.name] for field in fields(cls)))
 
@@ -69,7 +67,7 @@ class PaymentRepository:
         Returns the payment as recorded and whether this call recorded it."""
         day = utc_day(now)
         async with self._db.transaction() as connection:
-            cursor = await connection.execute(
+            inserted = await connection.execute(
                 """
                 INSERT INTO payments (charge_id, chat_id, user_id, buyer_name, lang,
                                       message_thread_id, credits, stars, received_at, day)
@@ -88,7 +86,7 @@ class PaymentRepository:
                     day,
                 ),
             )
-            first = cursor.rowcount == 1
+            first = inserted == 1
             if first:
                 await ledger.record_payment(
                     connection,
@@ -142,9 +140,11 @@ class PaymentRepository:
         """Who bought credits for this chat, and how many (refunds left out), most first."""
         rows = await self._db.fetch_all(
             """
-            SELECT buyer_name, SUM(CASE WHEN refunded_at IS NULL THEN credits ELSE 0 END) AS bought
+            SELECT MAX(buyer_name), CAST(SUM(CASE WHEN refunded_at IS NULL THEN credits ELSE 0 END)
+                                         AS BIGINT) AS bought
             FROM payments WHERE chat_id = ? GROUP BY user_id
-            HAVING bought > 0 ORDER BY bought DESC, MIN(received_at) LIMIT 5
+            HAVING SUM(CASE WHEN refunded_at IS NULL THEN credits ELSE 0 END) > 0
+            ORDER BY bought DESC, MIN(received_at) LIMIT 5
             """,
             (chat_id,),
         )
@@ -165,9 +165,9 @@ class PaymentRepository:
             )
             # Unspent: what is left, and what tasks not yet delivered hold (should they
             # fail, it would come back to the chat; a purchase refunded meanwhile must not).
-            held = await connection.execute_fetchall(
+            held = await connection.fetch_all(
                 """
-                SELECT COALESCE(SUM(r.from_purchased), 0) FROM ledger AS r
+                SELECT CAST(COALESCE(SUM(r.from_purchased), 0) AS BIGINT) FROM ledger AS r
                 WHERE r.chat_id = ? AND r.kind = 'reserve' AND NOT EXISTS (
                     SELECT 1 FROM ledger AS s
                     WHERE s.task_id = r.task_id AND s.kind IN ('commit', 'refund'))
@@ -207,8 +207,9 @@ class PaymentRepository:
     async def stars_per_day(self, since_day: str) -> list[StarsDay]:
         rows = await self._db.fetch_all(
             """
-            SELECT day, COUNT(*), SUM(stars),
-                   COALESCE(SUM(CASE WHEN refunded_at IS NOT NULL THEN stars END), 0)
+            SELECT day, COUNT(*), CAST(SUM(stars) AS BIGINT),
+                   CAST(COALESCE(SUM(CASE WHEN refunded_at IS NOT NULL THEN stars END), 0)
+                        AS BIGINT)
             FROM payments WHERE day >= ? GROUP BY day ORDER BY day
             """,
             (since_day,),
@@ -219,7 +220,7 @@ class PaymentRepository:
 _BY_CHARGE = "SELECT * FROM payments WHERE charge_id = ?"
 
 
-async def _payment(connection: aiosqlite.Connection, charge_id: str) -> Payment | None:
+async def _payment(connection: Session, charge_id: str) -> Payment | None:
     """The payment, read inside an open transaction."""
-    rows = await connection.execute_fetchall(_BY_CHARGE, (charge_id,))
+    rows = await connection.fetch_all(_BY_CHARGE, (charge_id,))
     return next((Payment.from_row(row) for row in rows), None)

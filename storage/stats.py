@@ -29,19 +29,29 @@ class ChatStats:
     credits: int
 
 
+_FAILED = "CAST(SUM(CASE WHEN state IN ('failed', 'reported') THEN 1 ELSE 0 END) AS BIGINT)"
+
+
 class StatsRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
 
+    def _day(self) -> str:
+        """The UTC day (YYYY-MM-DD) a task was asked for, in this database's words."""
+        if self._db.dialect == "postgresql":
+            return "to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        return "date(created_at, 'unixepoch')"
+
     async def per_day(self, since_day: str) -> list[DayStats]:
+        day = self._day()
         rows = await self._db.fetch_all(
-            """
-            SELECT date(created_at, 'unixepoch') AS day,
+            f"""
+            SELECT {day} AS day,
                    COUNT(*),
-                   SUM(state IN ('failed', 'reported')),
-                   COALESCE(SUM(CASE WHEN state = 'delivered' THEN cost END), 0)
-            FROM tasks WHERE date(created_at, 'unixepoch') >= ?
-            GROUP BY day ORDER BY day
+                   {_FAILED},
+                   CAST(COALESCE(SUM(CASE WHEN state = 'delivered' THEN cost END), 0) AS BIGINT)
+            FROM tasks WHERE {day} >= ?
+            GROUP BY 1 ORDER BY 1
             """,
             (since_day,),
         )
@@ -49,10 +59,11 @@ class StatsRepository:
 
     async def top_chats(self, since_day: str, limit: int = 5) -> list[ChatStats]:
         rows = await self._db.fetch_all(
-            """
+            f"""
             SELECT chat_id, COUNT(*) AS tasks,
-                   COALESCE(SUM(CASE WHEN state = 'delivered' THEN cost END), 0) AS credits
-            FROM tasks WHERE date(created_at, 'unixepoch') >= ?
+                   CAST(COALESCE(SUM(CASE WHEN state = 'delivered' THEN cost END), 0)
+                        AS BIGINT) AS credits
+            FROM tasks WHERE {self._day()} >= ?
             GROUP BY chat_id ORDER BY credits DESC, tasks DESC LIMIT ?
             """,
             (since_day, limit),
@@ -62,9 +73,9 @@ class StatsRepository:
     async def per_account(self, since_day: str) -> list[AccountStats]:
         """Tasks sent to each upstream account (those still waiting for one left out)."""
         rows = await self._db.fetch_all(
-            """
-            SELECT account, COUNT(*), SUM(state IN ('failed', 'reported'))
-            FROM tasks WHERE date(created_at, 'unixepoch') >= ? AND account != ''
+            f"""
+            SELECT account, COUNT(*), {_FAILED}
+            FROM tasks WHERE {self._day()} >= ? AND account != ''
             GROUP BY account ORDER BY COUNT(*) DESC, account
             """,
             (since_day,),

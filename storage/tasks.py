@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-import aiosqlite
+from typing import Literal
 
 from bot.core.lifecycle import FINAL_STATES, FailureKind, TaskKind, TaskState, sources_of
 from bot.core.quota import Refusal, Reservation, reserve, utc_day
 from storage import ledger
-from storage.database import Database
+from storage.database import Database, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +37,22 @@ class NewTask:
     source_index: int | None = None
     image_url: str | None = None
     inline_message_id: str | None = None  # made from inline mode: its result goes there
+
+
+HOUR = 3600.0
+_NUDGES = "imagine_bot_task_nudge"  # the channel of `nudge`
+
+# What `mark_submitting` says: the request may leave; the task is no longer waiting; or the
+# account is full (counting every process's tasks).
+Submitting = Literal["sent", "gone", "full"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """An upstream account's limits, for all processes together."""
+
+    running: int  # tasks it works on at once
+    per_hour: int  # tasks created per rolling hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +105,7 @@ class Task:
         return self.chat_type in ("group", "supergroup")
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Task:
+    def from_row(cls, row: Row) -> Task:
         failure_kind = row["failure_kind"]
         return cls(
             id=row["id"],
@@ -132,7 +147,20 @@ class Task:
 # SQLite can use it: a condition with bound parameters does not let it.
 _UNFINISHED = "state NOT IN ('delivered', 'reported')"
 # Telegram keeps at least one of the task's results as a photo or video it can send again.
-_HAS_FILE_ID = "EXISTS (SELECT 1 FROM json_each(tasks.media_file_ids) WHERE value != '')"
+_HAS_FILE_ID = {
+    "sqlite": "EXISTS (SELECT 1 FROM json_each(tasks.media_file_ids) WHERE value != '')",
+    "postgresql": "EXISTS (SELECT 1 FROM json_array_elements_text(CAST(tasks.media_file_ids"
+    " AS json)) AS item (value) WHERE value != '')",
+}
+# The album's messages, each with its index: (value, key) rows.
+_ALBUM_ITEMS = {
+    "sqlite": "json_each(tasks.album_message_ids) AS item",
+    "postgresql": "json_array_elements_text(CAST(tasks.album_message_ids AS json))"
+    " WITH ORDINALITY AS item (value, number), LATERAL (SELECT item.number - 1 AS key) AS k",
+}
+# Tasks the upstream may be working on hold a slot of their account (the caps); literally
+# the condition of the `tasks_upstream_has` partial index (0009_caps.sql).
+_UPSTREAM_HAS = "state IN ('submitting', 'running')"
 assert {"delivered", "reported"} == set(FINAL_STATES)
 
 
@@ -165,7 +193,7 @@ class TaskRepository:
                 reservation = reserve(current, charge.cost)
                 if isinstance(reservation, Refusal):
                     return reservation
-            rows = await connection.execute_fetchall(
+            rows = await connection.fetch_all(
                 """
                 INSERT INTO tasks (kind, state, account, chat_id, chat_type, user_id, lang,
                                    message_thread_id, request_message_id, prompt, aspect_ratio,
@@ -228,13 +256,12 @@ class TaskRepository:
 
     async def find_by_message(self, chat_id: int, message_id: int) -> tuple[Task, int] | None:
         """The task whose delivered media include this message, and the item's index."""
+        dialect = self._db.dialect
         row = await self._db.fetch_one(
-            """
-            SELECT tasks.*, item.key AS item_index
-            FROM tasks, json_each(tasks.album_message_ids) AS item
-            WHERE tasks.chat_id = ? AND item.value = ? ORDER BY tasks.id DESC LIMIT 1
-            """,
-            (chat_id, message_id),
+            f"SELECT tasks.*, key AS item_index FROM tasks, {_ALBUM_ITEMS[dialect]}"
+            " WHERE tasks.chat_id = ? AND item.value = ? ORDER BY tasks.id DESC LIMIT 1",
+            # (PostgreSQL reads a JSON list's items as text.)
+            (chat_id, message_id if dialect == "sqlite" else str(message_id)),
         )
         return (Task.from_row(row), int(row["item_index"])) if row else None
 
@@ -249,7 +276,7 @@ class TaskRepository:
         first (matching a prompt is the caller's: SQLite's LIKE folds ASCII case only)."""
         rows = await self._db.fetch_all(
             f"SELECT * FROM tasks WHERE user_id = ? AND state = 'delivered' AND kind = ?"
-            f" AND {_HAS_FILE_ID} ORDER BY id DESC LIMIT ?",
+            f" AND {_HAS_FILE_ID[self._db.dialect]} ORDER BY id DESC LIMIT ?",
             (user_id, TaskKind.TEXT_TO_IMAGE, limit),
         )
         return [Task.from_row(row) for row in rows]
@@ -259,7 +286,10 @@ class TaskRepository:
     ) -> tuple[list[Task], int]:
         """A member's delivered results in a chat that Telegram keeps file ids of, newest
         first (`limit` of them from `offset`), and how many there are in all."""
-        where = f"chat_id = ? AND user_id = ? AND state = 'delivered' AND {_HAS_FILE_ID}"
+        where = (
+            "chat_id = ? AND user_id = ? AND state = 'delivered'"
+            f" AND {_HAS_FILE_ID[self._db.dialect]}"
+        )
         rows = await self._db.fetch_all(
             f"SELECT * FROM tasks WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
             (chat_id, user_id, limit, offset),
@@ -349,14 +379,46 @@ class TaskRepository:
             (owner,),
         )
 
+    # --- between processes: "read this task's status now" -----------------------------------
+
+    async def nudge(self, task_id: int) -> None:
+        """Tell whichever process drives the task (this one, or a replica) to read it now."""
+        await self._db.notify(_NUDGES, str(task_id))
+
+    async def on_nudge(self, listener: Callable[[int], None]) -> None:
+        await self._db.listen(_NUDGES, lambda payload: listener(int(payload)))
+
     # --- moves: each a conditional UPDATE, so of two racers exactly one wins ---------------
 
-    async def mark_submitting(self, task_id: int, account: str, *, at: float) -> bool:
+    async def mark_submitting(
+        self, task_id: int, account: str, *, at: float, caps: Caps | None = None
+    ) -> Submitting:
         """The create request is about to leave for `account` (`at`: for the hourly cap
-        and the timeout)."""
-        return await self._move(
-            task_id, TaskState.SUBMITTING, {"account": account, "submitted_at": at}
+        and the timeout), if the task is still waiting and the account's `caps` leave room
+        for it, counting every process's tasks: "sent", "gone" (cancelled meanwhile) or
+        "full" (other processes' tasks fill the account; the task keeps waiting)."""
+        sources = tuple(sources_of(TaskState.SUBMITTING))
+        marks = ", ".join("?" for _ in sources)
+        sql = (
+            "UPDATE tasks SET state = ?, updated_at = ?, account = ?, submitted_at = ?"
+            f" WHERE id = ? AND state IN ({marks})"
         )
+        params: tuple[object, ...] = (TaskState.SUBMITTING, time.time(), account, at, task_id)
+        params += sources
+        if caps is None:
+            moved = await self._db.execute(sql, params)
+        else:
+            sql += (
+                f" AND (SELECT COUNT(*) FROM tasks WHERE account = ? AND {_UPSTREAM_HAS}) < ?"
+                " AND (SELECT COUNT(*) FROM tasks WHERE account = ? AND submitted_at > ?) < ?"
+            )
+            params += (account, caps.running, account, at - HOUR, caps.per_hour)
+            # Counted and moved with no other process's move in between.
+            moved = await self._db.execute_alone(sql, params)
+        if moved == 1:
+            return "sent"
+        task = await self.get(task_id)
+        return "full" if task is not None and task.state in sources else "gone"
 
     async def mark_refused(self, task_id: int) -> bool:
         """The account refused the create before taking the task: back in line, for
@@ -408,8 +470,7 @@ class TaskRepository:
         if to not in (TaskState.FAILED, TaskState.DELIVERED):
             return await self._db.execute(sql, params) == 1  # one statement: atomic alone
         async with self._db.transaction() as connection:
-            cursor = await connection.execute(sql, params)
-            if cursor.rowcount != 1:
+            if await connection.execute(sql, params) != 1:
                 return False
             # The credits follow the outcome, in the same transaction as the outcome.
             if to is TaskState.FAILED:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from bot.telegram.flood import FloodLimits
 from bot.web.signing import telegram_webhook_secret
 from fakes.bot_under_test import BOT_TOKEN, FAST, LOOSE_FLOOD, PROVIDER_KEY, free_port
 from fakes.kie import FakeKie
+from fakes.postgres import ThrowawayPostgres, run_sql
 from fakes.telegram import FakeTelegram
 
 __all__ = ["BOT_TOKEN", "FAST", "LOOSE_FLOOD", "PROVIDER_KEY", "free_port"]
@@ -39,18 +40,14 @@ class RunningBot:
         self.stop_event.set()
         await asyncio.wait_for(self.task, 15)
 
-    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        connection = sqlite3.connect(self.settings.database_path)
-        connection.row_factory = sqlite3.Row
-        try:
-            return connection.execute(sql, params).fetchall()
-        finally:
-            connection.close()
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """One statement on the bot's database (SQLite or PostgreSQL), committed."""
+        return run_sql(self.settings.database, sql, params)
 
-    def tasks(self) -> list[sqlite3.Row]:
+    def tasks(self) -> list[Any]:
         return self.rows("SELECT * FROM tasks ORDER BY id")
 
-    async def wait_until_settled(self, count: int = 1, timeout: float = 10.0) -> list[sqlite3.Row]:
+    async def wait_until_settled(self, count: int = 1, timeout: float = 10.0) -> list[Any]:
         """Wait until `count` tasks exist and every one is final; returns them."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -125,15 +122,48 @@ async def kie() -> AsyncIterator[FakeKie]:
     await server.stop()
 
 
+# The database every test's bot runs on: `IMAGINE_TEST_DATABASE=postgresql` runs the suite
+# on PostgreSQL (scripts/test runs it on both), tests marked `sqlite_only` aside.
+BACKEND = os.environ.get("IMAGINE_TEST_DATABASE", "sqlite")
+assert BACKEND in ("sqlite", "postgresql"), BACKEND
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    """A PostgreSQL server of this test process's own, for the whole run."""
+    server = ThrowawayPostgres()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def make_settings(telegram: FakeTelegram, kie: FakeKie, tmp_path: Path) -> Callable[..., Settings]:
+def bot_database(tmp_path: Path, request: pytest.FixtureRequest) -> Path | str:
+    """This test's database: a SQLite file, or a fresh PostgreSQL database (its URL)."""
+    if BACKEND == "postgresql":
+        server: ThrowawayPostgres = request.getfixturevalue("postgres")
+        return server.new_database()
+    return tmp_path / "bot.sqlite3"
+
+
+def database_settings(target: Path | str) -> dict[str, Any]:
+    """The settings that point a bot at `target`."""
+    if isinstance(target, str):
+        return {"database_url": target}
+    return {"database_path": target}
+
+
+@pytest.fixture
+def make_settings(
+    telegram: FakeTelegram, kie: FakeKie, tmp_path: Path, bot_database: Path | str
+) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "telegram_bot_token": BOT_TOKEN,
             "telegram_api_url": telegram.url,
             "provider_api_key": PROVIDER_KEY,
             "provider_base_url": kie.url,
-            "database_path": tmp_path / "bot.sqlite3",
+            **database_settings(overrides.pop("database", bot_database)),
             # The HTTP endpoint (/healthz, /metrics) always runs: on loopback, on a free port.
             "http_host": "127.0.0.1",
             "http_port": free_port(),
@@ -199,7 +229,7 @@ async def start_bot(
     # fixed ones, each task's callback secret, the webhook secret.
     secrets = set(TEST_SECRETS) | {telegram_webhook_secret(BOT_TOKEN)}
     for bot in running:
-        if bot.settings.database_path.exists():
+        if bot.settings.database_url or bot.settings.database_path.exists():
             rows = bot.rows("SELECT callback_secret FROM tasks WHERE callback_secret IS NOT NULL")
             secrets |= {row[0] for row in rows}
     records = caplog.get_records("setup") + caplog.get_records("call") + caplog.records
@@ -213,11 +243,16 @@ async def bot(start_bot: StartBot) -> RunningBot:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that start the whole bot (or a process of it) against the test servers are
-    end-to-end: `pytest -m "not e2e"` runs the rest in a few seconds."""
+    end-to-end: `pytest -m "not e2e"` runs the rest in a few seconds. On PostgreSQL, the
+    tests of what only SQLite has (its file, its locks, its backups) are left out."""
     for item in items:
         module = getattr(getattr(item, "module", None), "__name__", "")
         if "start_bot" in getattr(item, "fixturenames", ()) or module in _PROCESS_TESTS:
             item.add_marker(pytest.mark.e2e)
+        if BACKEND == "postgresql" and item.get_closest_marker("sqlite_only"):
+            item.add_marker(pytest.mark.skip(reason="SQLite's own (IMAGINE_TEST_DATABASE)"))
+        if BACKEND == "sqlite" and item.get_closest_marker("postgres_only"):
+            item.add_marker(pytest.mark.skip(reason="PostgreSQL's (IMAGINE_TEST_DATABASE)"))
 
 
 _PROCESS_TESTS = frozenset({"tests.test_cli", "tests.test_crash"})

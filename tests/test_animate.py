@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from typing import Any
 
@@ -87,13 +86,10 @@ async def test_motion_prompt_by_reply_and_spicy_where_the_chat_allows_it(
     telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
 ) -> None:
     chat = telegram.private_chat(ANN)
-    connection = sqlite3.connect(bot.settings.database_path)
-    with connection:
-        connection.execute(
-            "INSERT INTO chat_settings (chat_id, allow_spicy, updated_at) VALUES (?, 1, ?)",
-            (chat.id, time.time()),
-        )
-    connection.close()
+    bot.rows(
+        "INSERT INTO chat_settings (chat_id, allow_spicy, updated_at) VALUES (?, 1, ?)",
+        (chat.id, time.time()),
+    )
     source, buttons = await album_for(telegram, bot, chat)
     telegram.press(chat, ANN, buttons, keyboard(telegram, chat, buttons)[0]["callback_data"])
     draft = await draft_message(telegram, chat, 3)

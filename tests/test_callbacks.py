@@ -218,4 +218,10 @@ async def test_healthz_reports_the_database_and_tasks_in_flight(
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{bot.settings.public_base}/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": True, "tasks_in_flight": 1}
+    assert response.json() == {
+        "status": "ok",
+        "database": True,
+        "replica": bot.settings.instance_id,
+        "polling_leader": True,  # polling mode, and with SQLite the one process leads
+        "tasks_in_flight": 1,
+    }

@@ -11,6 +11,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import pytest
+
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, eventually, free_port, public_endpoint
@@ -74,6 +76,7 @@ async def test_a_bad_providers_file_stops_start_up_with_one_line(tmp_path: Path)
     ]
 
 
+@pytest.mark.sqlite_only
 async def test_runs_from_a_dotenv_file_and_stops_on_sigterm(
     telegram: FakeTelegram, kie: FakeKie, tmp_path: Path
 ) -> None:
@@ -105,6 +108,7 @@ async def test_runs_from_a_dotenv_file_and_stops_on_sigterm(
     database.close()
 
 
+@pytest.mark.sqlite_only
 async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
     telegram: FakeTelegram, kie: FakeKie, tmp_path: Path, start_bot: StartBot
 ) -> None:

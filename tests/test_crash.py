@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from fakes.kie import FakeKie, Scenario
+from fakes.postgres import run_sql
 from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import (
     BOT_TOKEN,
@@ -33,7 +33,9 @@ USERS = [FakeUser(6000 + i, f"user{i}", "en") for i in range(3)]
 class Killable:
     """The bot as a separate process, to be killed without warning."""
 
-    def __init__(self, telegram: FakeTelegram, kie: FakeKie, database: Path, **env: str) -> None:
+    def __init__(
+        self, telegram: FakeTelegram, kie: FakeKie, database: Path | str, **env: str
+    ) -> None:
         self._env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))},
             "PYTHONPATH": str(ROOT),
@@ -41,7 +43,11 @@ class Killable:
             "TELEGRAM_API_URL": telegram.url,
             "PROVIDER_API_KEY": PROVIDER_KEY,
             "PROVIDER_BASE_URL": kie.url,
-            "DATABASE_PATH": str(database),
+            **(
+                {"DATABASE_URL": database}
+                if isinstance(database, str)
+                else {"DATABASE_PATH": str(database)}
+            ),
             "HTTP_HOST": "127.0.0.1",
             "HTTP_PORT": str(free_port()),
             **env,
@@ -68,15 +74,11 @@ class Killable:
         await self.process.wait()
 
 
-def states(database: Path) -> list[str]:
-    connection = sqlite3.connect(database)
-    try:
-        return [row[0] for row in connection.execute("SELECT state FROM tasks ORDER BY id")]
-    finally:
-        connection.close()
+def states(database: Path | str) -> list[str]:
+    return [row[0] for row in run_sql(database, "SELECT state FROM tasks ORDER BY id")]
 
 
-async def wait_for_states(database: Path, wanted: list[str], timeout: float = 20) -> None:
+async def wait_for_states(database: Path | str, wanted: list[str], timeout: float = 20) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while states(database) != wanted:
         if asyncio.get_running_loop().time() > deadline:
@@ -86,10 +88,10 @@ async def wait_for_states(database: Path, wanted: list[str], timeout: float = 20
 
 @pytest.mark.parametrize("stage", ["queued", "running"])
 async def test_kill_while_queued_or_running(
-    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path, stage: str
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, bot_database: Path | str, stage: str
 ) -> None:
     kie.scenario = Scenario(duration=3.0)
-    database = tmp_path / "bot.sqlite3"
+    database = bot_database
     bot = Killable(telegram, kie, database, MAX_CONCURRENT_TASKS="1")
     await bot.start()
     for user in USERS[:2]:
@@ -99,7 +101,7 @@ async def test_kill_while_queued_or_running(
         kie.scenario = Scenario(duration=0.5)  # let the second finish before the first
     await bot.kill()
 
-    restarted = await start_bot(database_path=database, max_concurrent_tasks=1)
+    restarted = await start_bot(database=database, max_concurrent_tasks=1)
     tasks = await restarted.wait_until_settled(count=2, timeout=30)
     assert [t["state"] for t in tasks] == ["delivered", "delivered"]
     assert len(kie.created) == 2  # the running one resumed, the queued one created once
@@ -108,10 +110,10 @@ async def test_kill_while_queued_or_running(
 
 
 async def test_kill_while_the_upstream_is_answering_the_create(
-    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, bot_database: Path | str
 ) -> None:
     kie.create_delay = 3.0
-    database = tmp_path / "bot.sqlite3"
+    database = bot_database
     bot = Killable(telegram, kie, database)
     await bot.start()
     user = USERS[0]
@@ -121,7 +123,7 @@ async def test_kill_while_the_upstream_is_answering_the_create(
     await bot.kill()
     kie.create_delay = 0.0
 
-    restarted = await start_bot(database_path=database)
+    restarted = await start_bot(database=database)
     [task] = await restarted.wait_until_settled(timeout=30)
     # The outcome was unknown: reported and refunded, never created a second time.
     assert (task["state"], task["failure_kind"]) == ("reported", "interrupted")
@@ -131,7 +133,7 @@ async def test_kill_while_the_upstream_is_answering_the_create(
 
 
 async def kill_during_the_create_in_callback_mode(
-    telegram: FakeTelegram, kie: FakeKie, database: Path, prompt: str
+    telegram: FakeTelegram, kie: FakeKie, database: Path | str, prompt: str
 ) -> dict[str, Any]:
     """Start the bot with a callback URL, kill it while the upstream is answering the create
     request of `/imagine prompt`, and return the endpoint settings to restart it with."""
@@ -155,15 +157,15 @@ async def kill_during_the_create_in_callback_mode(
 
 
 async def test_kill_during_the_create_with_callbacks_is_resolved_by_the_callback(
-    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, bot_database: Path | str
 ) -> None:
     # The task exists upstream, but the bot died before it learnt its id. The upstream
     # still calls the task's callback URL when the task ends, naming it.
     kie.scenario = Scenario(duration=4.0)
-    database = tmp_path / "bot.sqlite3"
+    database = bot_database
     endpoint = await kill_during_the_create_in_callback_mode(telegram, kie, database, "lost")
 
-    restarted = await start_bot(database_path=database, **endpoint)
+    restarted = await start_bot(database=database, **endpoint)
     [task] = await restarted.wait_until_settled(timeout=30)
     assert task["state"] == "delivered"
     assert task["upstream_task_id"] == kie.created[0].task_id
@@ -174,16 +176,16 @@ async def test_kill_during_the_create_with_callbacks_is_resolved_by_the_callback
 
 
 async def test_kill_during_the_create_without_a_callback_refunds_when_the_task_would_end(
-    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, bot_database: Path | str
 ) -> None:
     # No callback ever comes (the request never reached the upstream, or its callback was
     # lost): once the task would have timed out, it is reported and refunded, not re-created.
     kie.scenario = Scenario(duration=0.5, callback="drop")
-    database = tmp_path / "bot.sqlite3"
+    database = bot_database
     endpoint = await kill_during_the_create_in_callback_mode(telegram, kie, database, "unheard")
 
     short = replace(FAST, callback_net=replace(FAST.callback_net, timeout=4.0))
-    restarted = await start_bot(database_path=database, timing=short, **endpoint)
+    restarted = await start_bot(database=database, timing=short, **endpoint)
     [task] = await restarted.wait_until_settled(timeout=30)
     assert (task["state"], task["failure_kind"]) == ("reported", "interrupted")
     assert kie.create_attempts == 1
@@ -192,9 +194,9 @@ async def test_kill_during_the_create_without_a_callback_refunds_when_the_task_w
 
 
 async def test_kill_after_the_album_sends_no_second_album(
-    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, bot_database: Path | str
 ) -> None:
-    database = tmp_path / "bot.sqlite3"
+    database = bot_database
     bot = Killable(telegram, kie, database)
     await bot.start()
     user = USERS[0]
@@ -209,7 +211,7 @@ async def test_kill_after_the_album_sends_no_second_album(
     await bot.kill()
     telegram.delays.clear()
 
-    restarted = await start_bot(database_path=database)
+    restarted = await start_bot(database=database)
     [task] = await restarted.wait_until_settled(timeout=30)
     assert task["state"] == "delivered"
     assert len([c for c in telegram.calls_of("sendMediaGroup") if c.ok]) == 1

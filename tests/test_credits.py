@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.core.lifecycle import PollSchedule
+from bot.core.quota import utc_day
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeChat, FakeTelegram, FakeUser
 from tests.conftest import FAST, FakeClock, RunningBot, StartBot, eventually, public_endpoint
@@ -293,14 +293,10 @@ async def test_members_may_not_press_someone_elses_buttons_unless_allowed(
     )
     assert len(kie.created) == 1
 
-    connection = sqlite3.connect(bot.settings.database_path)
-    with connection:  # what an admin's /settings press records
-        connection.execute(
-            "INSERT INTO chat_settings (chat_id, buttons_for, updated_at)"
-            " VALUES (?, 'everyone', ?)",
-            (group.id, time.time()),
-        )
-    connection.close()
+    bot.rows(  # what an admin's /settings press records
+        "INSERT INTO chat_settings (chat_id, buttons_for, updated_at) VALUES (?, 'everyone', ?)",
+        (group.id, time.time()),
+    )
     query = telegram.press(group, BOB, buttons, f"r:{task['id']}")
     await telegram.wait_for(lambda: telegram.answer_to(query) is not None)
     tasks = await bot.wait_until_settled(count=2)
@@ -333,20 +329,18 @@ async def crash_after_reserving(start_bot: StartBot, state: str) -> RunningBot:
     bot = await start_bot()
     await bot.stop()
     now = time.time()
-    connection = sqlite3.connect(bot.settings.database_path)
-    with connection:
-        cursor = connection.execute(
-            "INSERT INTO tasks (kind, state, account, chat_id, chat_type, user_id, lang, prompt,"
-            " aspect_ratio, cost, created_at, updated_at)"
-            " VALUES ('text_to_image', ?, 'kie', ?, 'private', ?, 'en', 'crash', '1:1', 5, ?, ?)",
-            (state, ANN.id, ANN.id, now, now),
-        )
-        connection.execute(
-            "INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, day,"
-            " created_at) VALUES (?, ?, ?, 'reserve', 5, 5, date('now'), ?)",
-            (ANN.id, ANN.id, cursor.lastrowid, now),
-        )
-    connection.close()
+    [task] = bot.rows(
+        "INSERT INTO tasks (kind, state, account, chat_id, chat_type, user_id, lang, prompt,"
+        " aspect_ratio, cost, created_at, updated_at)"
+        " VALUES ('text_to_image', ?, 'kie', ?, 'private', ?, 'en', 'crash', '1:1', 5, ?, ?)"
+        " RETURNING id",
+        (state, ANN.id, ANN.id, now, now),
+    )
+    bot.rows(
+        "INSERT INTO ledger (chat_id, user_id, task_id, kind, amount, from_daily, day,"
+        " created_at) VALUES (?, ?, ?, 'reserve', 5, 5, ?, ?)",
+        (ANN.id, ANN.id, task["id"], utc_day(now), now),
+    )
     return await start_bot()
 
 

@@ -12,6 +12,7 @@ import zlib
 from pathlib import Path
 
 import httpx
+import pytest
 
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
@@ -90,6 +91,7 @@ async def test_gauges_show_work_in_progress(
     assert metric(text, "imagine_tasks_in_flight") == 1
 
 
+@pytest.mark.sqlite_only
 async def test_healthz_fails_while_the_database_is_unreachable(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
@@ -108,6 +110,7 @@ async def test_healthz_fails_while_the_database_is_unreachable(
         assert (await client.get(bot.http_url("/healthz"))).status_code == 200
 
 
+@pytest.mark.sqlite_only
 async def test_a_briefly_locked_database_delays_but_loses_nothing(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
@@ -161,6 +164,7 @@ async def test_stats_chart_is_a_png_of_thirty_days(
     assert days == sorted(days)
 
 
+@pytest.mark.sqlite_only
 async def test_online_backup_of_a_running_bot(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fakes.kie import FakeKie
+from fakes.postgres import run_sql
 from fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 from tests.conftest import FakeClock, RunningBot, StartBot, eventually
 from tests.test_crash import Killable
@@ -166,11 +167,11 @@ async def test_the_same_payment_delivered_twice_adds_its_credits_once(
 
 
 async def test_a_payment_lost_to_a_kill_is_found_and_granted_at_restart(
-    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, bot_database: Path | str
 ) -> None:
     # Telegram handed the payment over (and counts it delivered), and the bot died before
     # it recorded it: the next start finds it among the bot's Star transactions.
-    database = tmp_path / "bot.sqlite3"
+    database = bot_database
     killable = Killable(telegram, kie, database, STAR_PACKS=PACKS)
     await killable.start()
     chat = telegram.private_chat(ANN)
@@ -194,13 +195,13 @@ async def test_a_payment_lost_to_a_kill_is_found_and_granted_at_restart(
     telegram.before_answering_updates = None
     assert _rows(database, "SELECT * FROM payments") == []  # never recorded
 
-    bot = await start_bot(database_path=database, star_packs=PACKS)
+    bot = await start_bot(database=database, star_packs=PACKS)
     [_, receipt] = await texts_in(telegram, chat, 2)
     assert receipt.startswith("⭐ Thank you! 100 credits added for 50 Stars.")
     assert [(c, a) for c, a, _ in purchases(bot)] == [(ANN.id, 100)]
     # A second start finds it recorded: nothing added, no second receipt.
     await bot.stop()
-    again = await start_bot(database_path=database, star_packs=PACKS)
+    again = await start_bot(database=database, star_packs=PACKS)
     telegram.send_text(chat, ANN, "/quota")
     await texts_in(telegram, chat, 3)
     assert len(purchases(again)) == 1
@@ -211,9 +212,9 @@ async def test_a_payment_lost_to_a_kill_is_found_and_granted_at_restart(
 
 
 async def test_a_kill_while_the_receipt_is_on_its_way_sends_it_at_restart(
-    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, tmp_path: Path
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, bot_database: Path | str
 ) -> None:
-    database = tmp_path / "bot.sqlite3"
+    database = bot_database
     killable = Killable(telegram, kie, database, STAR_PACKS=PACKS)
     await killable.start()
     chat = telegram.private_chat(ANN)
@@ -224,7 +225,7 @@ async def test_a_kill_while_the_receipt_is_on_its_way_sends_it_at_restart(
     await killable.kill()
     telegram.delays.clear()
 
-    bot = await start_bot(database_path=database, star_packs=PACKS)
+    bot = await start_bot(database=database, star_packs=PACKS)
     [_, receipt] = await texts_in(telegram, chat, 2)
     assert receipt.startswith("⭐ Thank you! 100 credits added")
     assert len(purchases(bot)) == 1
@@ -378,13 +379,8 @@ async def test_the_menu_offers_buy_when_the_shop_is_open_and_the_signing_key_is_
         assert SIGNING_KEY not in record.getMessage() + (record.exc_text or "")
 
 
-def _rows(database: Path, sql: str) -> list[tuple[object, ...]]:
-    import sqlite3
-
-    connection = sqlite3.connect(database)
+def _rows(database: Path | str, sql: str) -> list[tuple[object, ...]]:
     try:
-        return connection.execute(sql).fetchall()
-    except sqlite3.OperationalError:
+        return run_sql(database, sql)
+    except Exception:
         return []  # not made yet
-    finally:
-        connection.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from dataclasses import replace
 
@@ -78,10 +77,7 @@ async def crash_with(start_bot: StartBot, telegram: FakeTelegram, **row: object)
     }
     names = ", ".join(values)
     marks = ", ".join("?" for _ in values)
-    connection = sqlite3.connect(bot.settings.database_path)
-    with connection:
-        connection.execute(f"INSERT INTO tasks ({names}) VALUES ({marks})", tuple(values.values()))
-    connection.close()
+    bot.rows(f"INSERT INTO tasks ({names}) VALUES ({marks})", tuple(values.values()))
 
 
 async def test_crash_before_the_upstream_was_asked_submits_it(

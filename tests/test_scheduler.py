@@ -41,15 +41,21 @@ async def test_no_more_than_the_concurrency_cap_runs_upstream(
 
 
 async def test_chats_take_turns(telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot) -> None:
-    kie.scenario = Scenario(duration=0.3)
+    kie.scenario = Scenario(duration=2.0)  # the first holds the line while the rest come
     bot = await start_bot(max_concurrent_tasks=1)
     busy, quiet = USERS[0], USERS[1]
     busy_chat, quiet_chat = telegram.private_chat(busy), telegram.private_chat(quiet)
-    for number in range(4):
-        telegram.send_text(busy_chat, busy, f"/imagine busy {number}")
-    await eventually(lambda: len(bot.tasks()) == 4)
-    for number in range(2):
-        telegram.send_text(quiet_chat, quiet, f"/imagine quiet {number}")
+    # Each message recorded before the next is sent: messages that arrive together are
+    # recorded in any order on PostgreSQL (the line orders a chat's waiting tasks by their
+    # messages, but the first may be admitted at once).
+    for count, (chat, user, prompt) in enumerate(
+        [(busy_chat, busy, f"busy {n}") for n in range(4)]
+        + [(quiet_chat, quiet, f"quiet {n}") for n in range(2)],
+        start=1,
+    ):
+        telegram.send_text(chat, user, f"/imagine {prompt}")
+        await eventually(lambda count=count: len(bot.tasks()) == count)  # type: ignore[misc]
+        kie.scenario = Scenario(duration=0.3)
     await bot.wait_until_settled(count=6, timeout=20)
     order = [t.request["input"]["prompt"] for t in kie.created]
     assert order == ["busy 0", "busy 1", "quiet 0", "busy 2", "quiet 1", "busy 3"]
@@ -82,7 +88,7 @@ async def test_waiting_tasks_show_their_place_as_the_line_moves(
     telegram.send_text(chat, second, "/imagine second")
     telegram.send_text(chat, second, "/imagine third")
     tasks = await bot.wait_until_settled(count=3, timeout=20)
-    third = tasks[2]
+    third = next(t for t in tasks if t["prompt"] == "third")
     shown = status_texts(telegram, chat, third["status_message_id"])
     places = [text for text in shown if text.startswith("⏳ Waiting in line")]
     assert places == ["⏳ Waiting in line: number 2", "⏳ Waiting in line: number 1"]

@@ -1,4 +1,5 @@
-"""The SQLite layer: migrations at start-up, and state moves that only one racer wins."""
+"""The storage layer, on SQLite or PostgreSQL (IMAGINE_TEST_DATABASE): migrations at
+start-up, and state moves that only one racer wins."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from bot.core.lifecycle import FailureKind, TaskKind, TaskState
-from storage.database import Database
+from storage.database import Conflict, Database
 from storage.ledger import LedgerRepository
 from storage.migrations import all_migrations
 from storage.payments import NewPayment, PaymentRepository
-from storage.tasks import Charge, NewTask, Task, TaskRepository
+from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
 
 
 async def create(tasks: TaskRepository, new: NewTask) -> Task:
@@ -36,6 +37,7 @@ def new_task(**changes: object) -> NewTask:
     return NewTask(**values)  # type: ignore[arg-type]
 
 
+@pytest.mark.sqlite_only
 async def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "db.sqlite3"
     database = await Database.open(path)
@@ -49,8 +51,8 @@ async def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
     await again.close()
 
 
-async def test_only_one_of_many_racing_moves_wins(tmp_path: Path) -> None:
-    database = await Database.open(tmp_path / "db.sqlite3")
+async def test_only_one_of_many_racing_moves_wins(bot_database: Path | str) -> None:
+    database = await Database.open(bot_database)
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
     await tasks.mark_submitting(task.id, "kie", at=0.0)
@@ -65,8 +67,8 @@ async def test_only_one_of_many_racing_moves_wins(tmp_path: Path) -> None:
     await database.close()
 
 
-async def test_moves_the_lifecycle_does_not_allow_are_refused(tmp_path: Path) -> None:
-    database = await Database.open(tmp_path / "db.sqlite3")
+async def test_moves_the_lifecycle_does_not_allow_are_refused(bot_database: Path | str) -> None:
+    database = await Database.open(bot_database)
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
     assert not await tasks.mark_delivered(task.id, at=0.0)  # pending cannot jump to the end
@@ -81,15 +83,15 @@ async def test_moves_the_lifecycle_does_not_allow_are_refused(tmp_path: Path) ->
     await database.close()
 
 
-async def test_one_upstream_task_belongs_to_one_task(tmp_path: Path) -> None:
-    database = await Database.open(tmp_path / "db.sqlite3")
+async def test_one_upstream_task_belongs_to_one_task(bot_database: Path | str) -> None:
+    database = await Database.open(bot_database)
     tasks = TaskRepository(database)
     first = await create(tasks, new_task())
     second = await create(tasks, new_task())
     for task in (first, second):
         await tasks.mark_submitting(task.id, "kie", at=0.0)
     assert await tasks.mark_running(first.id, "same")
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+    with pytest.raises(Conflict):
         await tasks.mark_running(second.id, "same")
     found = await tasks.find_by_upstream_id("kie", "same")
     assert found is not None
@@ -97,8 +99,10 @@ async def test_one_upstream_task_belongs_to_one_task(tmp_path: Path) -> None:
     await database.close()
 
 
-async def test_a_task_is_claimed_by_one_process_until_its_lease_runs_out(tmp_path: Path) -> None:
-    database = await Database.open(tmp_path / "db.sqlite3")
+async def test_a_task_is_claimed_by_one_process_until_its_lease_runs_out(
+    bot_database: Path | str,
+) -> None:
+    database = await Database.open(bot_database)
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
     racing = [tasks.claim(task.id, f"p{i}", until=160.0, now=100.0) for i in range(10)]
@@ -127,6 +131,7 @@ async def test_a_task_is_claimed_by_one_process_until_its_lease_runs_out(tmp_pat
     await database.close()
 
 
+@pytest.mark.sqlite_only
 async def test_claims_are_kept_up_on_unfinished_tasks_only_by_the_index(tmp_path: Path) -> None:
     # Renewing claims every 20 s must not touch the finished tasks of years: the claim
     # queries name the partial index's exact condition, so SQLite uses it.
@@ -141,6 +146,7 @@ async def test_claims_are_kept_up_on_unfinished_tasks_only_by_the_index(tmp_path
     await database.close()
 
 
+@pytest.mark.sqlite_only
 async def test_the_payments_migration_keeps_every_ledger_row_and_balance(tmp_path: Path) -> None:
     """0007 builds the ledger anew (SQLite cannot widen a CHECK): a database of version 6
     keeps its rows, and so its balances."""
@@ -168,11 +174,11 @@ async def test_the_payments_migration_keeps_every_ledger_row_and_balance(tmp_pat
 
 
 async def test_a_refund_takes_back_purchased_credits_held_by_a_task_not_yet_done(
-    tmp_path: Path,
+    bot_database: Path | str,
 ) -> None:
     """Regression: a task holding purchased credits when the purchase is refunded must not
     hand them back to the chat when it fails afterwards."""
-    database = await Database.open(tmp_path / "db.sqlite3")
+    database = await Database.open(bot_database)
     payments, tasks = PaymentRepository(database), TaskRepository(database)
     paid = NewPayment("charge-1", 42, 42, "Ann", "en", None, credits=10, stars=5)
     await payments.record(paid, now=100.0)
@@ -189,8 +195,10 @@ async def test_a_refund_takes_back_purchased_credits_held_by_a_task_not_yet_done
     await database.close()
 
 
-async def test_only_results_telegram_can_send_again_are_in_a_history(tmp_path: Path) -> None:
-    database = await Database.open(tmp_path / "db.sqlite3")
+async def test_only_results_telegram_can_send_again_are_in_a_history(
+    bot_database: Path | str,
+) -> None:
+    database = await Database.open(bot_database)
     tasks = TaskRepository(database)
     for file_ids in (["", ""], ["photo-1", ""]):  # documents and links keep no id
         task = await create(tasks, new_task())
@@ -202,6 +210,7 @@ async def test_only_results_telegram_can_send_again_are_in_a_history(tmp_path: P
     await database.close()
 
 
+@pytest.mark.sqlite_only
 async def test_a_transaction_cancelled_again_while_it_begins_leaves_no_transaction_open(
     tmp_path: Path,
 ) -> None:
@@ -228,3 +237,89 @@ async def test_a_transaction_cancelled_again_while_it_begins_leaves_no_transacti
     assert other.execute("SELECT COUNT(*) FROM tasks").fetchone() == (1,)
     other.close()
     await database.close()
+
+
+def test_both_databases_have_the_same_migrations() -> None:
+    sqlite = [(m.version, m.name) for m in all_migrations("sqlite")]
+    postgres = [(m.version, m.name) for m in all_migrations("postgresql")]
+    assert sqlite == postgres
+
+
+async def test_migrations_apply_once_on_every_database(bot_database: Path | str) -> None:
+    # Three replicas starting together: each migration is applied once.
+    opened = await asyncio.gather(*(Database.open(bot_database) for _ in range(3)))
+    for database in opened:
+        assert await database.schema_version() == len(all_migrations())
+        await database.close()
+
+
+async def test_an_accounts_caps_count_every_processs_tasks(bot_database: Path | str) -> None:
+    # Two processes on one database (two handles): the caps hold for both together.
+    first, second = (await Database.open(bot_database), await Database.open(bot_database))
+    tasks_a, tasks_b = TaskRepository(first), TaskRepository(second)
+    made = [await create(tasks_a, new_task(chat_id=n)) for n in range(1, 6)]
+    caps = Caps(running=2, per_hour=3)
+    at = 10_000.0
+    outcomes = [
+        await (tasks_a if n % 2 else tasks_b).mark_submitting(task.id, "kie", at=at, caps=caps)
+        for n, task in enumerate(made[:3])
+    ]
+    assert outcomes == ["sent", "sent", "full"]  # two running
+    await tasks_a.mark_running(made[0].id, "u0")
+    await tasks_a.mark_succeeded(made[0].id, ["http://x/1.png"], at=at)
+    assert await tasks_b.mark_submitting(made[2].id, "kie", at=at, caps=caps) == "sent"
+    # Room for one more running, but three were sent within the hour.
+    await tasks_a.mark_running(made[1].id, "u1")
+    await tasks_a.mark_failed(made[1].id, FailureKind.GENERATION, at=at)
+    assert await tasks_a.mark_submitting(made[3].id, "kie", at=at + 10, caps=caps) == "full"
+    assert await tasks_a.mark_submitting(made[3].id, "kie", at=at + 3601, caps=caps) == "sent"
+    assert await tasks_a.mark_submitting(made[3].id, "kie", at=at + 3601, caps=caps) == "gone"
+    for database in (first, second):
+        await database.close()
+
+
+async def test_two_processes_reserving_at_once_never_overspend(bot_database: Path | str) -> None:
+    # A chat with 20 credits, 5 a task, asked for 12 tasks at once through two processes:
+    # exactly 4 are recorded, and the ledger shows 20 reserved.
+    handles = [await Database.open(bot_database) for _ in range(2)]
+    repositories = [TaskRepository(handle) for handle in handles]
+    charge = Charge(5, daily_limit=20, user_cap=None, now=100.0)
+    made = await asyncio.gather(
+        *(repositories[n % 2].create(new_task(chat_id=9), charge) for n in range(12))
+    )
+    assert sum(isinstance(task, Task) for task in made) == 4
+    balance = await LedgerRepository(handles[0]).balance(
+        chat_id=9, day="1970-01-01", daily_limit=20
+    )
+    assert balance.daily_left == 0
+    for handle in handles:
+        await handle.close()
+
+
+@pytest.mark.postgres_only
+async def test_a_nudge_reaches_the_process_that_drives_the_task(bot_database: Path | str) -> None:
+    sender, driver = (await Database.open(bot_database), await Database.open(bot_database))
+    heard: list[int] = []
+    await TaskRepository(driver).on_nudge(heard.append)
+    await TaskRepository(sender).nudge(42)
+    for _ in range(200):
+        if heard:
+            break
+        await asyncio.sleep(0.01)
+    assert heard == [42]
+    for database in (sender, driver):
+        await database.close()
+
+
+@pytest.mark.postgres_only
+async def test_one_process_at_a_time_leads_and_another_takes_over(
+    bot_database: Path | str,
+) -> None:
+    first, second = (await Database.open(bot_database), await Database.open(bot_database))
+    lead_a, lead_b = first.leadership("polling"), second.leadership("polling")
+    assert await lead_a.try_acquire()
+    assert not await lead_b.try_acquire()
+    assert await lead_a.try_acquire()  # still held
+    await first.close()  # the leader's process ends: its connection closes
+    assert await lead_b.try_acquire()
+    await second.close()

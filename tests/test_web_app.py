@@ -63,7 +63,13 @@ async def test_healthz_says_whether_the_database_answers(world: _World) -> None:
         sick = await client.get("/healthz")
     assert (healthy.status_code, healthy.json()) == (
         200,
-        {"status": "ok", "database": True, "tasks_in_flight": 3},
+        {
+            "status": "ok",
+            "database": True,
+            "replica": "",
+            "polling_leader": None,  # webhook mode: no replica polls
+            "tasks_in_flight": 3,
+        },
     )
     assert sick.status_code == 503
     assert sick.json()["database"] is False

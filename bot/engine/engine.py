@@ -36,7 +36,7 @@ from bot.ops.metrics import Metrics
 from bot.providers import ErrorKind, ProviderError, UpstreamState
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.delivery import Deliverer
-from storage.tasks import Charge, NewTask, Task, TaskRepository
+from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
 
 __all__ = ["Engine", "RetryPolicy", "Timing"]
 
@@ -120,6 +120,7 @@ class Engine:
         )
         for task in unfinished:
             self._spawn(task.id)
+        await self._tasks.on_nudge(self._nudged)
         self._keeper = asyncio.create_task(self._keep_claims(), name="claims")
 
     async def _keep_claims(self) -> None:
@@ -194,7 +195,8 @@ class Engine:
         A callback can name an upstream task the bot has not recorded yet: the create
         request's answer is still on its way, or was lost to a crash (see
         `_await_unknown_creation`). The callback then tells which task was created.
-        Returns False when no worker is watching that task (it is finished, or unknown).
+        Returns False when no worker of this process is watching that task (it is finished,
+        or another replica drives it: that one is told through the database).
         `task` is as the callback's route read it (to check the callback), just now.
         """
         if task.state is TaskState.SUBMITTING and await self._tasks.mark_running(
@@ -203,9 +205,17 @@ class Engine:
             _tlog(task).info("task %d: upstream task %s, by callback", task.id, upstream_id)
         job = self._jobs.get(task.id)
         if job is None:
+            # Another replica may drive it (any replica may receive a callback).
+            await self._tasks.nudge(task.id)
             return False
         job.nudge.set()
         return True
+
+    def _nudged(self, task_id: int) -> None:
+        """Some process heard a callback for this task: if it is ours, read it now."""
+        job = self._jobs.get(task_id)
+        if job is not None:
+            job.nudge.set()
 
     # --- workers --------------------------------------------------------------------------
 
@@ -311,7 +321,9 @@ class Engine:
         need = await self._need(job, task)
         places = asyncio.create_task(self._status.show_places(job, task))
         try:
-            return await self._scheduler.admit(task.id, task.chat_id, need)
+            return await self._scheduler.admit(
+                task.id, task.chat_id, need, asked=task.request_message_id
+            )
         except Withdrawn:
             return None  # cancelled: the state says what comes next
         except NoAccount:
@@ -364,9 +376,16 @@ class Engine:
 
     async def _submit(self, job: Job, task: Task, account: Account) -> None:
         # submitted_at: when the create request left, for the hourly cap and the timeout.
-        if not await self._tasks.mark_submitting(task.id, account.name, at=time.time()):
-            account.breaker.abandoned()  # cancelled while it waited: no probe went out
+        # The caps are checked again in the database, counting every replica's tasks.
+        caps = Caps(account.config.max_concurrent, account.config.max_tasks_per_hour)
+        outcome = await self._tasks.mark_submitting(
+            task.id, account.name, at=time.time(), caps=caps
+        )
+        if outcome != "sent":
+            account.breaker.abandoned()  # no probe went out
             self._scheduler.release(task.id)
+            if outcome == "full":  # other replicas' tasks fill it: the task waits on
+                self._scheduler.slow_down(account, self._timing.full_elsewhere)
             return
         try:
             upstream_id = await self._upstream.create(task, account)
@@ -390,15 +409,17 @@ class Engine:
         log.warning("task %d: %s did not take it: %s", task.id, account.name, error)
         if self._pool.create_failed(account, error) and self._alerts:
             await self._alerts.account_down(account.name, error)
-        self._scheduler.release(task.id)
         refused = error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.TRANSIENT)
         if refused:
             job.refused_by.add(account.name)
-            if self._pool.could_take(await self._need(job, task)) and (
-                await self._tasks.mark_refused(task.id)
-            ):
-                log.info("task %d: back in line for another account", task.id)
-                return
+            try:
+                if self._pool.could_take(await self._need(job, task)) and (
+                    await self._tasks.mark_refused(task.id)
+                ):
+                    log.info("task %d: back in line for another account", task.id)
+                    return
+            finally:
+                self._scheduler.release(task.id)  # once the database says so (`_poll`)
         kind = {
             ErrorKind.REJECTED: FailureKind.REJECTED,
             ErrorKind.UNKNOWN_OUTCOME: FailureKind.INTERRUPTED,
@@ -461,10 +482,12 @@ class Engine:
             elif status.state is UpstreamState.SUCCEEDED and not by_callback:
                 durations.add(last_seen_running, seen_at)
             if status.state is UpstreamState.SUCCEEDED:
-                # The upstream says it is done with it: its slot is free now, as with a
-                # failure (`_fail`), not one database write later.
-                self._scheduler.release(task.id)
-                await self._tasks.mark_succeeded(task.id, status.result_urls, at=time.time())
+                # Its slot is free once the database says so: the caps are counted there
+                # (by every replica), so the line must not hand the slot out before.
+                try:
+                    await self._tasks.mark_succeeded(task.id, status.result_urls, at=time.time())
+                finally:
+                    self._scheduler.release(task.id)
                 return
             if status.state is UpstreamState.FAILED:
                 await self._fail(task, FailureKind.GENERATION, status.fail_message)
@@ -472,9 +495,11 @@ class Engine:
 
     async def _fail(self, task: Task, kind: FailureKind, detail: str | None) -> bool:
         """Record the failure (the refund goes with it, in one transaction); True if this
-        call did."""
-        self._scheduler.release(task.id)
-        moved = await self._tasks.mark_failed(task.id, kind, detail, at=time.time())
+        call did. Its slot is free once the failure is recorded (see `_poll`)."""
+        try:
+            moved = await self._tasks.mark_failed(task.id, kind, detail, at=time.time())
+        finally:
+            self._scheduler.release(task.id)
         if moved:
             self._metrics.tasks_failed.labels(kind).inc()
             self._metrics.tasks_finished.labels(task.kind, "failed").inc()

@@ -35,6 +35,10 @@ class Timing:
     status_reads: tuple[float, float] = (2, 0.25)
     # A claim on a task lasts this long and is renewed every third of it; a task whose
     # claim ran out (its process died) is picked up by another within a third of it.
-    lease: float = 60.0
+    # 20 s: a replica killed with -9 has its tasks taken over within 27 s.
+    lease: float = 20.0
+    # Another process's tasks fill an account (its caps are counted in the database): the
+    # line looks at that account again after this long.
+    full_elsewhere: float = 1.0
     # When an upstream account leaves the rotation, and when one probe tries it again.
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import logging
 import re
-import sqlite3
 
 from telegram import (
     InlineKeyboardButton,
@@ -37,6 +36,7 @@ from bot.telegram.delivery import Deliverer, Placement
 from bot.telegram.history import History
 from bot.telegram.intake import Intake
 from bot.telegram.replies import lang_of, reply
+from storage.database import Conflict
 from storage.tasks import NewTask, TaskRepository
 
 _log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Inline:
         )
         try:
             result, now = await self._intake.record(new)
-        except sqlite3.IntegrityError:
+        except Conflict:
             _log.info("inline message %s was chosen before", chosen.inline_message_id)
             return
         if isinstance(result, Refusal):

@@ -82,6 +82,8 @@ class WebDependencies:
     telegram: Application | None = None  # type: ignore[type-arg]
     telegram_secret: str | None = None
     taking_updates: Callable[[], bool] = lambda: True
+    replica: str = ""  # INSTANCE_ID
+    leading: Callable[[], bool | None] = lambda: None  # polls Telegram (None: webhook mode)
 
 
 def build_web_app(deps: WebDependencies) -> Starlette:
@@ -124,6 +126,8 @@ def build_web_app(deps: WebDependencies) -> Starlette:
         body = {
             "status": "ok" if database else "unavailable",
             "database": database,
+            "replica": deps.replica,
+            "polling_leader": deps.leading(),
             "tasks_in_flight": deps.tasks_in_flight(),
         }
         return JSONResponse(body, status_code=200 if database else 503)

@@ -1,13 +1,20 @@
-"""Ordered schema migrations: `NNNN_name.sql` files, applied in order at start-up.
+"""Ordered schema migrations, one series per database: `sqlite/NNNN_name.sql` and
+`postgres/NNNN_name.sql`, applied in order at start-up.
 
-`PRAGMA user_version` holds the number of the last one applied. A migration never
-changes once it has shipped; a change to the schema is a new file.
+Both series have the same numbers and names (a test checks it): migration N brings either
+database to the same schema, so `python -m storage.copy_to_postgres` can tell that a
+SQLite file and a PostgreSQL database match. A migration never changes once it has
+shipped; a change to the schema is a new file in both folders.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgresql"]
+_FOLDERS: dict[Dialect, str] = {"sqlite": "sqlite", "postgresql": "postgres"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,9 +24,9 @@ class Migration:
     sql: str
 
 
-def all_migrations() -> list[Migration]:
+def all_migrations(dialect: Dialect = "sqlite") -> list[Migration]:
     found = []
-    for entry in resources.files(__name__).iterdir():
+    for entry in resources.files(__name__).joinpath(_FOLDERS[dialect]).iterdir():
         if entry.name.endswith(".sql"):
             number, _, rest = entry.name.partition("_")
             found.append(

@@ -1,0 +1,2 @@
+ALTER TABLE tasks ADD COLUMN claimed_by TEXT;
+ALTER TABLE tasks ADD COLUMN claimed_until DOUBLE PRECISION;
