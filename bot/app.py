@@ -170,6 +170,7 @@ async def run(
             defaults,
             poll=replace(defaults.poll, timeout=settings.task_timeout),
             callback_net=replace(defaults.callback_net, timeout=settings.task_timeout),
+            lease=settings.task_lease,
         )
     metrics = Metrics()
     database = await Database.open(settings.database, pool_size=settings.database_pool_size)

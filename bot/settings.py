@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     max_concurrent_tasks: int = Field(default=50, ge=1)
     max_tasks_per_hour: int = Field(default=500, ge=1)
     task_timeout: float = Field(default=15 * 60, gt=0)  # seconds before a task is given up
+    # How long a replica's claim on a task lasts (renewed every third of it): a replica
+    # killed without warning has its tasks taken over within 4/3 of this.
+    task_lease: float = Field(default=20.0, ge=1)
     # This process's name on the tasks it claims; every replica needs its own. The default,
     # the host's name, lets a restarted process take its own tasks back at once.
     instance_id: str = Field(default_factory=socket.gethostname, min_length=1)

@@ -232,6 +232,8 @@ class FakeTelegram:
         self._closing = False
         self.webhook: Webhook | None = None
         self.webhook_deliveries: list[tuple[int, int | None]] = []
+        self._poll_generation = 0
+        self.poll_conflicts = 0  # getUpdates calls another one ended (409)
         self.webhook_retry_delay = 0.2
         self._pump: asyncio.Task[None] | None = None
         self.server_errors: list[str] = []
@@ -830,6 +832,11 @@ class FakeTelegram:
                 "use deleteWebhook to delete the webhook first",
             )
         self.polls += 1
+        # Telegram serves one getUpdates at a time per bot: a second one ends the first
+        # with 409 (two processes polling one bot).
+        self._poll_generation += 1
+        mine = self._poll_generation
+        self._new_update.set()
         self._allowed_updates(params)
         await self._notify()
         offset = _int(params, "offset") or 0
@@ -844,6 +851,13 @@ class FakeTelegram:
                 await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())
             except TimeoutError:
                 break
+            if self._poll_generation != mine:
+                self.poll_conflicts += 1
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only"
+                    " one bot instance is running",
+                )
         batch = self._updates[:limit]
         if batch and self.before_answering_updates is not None:
             self.before_answering_updates(batch)

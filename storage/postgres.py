@@ -163,6 +163,11 @@ class PostgresDatabase(Database):
             await connection.execute("SELECT pg_advisory_xact_lock($1)", _WRITE_KEY)
             yield _Connection(connection)
 
+    def connection(self) -> Any:
+        """One of the pool's connections, as asyncpg's own (`async with`): for what only
+        PostgreSQL does (COPY, in `storage.copy_to_postgres`)."""
+        return self._pool.acquire()
+
     async def ping(self) -> bool:
         try:
             async with asyncio.timeout(2.0), self._pool.acquire() as connection:

@@ -188,6 +188,7 @@ async def test_a_result_ready_before_its_status_message_left_goes_without_one(
     bot = await start_bot(flood_limits=replace(LOOSE_FLOOD, private_chat=(1, 1.0)))
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine first")
+    await eventually(lambda: bot.tasks())  # recorded first (PostgreSQL takes any order)
     telegram.send_text(chat, ANN, "/imagine second")
     first, second = await bot.wait_until_settled(count=2, timeout=20)
     assert (first["state"], second["state"]) == ("delivered", "delivered")

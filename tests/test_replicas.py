@@ -1,0 +1,218 @@
+"""Several bot processes on one PostgreSQL database (run with IMAGINE_TEST_DATABASE=
+postgresql): work spread across them, one killed with -9 and its tasks taken over, the
+polling leader replaced, a callback at a replica that does not hold the task, and moving a
+SQLite bot up with `storage.copy_to_postgres`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.core.lifecycle import TaskKind
+from fakes.kie import FakeKie, Scenario
+from fakes.postgres import ThrowawayPostgres, run_sql
+from fakes.replicas import ROOT, Replicas
+from fakes.telegram import FakeTelegram, FakeUser
+from storage.database import Database
+from storage.ledger import LedgerRepository
+from storage.payments import NewPayment, PaymentRepository
+from storage.tasks import Charge, NewTask, Task, TaskRepository
+from tests.conftest import eventually
+
+pytestmark = pytest.mark.postgres_only
+
+USERS = [FakeUser(7100 + n, f"user{n}", "en") for n in range(12)]
+
+
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def copy_to_postgres(source: Path, url: str) -> Ran:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "storage.copy_to_postgres",
+        str(source),
+        url,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode())
+
+
+def settled(url: str, count: int) -> bool:
+    rows = run_sql(url, "SELECT state FROM tasks")
+    return len(rows) == count and all(row[0] in ("delivered", "reported") for row in rows)
+
+
+def check_once_and_balanced(telegram: FakeTelegram, url: str) -> None:
+    """Every task delivered once (one album in its chat) or reported and refunded, and the
+    ledger explains every credit: one reservation and one settlement per task."""
+    tasks = run_sql(url, "SELECT * FROM tasks ORDER BY id")
+    albums = Counter(int(c.params["chat_id"]) for c in telegram.calls_of("sendMediaGroup") if c.ok)
+    for task in tasks:
+        expected = 1 if task["state"] == "delivered" else 0
+        assert albums[task["chat_id"]] == expected, dict(task)
+    ledger = run_sql(url, "SELECT task_id, kind FROM ledger WHERE task_id IS NOT NULL")
+    kinds: dict[int, list[str]] = {}
+    for row in ledger:
+        kinds.setdefault(row["task_id"], []).append(row["kind"])
+    for task in tasks:
+        settlement = "commit" if task["state"] == "delivered" else "refund"
+        assert sorted(kinds[task["id"]]) == sorted(["reserve", settlement]), dict(task)
+
+
+async def test_replicas_share_the_work_and_one_killed_loses_nothing(
+    telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
+) -> None:
+    telegram.flood_limits = True  # Telegram's limits hold for the three together
+    kie.scenario = Scenario(duration=2.0)
+    replicas = Replicas(
+        telegram,
+        kie,
+        bot_database,
+        3,
+        settings={"TASK_LEASE": "3", "MAX_CONCURRENT_TASKS": "4"},
+        log_folder=tmp_path,
+    )
+    await replicas.start()
+    try:
+        for user in USERS:
+            telegram.send_text(telegram.private_chat(user), user, f"/imagine fox {user.id}")
+        await eventually(lambda: len(run_sql(bot_database, "SELECT id FROM tasks")) == 12, 30)
+        # Each replica took the tasks of the updates the balancer handed it.
+        owners = Counter(
+            row[0]
+            for row in run_sql(bot_database, "SELECT claimed_by FROM tasks")
+            if row[0] is not None
+        )
+        assert len(owners) >= 2, owners
+        await eventually(lambda: len(kie.created) >= 4, 30)  # some running, some queued
+        victim_name = owners.most_common(1)[0][0]
+        victim = next(r for r in replicas.replicas if r.name == victim_name)
+        await victim.kill()
+        await eventually(lambda: settled(bot_database, 12), 60)
+    finally:
+        await replicas.stop()
+    check_once_and_balanced(telegram, bot_database)
+    prompts = Counter(task.request["input"]["prompt"] for task in kie.created)
+    assert max(prompts.values()) == 1  # no upstream task made twice
+    delivered = run_sql(bot_database, "SELECT COUNT(*) FROM tasks WHERE state = 'delivered'")
+    assert delivered[0][0] >= 10  # at most those being created at the kill are lost upstream
+    assert telegram.flood_errors == 0
+
+
+async def test_the_polling_leader_killed_another_polls_within_seconds(
+    telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
+) -> None:
+    replicas = Replicas(telegram, kie, bot_database, 2, webhook=False, log_folder=tmp_path)
+    await replicas.start()
+    try:
+
+        async def leaders() -> list[str]:
+            found = []
+            for replica in replicas.replicas:
+                health = await replica.health()
+                if health and health["polling_leader"]:
+                    found.append(replica.name)
+            return found
+
+        async def one_leader() -> list[str]:
+            for _ in range(200):
+                found = await leaders()
+                if len(found) == 1:
+                    return found
+                await asyncio.sleep(0.05)
+            raise TimeoutError(found)
+
+        [leader] = await one_leader()
+        # Both are up and one polls; a second poller's getUpdates would have ended the
+        # first's with 409 by now.
+        assert telegram.polls >= 1
+        assert telegram.poll_conflicts == 0
+        await next(r for r in replicas.replicas if r.name == leader).kill()
+        killed_at = asyncio.get_running_loop().time()
+        [successor] = await one_leader()
+        assert successor != leader
+        took = asyncio.get_running_loop().time() - killed_at
+        print(f"leader killed; another polls after {took:.2f} s")
+        assert took < 10
+        user = USERS[0]
+        telegram.send_text(telegram.private_chat(user), user, "/imagine after the leader died")
+        await eventually(lambda: settled(bot_database, 1), 30)
+    finally:
+        await replicas.stop()
+    check_once_and_balanced(telegram, bot_database)
+
+
+async def test_a_callback_at_a_replica_that_does_not_hold_the_task(
+    telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
+) -> None:
+    # Two replicas; the upstream's callbacks come through the balancer to either one. With
+    # the poll net far away (callback mode), the result arrives only if the replica that
+    # hears a callback tells the one that drives the task.
+    kie.scenario = Scenario(duration=0.5)
+    replicas = Replicas(telegram, kie, bot_database, 2, log_folder=tmp_path)
+    await replicas.start()
+    try:
+        for user in USERS[:6]:
+            telegram.send_text(telegram.private_chat(user), user, f"/imagine call {user.id}")
+        await eventually(lambda: settled(bot_database, 6), 15)  # well before the poll net
+    finally:
+        await replicas.stop()
+    check_once_and_balanced(telegram, bot_database)
+    heard = replicas.balancer.served
+    assert len(heard) == 2  # both replicas answered requests (updates and callbacks)
+
+
+async def test_a_sqlite_bot_moves_to_postgres_with_every_row_and_balance(
+    tmp_path: Path, postgres: ThrowawayPostgres
+) -> None:
+    source = tmp_path / "bot.sqlite3"
+    sqlite = await Database.open(source)
+    tasks, payments = TaskRepository(sqlite), PaymentRepository(sqlite)
+    charge = Charge(5, daily_limit=100, user_cap=None, now=1_700_000_000.0)
+    made = []
+    for n in range(3):
+        task = await tasks.create(
+            NewTask(TaskKind.TEXT_TO_IMAGE, 42, "private", 42, "en", f"p{n}", "1:1"), charge
+        )
+        assert isinstance(task, Task)
+        made.append(task)
+    await tasks.mark_failed(made[0].id, "generation", at=1.0)  # type: ignore[arg-type]
+    await LedgerRepository(sqlite).grant(chat_id=42, operator_id=1, amount=30, day="d", now=2.0)
+    await payments.record(NewPayment("ch-1", 42, 42, "Ann", "en", None, 50, 25), now=3.0)
+    await sqlite.execute("INSERT INTO star_scan (id, next_offset) VALUES (1, 7)")
+    await sqlite.close()
+
+    url = postgres.new_database()
+    copied = await copy_to_postgres(source, url)
+    assert copied.returncode == 0, copied.stderr
+    assert "tasks: 3 rows in SQLite, 3 in PostgreSQL" in copied.stdout
+    assert "everything matches" in copied.stdout
+
+    moved = await Database.open(url)
+    balance = await LedgerRepository(moved).balance(chat_id=42, day="2023-11-14", daily_limit=100)
+    assert (balance.daily_left, balance.granted, balance.purchased) == (90, 30, 50)
+    after = await TaskRepository(moved).create(
+        NewTask(TaskKind.TEXT_TO_IMAGE, 42, "private", 42, "en", "next", "1:1")
+    )
+    assert isinstance(after, Task)
+    assert after.id == made[-1].id + 1  # PostgreSQL's ids go on from the copied ones
+    await moved.close()
+
+    again = await copy_to_postgres(source, url)
+    assert again.returncode == 1
+    assert "not empty: nothing copied" in again.stderr
