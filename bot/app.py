@@ -65,6 +65,7 @@ from storage.payments import PaymentRepository
 from storage.served_files import ServedFiles
 from storage.stats import StatsRepository
 from storage.tasks import Task, TaskRepository
+from storage.telegram_pace import TelegramPace
 
 _log = logging.getLogger(__name__)
 
@@ -182,7 +183,9 @@ async def run(
         clock=clock,
     )
     media_client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-    flood = FloodControl(metrics, max_retries=3, limits=flood_limits)
+    # Replicas on PostgreSQL share Telegram's limits through the database.
+    shared_pace = TelegramPace(database) if database.dialect == "postgresql" else None
+    flood = FloodControl(metrics, max_retries=3, limits=flood_limits, shared=shared_pace)
     application = build_application(settings, flood)
     public = settings.public_base
     alerts = OperatorAlerts(application.bot, settings.admin_user_ids)

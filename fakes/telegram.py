@@ -233,6 +233,7 @@ class FakeTelegram:
         self.webhook: Webhook | None = None
         self.webhook_deliveries: list[tuple[int, int | None]] = []
         self._poll_generation = 0
+        self._webhook_lock = asyncio.Lock()
         self.poll_conflicts = 0  # getUpdates calls another one ended (409)
         self.webhook_retry_delay = 0.2
         self._pump: asyncio.Task[None] | None = None
@@ -759,8 +760,9 @@ class FakeTelegram:
         }
 
     async def _api_deletewebhook(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
-        await self._stop_pump()
-        self.webhook = None
+        async with self._webhook_lock:
+            await self._stop_pump()
+            self.webhook = None
         if params.get("drop_pending_updates") in (True, "true", "True"):
             self._updates.clear()
         return True
@@ -776,10 +778,11 @@ class FakeTelegram:
             raise bad_request("bad webhook: secret token contains unallowed characters")
         if params.get("drop_pending_updates") in (True, "true", "True"):
             self._updates.clear()
-        await self._stop_pump()
-        self.webhook = Webhook(url, secret, _json(params, "allowed_updates"))
-        self._allowed_updates(params)
-        self._pump = asyncio.create_task(self._deliver_to_webhook(self.webhook))
+        async with self._webhook_lock:  # replicas set it at once: one pump, the last one's
+            await self._stop_pump()
+            self.webhook = Webhook(url, secret, _json(params, "allowed_updates"))
+            self._allowed_updates(params)
+            self._pump = asyncio.create_task(self._deliver_to_webhook(self.webhook))
         return True
 
     async def _deliver_to_webhook(self, webhook: Webhook) -> None:
@@ -798,8 +801,8 @@ class FakeTelegram:
                 status = None
             self.webhook_deliveries.append((update["update_id"], status))
             await self._notify()
-            if status is not None and 200 <= status < 300:
-                self._updates.pop(0)
+            if status is not None and 200 <= status < 300 and update in self._updates:
+                self._updates.remove(update)
             else:
                 await asyncio.sleep(self.webhook_retry_delay)
 

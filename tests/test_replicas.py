@@ -216,3 +216,27 @@ async def test_a_sqlite_bot_moves_to_postgres_with_every_row_and_balance(
     again = await copy_to_postgres(source, url)
     assert again.returncode == 1
     assert "not empty: nothing copied" in again.stderr
+
+
+async def test_three_replicas_answering_one_chat_keep_its_pace(
+    telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
+) -> None:
+    # Eight commands in one private chat, handed round to three replicas: each replica
+    # alone would send its replies at once (three fit its own bucket), eight together
+    # break Telegram's one a second. The shared pace spaces them out.
+    telegram.flood_limits = True
+    replicas = Replicas(telegram, kie, bot_database, 3, log_folder=tmp_path)
+    await replicas.start()
+    try:
+        user = USERS[0]
+        chat = telegram.private_chat(user)
+        for _ in range(8):
+            telegram.send_text(chat, user, "/help")
+        await telegram.wait_for(
+            lambda: len([c for c in telegram.calls_of("sendMessage", chat.id) if c.ok]) == 8,
+            timeout=30,
+        )
+    finally:
+        await replicas.stop()
+    assert telegram.flood_errors == 0
+    assert len(replicas.balancer.served) == 3  # all three answered some

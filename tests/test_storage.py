@@ -15,6 +15,7 @@ from storage.ledger import LedgerRepository
 from storage.migrations import all_migrations
 from storage.payments import NewPayment, PaymentRepository
 from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
+from storage.telegram_pace import Bucket, TelegramPace
 
 
 async def create(tasks: TaskRepository, new: NewTask) -> Task:
@@ -323,3 +324,21 @@ async def test_one_process_at_a_time_leads_and_another_takes_over(
     await first.close()  # the leader's process ends: its connection closes
     assert await lead_b.try_acquire()
     await second.close()
+
+
+async def test_processes_sharing_a_pace_reserve_moments_one_interval_apart(
+    bot_database: Path | str,
+) -> None:
+    # A chat's bucket of 3 at 1 a second, all chats' of 30 at 30 a second: two processes
+    # reserving six messages to one chat at the same moment get 3 at once, then 1 a second.
+    handles = [await Database.open(bot_database) for _ in range(2)]
+    paces = [TelegramPace(handle) for handle in handles]
+    chat, every = Bucket(3, 1.0), Bucket(30, 30.0)
+    moments = [await paces[n % 2].reserve(5, chat, every, now=1000.0) - 1000.0 for n in range(6)]
+    assert [round(m, 6) for m in moments] == [0, 0, 0, 1, 2, 3]
+    # Another chat is not held up by this one, only by all chats' pace (not yet full).
+    assert await paces[0].reserve(6, chat, every, now=1000.0) == 1000.0
+    await paces[1].forget(before=2000.0)
+    assert await paces[1].reserve(5, chat, every, now=1000.0) == 1000.0  # forgotten: empty
+    for handle in handles:
+        await handle.close()

@@ -6,6 +6,8 @@ can be skipped altogether."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
@@ -18,6 +20,7 @@ from telegram.ext import AIORateLimiter
 
 from bot.ops.metrics import Metrics
 from bot.telegram.pace import BEST_EFFORT, INTERACTIVE, URGENT, PriorityPace
+from storage.telegram_pace import Bucket, TelegramPace
 
 # More Bot API calls than this queued or in flight: skip what can be skipped.
 BUSY_AT = 20
@@ -113,8 +116,13 @@ class FloodControl(AIORateLimiter):
         max_retries: int,
         limits: FloodLimits | None = None,
         busy_at: int = BUSY_AT,
+        shared: TelegramPace | None = None,
     ) -> None:
         self._limits = limits or FloodLimits()
+        # Several processes on one database: each message also reserves its moment in the
+        # paces they share (its chat's, and all chats'), so the limits hold for the bot.
+        self._shared = shared
+        self._pruned_at = 0.0
         # 0: PTB's own (first come, first served) limiters are off; ours replace them.
         super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=max_retries)
         self._overall = PriorityPace(*self._limits.overall)
@@ -176,9 +184,11 @@ class FloodControl(AIORateLimiter):
         try:
             priority = INTERACTIVE if endpoint in _INTERACTIVE else _priority.get()
             if message_to is not None:
-                # The chat's turn, held while the call waits for the limit on all chats.
-                await self._chat_pace(message_to).acquire(
-                    priority, then=lambda: self._overall.acquire(priority)
+                # The chat's turn, held while the call waits for the limit on all chats
+                # (and, with replicas, for the moment the shared paces give it).
+                chat = message_to
+                await self._chat_pace(chat).acquire(
+                    priority, then=lambda: self._everyone_after(chat, priority)
                 )
             else:
                 await self._overall.acquire(priority)
@@ -191,6 +201,30 @@ class FloodControl(AIORateLimiter):
                     self._pending_in[message_to] = left
                 else:
                     del self._pending_in[message_to]
+
+    async def _everyone_after(self, chat_id: int, priority: int) -> None:
+        """With this process's turn in the chat: the replicas' shared paces, then the limit
+        on all chats in this process."""
+        if self._shared is not None:
+            await self._wait_for_shared(chat_id)
+        await self._overall.acquire(priority)
+
+    async def _wait_for_shared(self, chat_id: int) -> None:
+        assert self._shared is not None
+        limits = self._limits
+        own = limits.group if chat_id < 0 else limits.private_chat
+        now = time.time()
+        leave_at = await self._shared.reserve(
+            chat_id,
+            Bucket(own[0], own[0] / own[1]),
+            Bucket(limits.overall[0], limits.overall[0] / limits.overall[1]),
+            now=now,
+        )
+        if now - self._pruned_at > 60:
+            self._pruned_at = now
+            await self._shared.forget(before=now - 60)
+        if leave_at > time.time():
+            await asyncio.sleep(leave_at - time.time())
 
     async def _send(
         self,

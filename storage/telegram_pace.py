@@ -1,0 +1,52 @@
+"""Telegram's limits shared by every process on the database: a message reserves its
+moment, in its chat's pace and in the pace of all chats, in one statement.
+
+Each pace is a leaky bucket of `capacity` messages draining at `rate` a second, kept as the
+moment it would be empty (`tat`). A message may leave once the bucket has room for it:
+at `tat - capacity / rate` or now, whichever is later; it moves `tat` on by `1 / rate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.database import Database
+
+EVERY_CHAT = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    capacity: float
+    rate: float  # messages a second
+
+
+class TelegramPace:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def reserve(self, chat_id: int, chat: Bucket, every: Bucket, *, now: float) -> float:
+        """Reserve a message to `chat_id` in both paces; returns the moment it may leave."""
+        # New rows start at now + step; a known pace moves on from max(its tat, now).
+        rows = await self._db.fetch_all(
+            "INSERT INTO telegram_pace (key, tat, step) VALUES (?, ?, ?), (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET step = excluded.step, tat = CASE"
+            " WHEN telegram_pace.tat + excluded.step > excluded.tat"
+            " THEN telegram_pace.tat + excluded.step ELSE excluded.tat END"
+            " RETURNING key, tat",
+            (
+                *(chat_id, now + 1 / chat.rate, 1 / chat.rate),
+                *(EVERY_CHAT, now + 1 / every.rate, 1 / every.rate),
+            ),
+        )
+        moments = [now]
+        for row in rows:
+            bucket = every if row[0] == EVERY_CHAT else chat
+            moments.append(row[1] - bucket.capacity / bucket.rate)
+        return max(moments)
+
+    async def forget(self, *, before: float) -> None:
+        """Drop the paces of chats quiet since `before` (their buckets are long empty)."""
+        await self._db.execute(
+            "DELETE FROM telegram_pace WHERE tat < ? AND key != ?", (before, EVERY_CHAT)
+        )
