@@ -342,7 +342,14 @@ async def run(
     try:
         async with application:
             await register_commands(application.bot, pool.capabilities, shop_open=shop.open)
-            await shop.recover(application.bot)  # before updates: one receipt per payment
+            # Before updates: one receipt per payment. One replica at a time looks (another
+            # starting meanwhile skips it; the next start looks again).
+            recovery = database.leadership("star-recovery")
+            if await recovery.try_acquire():
+                try:
+                    await shop.recover(application.bot)
+                finally:
+                    await recovery.release()
             server = await start_server(web, settings.http_host, settings.http_port)
             await application.start()
             taking_updates.set()

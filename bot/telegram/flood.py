@@ -22,6 +22,9 @@ from bot.ops.metrics import Metrics
 from bot.telegram.pace import BEST_EFFORT, INTERACTIVE, URGENT, PriorityPace
 from storage.telegram_pace import Bucket, TelegramPace
 
+# Replicas' shared pace of all chats runs at this share of the overall limit.
+SHARED_MARGIN = 0.9
+
 # More Bot API calls than this queued or in flight: skip what can be skipped.
 BUSY_AT = 20
 
@@ -203,22 +206,23 @@ class FloodControl(AIORateLimiter):
                     del self._pending_in[message_to]
 
     async def _everyone_after(self, chat_id: int, priority: int) -> None:
-        """With this process's turn in the chat: the replicas' shared paces, then the limit
-        on all chats in this process."""
+        """With this process's turn in the chat: the limit on all chats in this process,
+        then the replicas' shared paces (last, so the message leaves at the moment it
+        reserved, not later behind this process's queue)."""
+        await self._overall.acquire(priority)
         if self._shared is not None:
             await self._wait_for_shared(chat_id)
-        await self._overall.acquire(priority)
 
     async def _wait_for_shared(self, chat_id: int) -> None:
         assert self._shared is not None
         limits = self._limits
         own = limits.group if chat_id < 0 else limits.private_chat
         now = time.time()
+        # All chats' shared pace keeps a tenth in hand: messages of several processes
+        # reach Telegram with more jitter than one process's.
+        every = Bucket(limits.overall[0], limits.overall[0] / limits.overall[1] * SHARED_MARGIN)
         leave_at = await self._shared.reserve(
-            chat_id,
-            Bucket(own[0], own[0] / own[1]),
-            Bucket(limits.overall[0], limits.overall[0] / limits.overall[1]),
-            now=now,
+            chat_id, Bucket(own[0], own[0] / own[1]), every, now=now
         )
         if now - self._pruned_at > 60:
             self._pruned_at = now
