@@ -79,8 +79,10 @@ def states(database: Path | str) -> list[str]:
 
 
 async def wait_for_states(database: Path | str, wanted: list[str], timeout: float = 20) -> None:
+    """Until the tasks are in these states, in any order (on PostgreSQL, two tasks asked at
+    once are recorded in either order)."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while states(database) != wanted:
+    while sorted(states(database)) != sorted(wanted):
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"states {states(database)}, not {wanted}")
         await asyncio.sleep(0.05)
