@@ -3,10 +3,11 @@
     python -m storage.copy_to_postgres data/imagine-bot.sqlite3 postgresql://…/imagine
 
 Stop the bot first (its file must not change while it is copied). Both databases are
-brought to the newest schema, the rows go over in one PostgreSQL transaction (all or
-nothing; the target must be empty), and then the two are compared: the rows of every table,
-and every chat's balance (the day's allowance spent, granted and purchased credits). It
-says what it copied and whether everything matched, and exits 1 if not.
+brought to the newest schema, the rows go over in one PostgreSQL transaction (the target
+must be empty), and before it commits the two are compared: the number of rows of every
+table, and every chat's balance (the day's allowance spent, granted and purchased credits).
+Any difference rolls the copy back. It says what it copied and whether everything matched,
+and exits 1 if not.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import Any
 
 import asyncpg
 
-from bot.core.quota import Balance, utc_day
+from bot.core.quota import utc_day
 from storage import ledger
-from storage.database import is_postgres_url
-from storage.postgres import PostgresDatabase
+from storage.database import Session, is_postgres_url
+from storage.postgres import PostgresDatabase, session_of
 from storage.sqlite import SQLiteDatabase
 
 # Parents before children (a task's parent and source are older tasks: ids in order).
@@ -52,7 +53,14 @@ class Report:
             out.append("everything matches: the bot can start on PostgreSQL (DATABASE_URL)")
         else:
             out += [f"DIFFERENT: {what}" for what in self.different]
+            out.append("nothing copied (the copy was rolled back)")
         return out
+
+
+class _Different(Exception):
+    def __init__(self, report: Report) -> None:
+        super().__init__("the copy does not match")
+        self.report = report
 
 
 async def copy(source: Path, url: str) -> Report:
@@ -65,15 +73,22 @@ async def copy(source: Path, url: str) -> Report:
                     raise SystemExit(
                         f"{table} in the PostgreSQL database is not empty: nothing copied"
                     )
-            async with target.transaction():
-                for table in TABLES:
-                    await _copy_table(sqlite, target, table)
-                for table in _IDENTITIES:
-                    await target.execute(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                        f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
-                    )
-        return await _compare(sqlite, postgres)
+            try:
+                async with target.transaction():
+                    for table in TABLES:
+                        await _copy_table(sqlite, target, table)
+                    for table in _IDENTITIES:
+                        await target.execute(
+                            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                            f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                        )
+                    # Compared inside the copy's transaction: a difference commits nothing.
+                    report = await _compare(sqlite, session_of(target))
+                    if not report.ok:
+                        raise _Different(report)
+            except _Different as different:
+                return different.report
+        return report
     finally:
         await sqlite.close()
         await postgres.close()
@@ -106,7 +121,7 @@ def _converter(data_type: str) -> Any:
     return lambda value: value
 
 
-async def _compare(sqlite: SQLiteDatabase, postgres: PostgresDatabase) -> Report:
+async def _compare(sqlite: SQLiteDatabase, postgres: Session) -> Report:
     rows: dict[str, tuple[int, int]] = {}
     different: list[str] = []
     for table in TABLES:
@@ -118,16 +133,12 @@ async def _compare(sqlite: SQLiteDatabase, postgres: PostgresDatabase) -> Report
     chats = [row[0] for row in await sqlite.fetch_all("SELECT DISTINCT chat_id FROM ledger")]
     day = utc_day(time.time())
     for chat_id in chats:
-        before = await _balance(sqlite, chat_id, day)
-        after = await _balance(postgres, chat_id, day)
+        async with sqlite.transaction() as session:
+            before = await ledger.balance(session, chat_id=chat_id, day=day, daily_limit=0)
+        after = await ledger.balance(postgres, chat_id=chat_id, day=day, daily_limit=0)
         if before != after:
             different.append(f"chat {chat_id}: balance {before} in SQLite, {after} after")
     return Report(rows, len(chats), different)
-
-
-async def _balance(database: SQLiteDatabase | PostgresDatabase, chat_id: int, day: str) -> Balance:
-    async with database.transaction() as session:
-        return await ledger.balance(session, chat_id=chat_id, day=day, daily_limit=0)
 
 
 async def _count(query: Any) -> int:

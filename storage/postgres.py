@@ -105,6 +105,11 @@ class _Connection:
         return next(iter(await self.fetch_all(sql, params)), None)
 
 
+def session_of(connection: Any) -> Session:
+    """Statements, `?`-style, on one of asyncpg's own connections (its open transaction)."""
+    return _Connection(connection)
+
+
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
@@ -116,6 +121,7 @@ class PostgresDatabase(Database):
         self._relisten: asyncio.Task[None] | None = None
         self._leaderships: list[_AdvisoryLeadership] = []
         self._one_at_a_time = asyncio.Lock()
+        self._listen_lock = asyncio.Lock()
         self._closing = False
 
     @classmethod
@@ -135,6 +141,8 @@ class PostgresDatabase(Database):
         self._closing = True
         if self._relisten is not None:
             self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
         for leadership in self._leaderships:
             await leadership.release()
         if self._listening is not None:
@@ -181,7 +189,10 @@ class PostgresDatabase(Database):
 
     async def _migrate(self) -> None:
         async with self._pool.acquire() as connection:
-            await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATE_KEY)
+            await connection.execute("SET lock_timeout = 0")
+            await connection.execute(
+                "SELECT pg_advisory_lock($1)", _MIGRATE_KEY, timeout=_MIGRATION_TIME
+            )
             try:
                 await connection.execute(
                     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
@@ -192,13 +203,14 @@ class PostgresDatabase(Database):
                         continue
                     _log.info("applying migration %04d_%s", migration.version, migration.name)
                     async with connection.transaction():
-                        await connection.execute(migration.sql)
+                        await connection.execute(migration.sql, timeout=_MIGRATION_TIME)
                         await connection.execute("DELETE FROM schema_version")
                         await connection.execute(
                             "INSERT INTO schema_version (version) VALUES ($1)", migration.version
                         )
             finally:
                 await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATE_KEY)
+                await connection.execute("RESET lock_timeout")
 
     # --- between processes ------------------------------------------------------------------
 
@@ -207,10 +219,11 @@ class PostgresDatabase(Database):
 
     async def listen(self, channel: str, listener: Callable[[str], None]) -> None:
         await super().listen(channel, listener)
-        if self._listening is None:
-            await self._connect_listener()
-        elif len(self._listeners[channel]) == 1:
-            await self._listening.add_listener(channel, self._heard)
+        async with self._listen_lock:
+            if self._listening is None:
+                await self._connect_listener()
+            elif len(self._listeners[channel]) == 1:
+                await self._listening.add_listener(channel, self._heard)
 
     def leadership(self, name: str) -> _AdvisoryLeadership:
         leadership = _AdvisoryLeadership(self._url, lock_key(f"imagine-bot:lead:{name}"))
@@ -222,9 +235,14 @@ class PostgresDatabase(Database):
             listener(str(payload))
 
     async def _connect_listener(self) -> None:
+        """One LISTEN connection (the caller holds `_listen_lock`)."""
         connection = await asyncpg.connect(self._url, server_settings=_SESSION)
-        for channel in self._listeners:
-            await connection.add_listener(channel, self._heard)
+        try:
+            for channel in self._listeners:
+                await connection.add_listener(channel, self._heard)
+        except BaseException:
+            await connection.close()
+            raise
         connection.add_termination_listener(self._lost_listener)
         self._listening = connection
 
@@ -236,11 +254,18 @@ class PostgresDatabase(Database):
         self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
 
     async def _listen_again(self) -> None:
-        while self._listening is None:
-            try:
-                await self._connect_listener()
-            except Exception:
-                await asyncio.sleep(1.0)
+        """Until connected again (a nudge sent meanwhile is missed; the poll net finds
+        the result a little later)."""
+        while not self._closing:
+            async with self._listen_lock:
+                if self._listening is not None:
+                    return
+                try:
+                    await self._connect_listener()
+                    return
+                except Exception:
+                    pass
+            await asyncio.sleep(1.0)
 
 
 class _AdvisoryLeadership:
@@ -251,13 +276,20 @@ class _AdvisoryLeadership:
         self._key = key
         self._connection: asyncpg.Connection | None = None
         self._held = False
+        self._broken = False
 
     async def try_acquire(self) -> bool:
+        """A failed check says False but keeps the connection (which may still hold the
+        lock): the caller stops what the lead allowed, then `release()`s, so the next holder
+        never overlaps this one."""
+        if self._broken:  # the last check failed and nobody let go since: do it now
+            await self.release()
         try:
-            async with asyncio.timeout(2.0):
-                if self._connection is None or self._connection.is_closed():
-                    self._held = False
+            if self._connection is None or self._connection.is_closed():
+                self._held = False
+                async with asyncio.timeout(5.0):
                     self._connection = await asyncpg.connect(self._url, server_settings=_SESSION)
+            async with asyncio.timeout(5.0):
                 if self._held:
                     await self._connection.fetchval("SELECT 1")  # still connected: still held
                 else:
@@ -267,20 +299,34 @@ class _AdvisoryLeadership:
                         )
                     )
         except (Exception, TimeoutError):
-            await self.release()
+            _log.warning("the database did not confirm the lead")
+            self._held = False
+            self._broken = True
             return False
         return self._held
 
     async def release(self) -> None:
-        self._held = False
+        self._held = self._broken = False
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close(timeout=2.0)
 
 
-# Every connection's session: UTC, and a name operators see in pg_stat_activity.
-_SESSION = {"application_name": "imagine-bot", "timezone": "UTC"}
+# Every connection's session: UTC, a name operators see in pg_stat_activity, and limits so
+# that a replica frozen or cut off mid-transaction (SIGSTOP, a paused VM, a partition) does
+# not hold the transactions' lock for everyone: the server ends such a session, and notices
+# a peer gone silent within half a minute.
+_SESSION = {
+    "application_name": "imagine-bot",
+    "timezone": "UTC",
+    "idle_in_transaction_session_timeout": "15s",
+    "lock_timeout": "10s",
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+}
+_MIGRATION_TIME = 3600.0  # a migration, and the wait for another replica's, may be long
 
 
 async def _version(connection: Any) -> int:

@@ -364,13 +364,29 @@ class TaskRepository:
         # Sorted here: an ORDER BY id would lead SQLite to scan the whole table instead.
         return sorted((Task.from_row(row) for row in rows), key=lambda task: task.id)
 
-    async def renew_claims(self, owner: str, *, until: float) -> None:
+    async def renew_claims(self, owner: str, *, until: float) -> set[int]:
+        """Renew `owner`'s leases; returns the tasks it holds."""
         # Unfinished tasks only: the index on them keeps this cheap in a database of
         # millions of finished ones.
-        await self._db.execute(
-            f"UPDATE tasks SET claimed_until = ? WHERE {_UNFINISHED} AND claimed_by = ?",
+        rows = await self._db.fetch_all(
+            f"UPDATE tasks SET claimed_until = ? WHERE {_UNFINISHED} AND claimed_by = ?"
+            " RETURNING id",
             (until, owner),
         )
+        return {row[0] for row in rows}
+
+    async def taken_from(self, owner: str, task_ids: Sequence[int]) -> set[int]:
+        """Which of these unfinished tasks `owner` no longer holds (its lease ran out while
+        it could not renew, and another process claimed them)."""
+        if not task_ids:
+            return set()
+        marks = ", ".join("?" for _ in task_ids)
+        rows = await self._db.fetch_all(
+            f"SELECT id FROM tasks WHERE id IN ({marks}) AND {_UNFINISHED}"
+            " AND (claimed_by IS NULL OR claimed_by != ?)",
+            (*task_ids, owner),
+        )
+        return {row[0] for row in rows}
 
     async def release_claims(self, owner: str) -> None:
         """`owner` stops: what it held is anyone's to pick up at once."""

@@ -7,6 +7,9 @@ import json
 import time
 from dataclasses import replace
 
+import httpx
+import pytest
+
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import FAST, FakeClock, StartBot, eventually
@@ -166,3 +169,25 @@ async def test_a_task_another_process_holds_is_left_to_it_until_its_claim_runs_o
     assert task["claimed_by"] == bot.settings.instance_id
     await bot.stop()
     assert bot.tasks()[0]["claimed_by"] is None  # a stop lets go of what it held
+
+
+async def test_a_process_whose_lease_was_taken_stops_driving_the_task(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    # This process could not renew in time (a stalled loop, the database away) and another
+    # claimed the task meanwhile: only one may drive it, the one holding the lease.
+    kie.scenario = Scenario(duration=60)
+    bot = await start_bot(timing=replace(FAST, lease=0.3))
+    telegram.send_text(telegram.private_chat(ANN), ANN, "/imagine held elsewhere")
+    await eventually(lambda: [t for t in bot.tasks() if t["state"] == "running"])
+    bot.rows("UPDATE tasks SET claimed_by = 'replica-2', claimed_until = ?", (time.time() + 600,))
+    await eventually(lambda: "taken over by another process" in caplog.text)
+    async with httpx.AsyncClient() as client:
+        for _ in range(500):  # its worker ends (nothing announces it)
+            health = (await client.get(bot.http_url("/healthz"))).json()
+            if health["tasks_in_flight"] == 0:
+                break
+            await asyncio.sleep(0.02)
+    assert health["tasks_in_flight"] == 0
+    [task] = bot.tasks()
+    assert (task["state"], task["claimed_by"]) == ("running", "replica-2")

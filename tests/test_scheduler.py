@@ -86,6 +86,7 @@ async def test_waiting_tasks_show_their_place_as_the_line_moves(
     await eventually(lambda: kie.created)
     chat = telegram.private_chat(second)
     telegram.send_text(chat, second, "/imagine second")
+    await eventually(lambda: len(bot.tasks()) == 2)  # recorded in this order (PostgreSQL)
     telegram.send_text(chat, second, "/imagine third")
     tasks = await bot.wait_until_settled(count=3, timeout=20)
     third = next(t for t in tasks if t["prompt"] == "third")

@@ -126,21 +126,42 @@ class Engine:
     async def _keep_claims(self) -> None:
         """Renew this process's leases, and pick up tasks whose lease ran out."""
         every = self._timing.lease / 3
+        renewed_at = self._clock()
         while True:
             await asyncio.sleep(every)
             try:
-                await self._tasks.renew_claims(
+                held = await self._tasks.renew_claims(
                     self._owner, until=self._clock() + self._timing.lease
+                )
+                lost = await self._tasks.taken_from(
+                    self._owner, [task_id for task_id in self._jobs if task_id not in held]
                 )
                 left = await self._tasks.claimable(self._owner, now=self._clock())
             except Exception:
                 _log.exception("claims not renewed; trying again")
+                if self._clock() - renewed_at > self._timing.lease * 2 / 3:
+                    # Our leases are about to run out: another process may take the tasks
+                    # any moment. Stop driving them (they are picked up again, by whoever
+                    # holds them, once the database answers).
+                    self._let_go(list(self._jobs), "leases not renewed")
                 continue
+            renewed_at = self._clock()
+            # Leases that ran out while this process could not renew (a stalled loop, a
+            # database away): another process drives those tasks now, and only one may.
+            self._let_go(sorted(lost), "taken over by another process")
             orphans = [t for t in left if t.id not in self._workers]
             if orphans:
                 _log.info("picking up %d tasks no process holds", len(orphans))
             for task in orphans:
                 self._spawn(task.id)
+
+    def _let_go(self, task_ids: Sequence[int], why: str) -> None:
+        if task_ids:
+            _log.warning("stopping work on %d tasks: %s", len(task_ids), why)
+        for task_id in task_ids:
+            worker = self._workers.get(task_id)
+            if worker is not None:
+                worker.cancel()
 
     async def stop(
         self, grace: float = 5.0, *, drop_queued: Callable[[], None] | None = None
@@ -321,9 +342,7 @@ class Engine:
         need = await self._need(job, task)
         places = asyncio.create_task(self._status.show_places(job, task))
         try:
-            return await self._scheduler.admit(
-                task.id, task.chat_id, need, asked=task.request_message_id
-            )
+            return await self._scheduler.admit(task.id, task.chat_id, need)
         except Withdrawn:
             return None  # cancelled: the state says what comes next
         except NoAccount:

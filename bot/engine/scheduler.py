@@ -32,7 +32,6 @@ class Scheduler:
         self._holding: dict[int, Account] = {}  # task → the account whose slot it holds
         self._waiting: OrderedDict[int, deque[int]] = OrderedDict()  # chat → its task ids
         self._needs: dict[int, Need] = {}
-        self._asked: dict[int, tuple[int, int]] = {}  # a waiting task's place in its chat
         self._admitted: dict[int, asyncio.Future[Account]] = {}
         self._wake: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
@@ -67,25 +66,19 @@ class Scheduler:
             self._holding[task_id] = account
             account.running.add(task_id)
 
-    async def admit(
-        self, task_id: int, chat_id: int, need: Need, *, asked: int | None = None
-    ) -> Account:
+    async def admit(self, task_id: int, chat_id: int, need: Need) -> Account:
         """Wait for this task's turn; on return it holds a slot of the returned account.
-        `asked`: the chat's message the task answers (Telegram numbers a chat's messages in
-        order), which orders the chat's tasks; without one, the task's id does.
         Raises `NoAccount` if no account in rotation can take it."""
         if task_id in self._holding:
             return self._holding[task_id]
         future: asyncio.Future[Account] = asyncio.get_running_loop().create_future()
         self._admitted[task_id] = future
         self._needs[task_id] = need
-        self._asked[task_id] = (0, asked) if asked is not None else (1, task_id)
         queue = self._waiting.setdefault(chat_id, deque())
         queue.append(task_id)
-        # Keep each chat's queue in the order asked, also when a restart enqueues them in
-        # whatever order their workers start, and when replicas on PostgreSQL record one
-        # chat's tasks in another order than their messages came.
-        self._waiting[chat_id] = deque(sorted(queue, key=self._asked.__getitem__))
+        # Task ids grow with time: keep each chat's queue in the order recorded, also when
+        # a restart enqueues them in whatever order their workers start.
+        self._waiting[chat_id] = deque(sorted(queue))
         self._places = None
         self._unlooked.add(chat_id)
         self._dispatch()
@@ -174,7 +167,6 @@ class Scheduler:
                 self._take_head(chat_id)
                 future = self._admitted.pop(task_id)
                 self._needs.pop(task_id, None)
-                self._asked.pop(task_id, None)
                 if account is None:
                     future.set_exception(NoAccount())
                 else:
@@ -208,7 +200,6 @@ class Scheduler:
     def _forget(self, task_id: int, chat_id: int) -> None:
         self._admitted.pop(task_id, None)
         self._needs.pop(task_id, None)
-        self._asked.pop(task_id, None)
         queue = self._waiting.get(chat_id)
         if queue is not None and task_id in queue:
             queue.remove(task_id)

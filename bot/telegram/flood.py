@@ -7,6 +7,7 @@ can be skipped altogether."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
@@ -22,7 +23,9 @@ from bot.ops.metrics import Metrics
 from bot.telegram.pace import BEST_EFFORT, INTERACTIVE, URGENT, PriorityPace
 from storage.telegram_pace import Bucket, TelegramPace
 
-# Replicas' shared pace of all chats runs at this share of the overall limit.
+_log = logging.getLogger(__name__)
+
+# Replicas' shared paces (a chat's, all chats') run at this share of the limits.
 SHARED_MARGIN = 0.9
 
 # More Bot API calls than this queued or in flight: skip what can be skipped.
@@ -126,6 +129,7 @@ class FloodControl(AIORateLimiter):
         # paces they share (its chat's, and all chats'), so the limits hold for the bot.
         self._shared = shared
         self._pruned_at = 0.0
+        self._shared_failed_at = 0.0
         # 0: PTB's own (first come, first served) limiters are off; ours replace them.
         super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=max_retries)
         self._overall = PriorityPace(*self._limits.overall)
@@ -211,19 +215,25 @@ class FloodControl(AIORateLimiter):
         reserved, not later behind this process's queue)."""
         await self._overall.acquire(priority)
         if self._shared is not None:
-            await self._wait_for_shared(chat_id)
+            try:
+                await self._wait_for_shared(chat_id)
+            except Exception as error:
+                # The database is away: this process's own pace still holds; a message is
+                # never lost to the shared one.
+                if time.time() - self._shared_failed_at > 60:
+                    self._shared_failed_at = time.time()
+                    _log.warning("shared Telegram pace unavailable (%s): pacing alone", error)
 
     async def _wait_for_shared(self, chat_id: int) -> None:
         assert self._shared is not None
         limits = self._limits
         own = limits.group if chat_id < 0 else limits.private_chat
         now = time.time()
-        # All chats' shared pace keeps a tenth in hand: messages of several processes
-        # reach Telegram with more jitter than one process's.
+        # The shared paces keep a tenth in hand: messages of several processes reach
+        # Telegram with more jitter than one process's.
         every = Bucket(limits.overall[0], limits.overall[0] / limits.overall[1] * SHARED_MARGIN)
-        leave_at = await self._shared.reserve(
-            chat_id, Bucket(own[0], own[0] / own[1]), every, now=now
-        )
+        chat = Bucket(own[0], own[0] / own[1] * SHARED_MARGIN)
+        leave_at = await self._shared.reserve(chat_id, chat, every, now=now)
         if now - self._pruned_at > 60:
             self._pruned_at = now
             await self._shared.forget(before=now - 60)

@@ -70,5 +70,7 @@ class PollingLeader:
                 allowed_updates=self._allowed_updates, drop_pending_updates=False
             )
         elif not held and self._updater.running:
+            # Polling stops first, then the lead is let go: two replicas never poll at once.
             _log.warning("this replica lost the lead (database connection): polling stops")
             await self._updater.stop()
+            await self._leadership.release()
