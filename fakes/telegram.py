@@ -232,6 +232,9 @@ class FakeTelegram:
         self._closing = False
         self.webhook: Webhook | None = None
         self.webhook_deliveries: list[tuple[int, int | None]] = []
+        self._holding: set[tuple[str, str]] = set()
+        self._released = asyncio.Event()
+        self.held: list[tuple[str, dict[str, Any]]] = []  # requests held on their way
         self._poll_generation = 0
         self._webhook_lock = asyncio.Lock()
         self.poll_conflicts = 0  # getUpdates calls another one ended (409)
@@ -658,6 +661,15 @@ class FakeTelegram:
         await self.wait_for(lambda: self.answer_to(query_id) is not None)
         return self.answer_to(query_id) or ""
 
+    def hold(self, method: str, chat_id: int) -> None:
+        """Hold the bot's `method` requests to this chat on their way until `release()`;
+        a request whose sender is gone by then never arrives (nothing is recorded)."""
+        self._holding.add((method, str(chat_id)))
+
+    def release(self) -> None:
+        self._holding.clear()
+        self._released.set()
+
     async def wait_for_call(
         self,
         method: str,
@@ -689,6 +701,14 @@ class FakeTelegram:
         params, files = await _read_params(request)
         if method in self.delays:
             await asyncio.sleep(self.delays[method])
+        if (method, str(params.get("chat_id"))) in self._holding:
+            # Held on its way, as a request still in the network is: if its sender dies
+            # meanwhile, it never arrives.
+            self.held.append((method, params))
+            await self._notify()
+            await self._released.wait()
+            if await request.is_disconnected():
+                return JSONResponse({"ok": False}, status_code=499)
         call = Call(method, params, time.time(), ok=False)
         if method != "getUpdates":
             self.calls.append(call)

@@ -256,3 +256,32 @@ async def test_three_replicas_answering_one_chat_keep_its_pace(
     ]
     assert telegram.flood_errors == 0, refused
     assert len(replicas.balancer.served) == 3  # all three answered some
+
+
+async def test_a_replica_killed_while_delivering_has_the_result_delivered_once(
+    telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
+) -> None:
+    # The album is on its way when its replica dies: the request never reaches Telegram,
+    # and the replica that takes the task over sends it, once, and commits the credits once.
+    kie.scenario = Scenario(duration=0.3)
+    replicas = Replicas(
+        telegram, kie, bot_database, 2, settings={"TASK_LEASE": "3"}, log_folder=tmp_path
+    )
+    await replicas.start()
+    try:
+        user = USERS[0]
+        chat = telegram.private_chat(user)
+        telegram.hold("sendMediaGroup", chat.id)
+        telegram.send_text(chat, user, "/imagine on its way")
+        await telegram.wait_for(lambda: telegram.held, timeout=30)
+        [task] = run_sql(bot_database, "SELECT state, claimed_by FROM tasks")
+        assert task["state"] == "delivering"
+        await next(r for r in replicas.replicas if r.name == task["claimed_by"]).kill()
+        telegram.release()
+        await until_settled(bot_database, 1, 30)
+        [after] = run_sql(bot_database, "SELECT state, claimed_by FROM tasks")
+        assert after["claimed_by"] != task["claimed_by"]  # the other replica took it over
+    finally:
+        await replicas.stop()
+    check_once_and_balanced(telegram, bot_database)
+    assert len(telegram.held) == 1  # the one that died on the way
