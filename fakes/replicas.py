@@ -21,6 +21,28 @@ from fakes.telegram import FakeTelegram
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def bot_environment(
+    telegram: FakeTelegram, kie: FakeKie, database: Path | str, **settings: str
+) -> dict[str, str]:
+    """The environment of a `python -m bot` process pointed at the test servers and at
+    `database` (a SQLite file, or a PostgreSQL URL)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))},
+        "PYTHONPATH": str(ROOT),
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_API_URL": telegram.url,
+        "PROVIDER_API_KEY": PROVIDER_KEY,
+        "PROVIDER_BASE_URL": kie.url,
+        **(
+            {"DATABASE_URL": database}
+            if isinstance(database, str)
+            else {"DATABASE_PATH": str(database)}
+        ),
+        "HTTP_HOST": "127.0.0.1",
+        **settings,
+    }
+
+
 class Replica:
     """One bot process."""
 
@@ -103,19 +125,14 @@ class Replicas:
         log_folder: Path | None = None,
     ) -> None:
         self.balancer = Balancer([])
-        self._env_base = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))},
-            "PYTHONPATH": str(ROOT),
-            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-            "TELEGRAM_API_URL": telegram.url,
-            "PROVIDER_API_KEY": PROVIDER_KEY,
-            "PROVIDER_BASE_URL": kie.url,
-            "DATABASE_URL": database_url,
-            "DATABASE_POOL_SIZE": "4",
-            "HTTP_HOST": "127.0.0.1",
-            "TELEGRAM_WEBHOOK": "true" if webhook else "false",
+        self._env_base = bot_environment(
+            telegram,
+            kie,
+            database_url,
+            DATABASE_POOL_SIZE="4",
+            TELEGRAM_WEBHOOK="true" if webhook else "false",
             **(settings or {}),
-        }
+        )
         self._log_folder = log_folder
         self.replicas = [self._new(f"r{n}") for n in range(1, count + 1)]
         self.balancer.backends = [replica.url for replica in self.replicas]

@@ -4,9 +4,7 @@ result is delivered once, no upstream task is created twice."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
+import socket
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,14 +13,12 @@ import pytest
 
 from fakes.kie import FakeKie, Scenario
 from fakes.postgres import run_sql
+from fakes.replicas import Replica, bot_environment
 from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import (
-    BOT_TOKEN,
     FAST,
-    PROVIDER_KEY,
     StartBot,
     eventually,
-    free_port,
     public_endpoint,
 )
 
@@ -31,47 +27,28 @@ USERS = [FakeUser(6000 + i, f"user{i}", "en") for i in range(3)]
 
 
 class Killable:
-    """The bot as a separate process, to be killed without warning."""
+    """The bot as a separate process, to be killed without warning. Under the host's name,
+    as a bot started in the test is: a restart takes its tasks back at once."""
 
     def __init__(
         self, telegram: FakeTelegram, kie: FakeKie, database: Path | str, **env: str
     ) -> None:
-        self._env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "PROVIDER_"))},
-            "PYTHONPATH": str(ROOT),
-            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-            "TELEGRAM_API_URL": telegram.url,
-            "PROVIDER_API_KEY": PROVIDER_KEY,
-            "PROVIDER_BASE_URL": kie.url,
-            **(
-                {"DATABASE_URL": database}
-                if isinstance(database, str)
-                else {"DATABASE_PATH": str(database)}
-            ),
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_PORT": str(free_port()),
-            **env,
-        }
+        self._replica = Replica(
+            socket.gethostname(), bot_environment(telegram, kie, database, **env)
+        )
         self._telegram = telegram
-        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def process(self) -> asyncio.subprocess.Process | None:
+        return self._replica.process
 
     async def start(self) -> None:
         polls = self._telegram.polls
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            env=self._env,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        await self._replica.start()
         await self._telegram.wait_for(lambda: self._telegram.polls > polls, timeout=30)
 
     async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
+        await self._replica.kill()
 
 
 def states(database: Path | str) -> list[str]:
