@@ -160,9 +160,9 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
-        # This process's transactions queue here first, in the order they were asked for
-        # (tasks of one chat keep the order the member asked in) and without holding a
-        # connection while they wait; then every process's, at the advisory lock.
+        # This process's transactions queue here first, in the order they were asked for,
+        # without holding a connection while they wait; then every process's, at the
+        # advisory lock.
         async with (
             self._one_at_a_time,
             self._pool.acquire() as connection,
