@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.telegram.flood import MESSAGE_METHODS
+from fakes.audit import audit
 from fakes.bot_under_test import BOT_TOKEN, PROVIDER_KEY
 from fakes.kie import FakeKie, Scenario
 from fakes.postgres import ThrowawayPostgres, run_sql
@@ -138,30 +139,20 @@ async def run(tasks: int, replicas_count: int, kill_every: float, restart_after:
         await kie.stop()
         await telegram.stop()
 
-    all_tasks = run_sql(url, "SELECT * FROM tasks ORDER BY id")
-    ledger = run_sql(url, "SELECT task_id, kind FROM ledger WHERE task_id IS NOT NULL")
+    found = audit(telegram, url)
     postgres.stop()
 
-    albums = Counter(int(c.params["chat_id"]) for c in telegram.calls_of("sendMediaGroup") if c.ok)
+    all_tasks = found.tasks
     by_chat = Counter(task["chat_id"] for task in all_tasks)
     final = [t for t in all_tasks if t["state"] in ("delivered", "reported")]
     delivered = [t for t in all_tasks if t["state"] == "delivered"]
-    lost = (tasks - len(all_tasks)) + (len(all_tasks) - len(final))
-    lost += sum(1 for t in delivered if albums[t["chat_id"]] == 0)
-    duplicated = sum(1 for n in albums.values() if n > 1) + sum(
-        1 for n in by_chat.values() if n > 1
-    )
+    # Not recorded, not final, or delivered without its album.
+    lost = (tasks - len(all_tasks)) + len(found.not_final) + len(found.missing_albums)
+    # An album twice, a second task for one message, an upstream task made twice.
+    duplicated = len(found.extra_albums) + sum(1 for n in by_chat.values() if n > 1)
     prompts = Counter(c.request["input"]["prompt"] for c in kie.created)
     duplicated += sum(1 for n in prompts.values() if n > 1)
-    kinds: dict[int, list[str]] = {}
-    for row in ledger:
-        kinds.setdefault(row["task_id"], []).append(row["kind"])
-    unexplained = sum(
-        1
-        for t in all_tasks
-        if sorted(kinds.get(t["id"], []))
-        != sorted(["reserve", "commit" if t["state"] == "delivered" else "refund"])
-    )
+    unexplained = len(found.unexplained)
     reported = Counter(t["failure_kind"] for t in all_tasks if t["state"] == "reported")
 
     print(f"\nchaos: {replicas_count} replicas, {tasks} tasks, a kill every {kill_every:.0f} s")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.lifecycle import TaskKind
+from fakes.audit import audit
 from fakes.kie import FakeKie, Scenario
 from fakes.postgres import ThrowawayPostgres, run_sql
 from fakes.replicas import ROOT, Replicas
@@ -68,18 +69,11 @@ async def until_settled(url: str, count: int, timeout: float) -> None:
 def check_once_and_balanced(telegram: FakeTelegram, url: str) -> None:
     """Every task delivered once (one album in its chat) or reported and refunded, and the
     ledger explains every credit: one reservation and one settlement per task."""
-    tasks = run_sql(url, "SELECT * FROM tasks ORDER BY id")
-    albums = Counter(int(c.params["chat_id"]) for c in telegram.calls_of("sendMediaGroup") if c.ok)
-    for task in tasks:
-        expected = 1 if task["state"] == "delivered" else 0
-        assert albums[task["chat_id"]] == expected, dict(task)
-    ledger = run_sql(url, "SELECT task_id, kind FROM ledger WHERE task_id IS NOT NULL")
-    kinds: dict[int, list[str]] = {}
-    for row in ledger:
-        kinds.setdefault(row["task_id"], []).append(row["kind"])
-    for task in tasks:
-        settlement = "commit" if task["state"] == "delivered" else "refund"
-        assert sorted(kinds[task["id"]]) == sorted(["reserve", settlement]), dict(task)
+    found = audit(telegram, url)
+    rows = [dict(task) for task in found.tasks]
+    assert found.not_final == [], rows
+    assert (found.missing_albums, found.extra_albums) == ([], []), rows
+    assert found.unexplained == [], rows
 
 
 async def test_replicas_share_the_work_and_one_killed_loses_nothing(
