@@ -66,15 +66,19 @@ class Replica:
         output: Any = asyncio.subprocess.DEVNULL
         if self._log is not None:
             output = self._log.open("ab")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            env=self._env,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=output,
-        )
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                env=self._env,
+                cwd=ROOT,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=output,
+            )
+        finally:
+            if self._log is not None:
+                output.close()  # the process has its own copy of the file
         deadline = asyncio.get_running_loop().time() + timeout
         while await self.health() is None:
             if self.process.returncode is not None:

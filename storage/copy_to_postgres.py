@@ -125,8 +125,7 @@ async def _compare(sqlite: SQLiteDatabase, postgres: Session) -> Report:
     rows: dict[str, tuple[int, int]] = {}
     different: list[str] = []
     for table in TABLES:
-        was = await _count(sqlite.fetch_one(f"SELECT COUNT(*) FROM {table}"))
-        now = await _count(postgres.fetch_one(f"SELECT COUNT(*) FROM {table}"))
+        was, now = await _count(sqlite, table), await _count(postgres, table)
         rows[table] = (was, now)
         if was != now:
             different.append(f"{table}: {was} rows, then {now}")
@@ -141,8 +140,8 @@ async def _compare(sqlite: SQLiteDatabase, postgres: Session) -> Report:
     return Report(rows, len(chats), different)
 
 
-async def _count(query: Any) -> int:
-    row = await query
+async def _count(session: Session, table: str) -> int:
+    row = await session.fetch_one(f"SELECT COUNT(*) FROM {table}")
     return int(row[0]) if row is not None else 0
 
 
