@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -368,6 +369,20 @@ async def test_rate_limit_reset_header_is_waited_out(
     assert grokapi_server.created[0].created_at - sent >= 1.0
 
 
+def failure_notice(telegram: FakeTelegram, chat_id: int, task: Any) -> str:
+    """The text that told the user the task failed: its status message, turned into the
+    notice, or (when the failure came before the status message left) a reply of its own."""
+    if task["status_message_id"] is not None:
+        text: str = telegram.message(chat_id, task["status_message_id"]).payload["text"]
+        return text
+    [reply] = [
+        c
+        for c in ok_calls(telegram, "sendMessage", chat_id)
+        if (c.json("reply_parameters") or {}).get("message_id") == task["request_message_id"]
+    ]
+    return str(reply.result["text"])
+
+
 async def test_account_out_of_credits_alerts_operators_once(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
@@ -385,7 +400,8 @@ async def test_account_out_of_credits_alerts_operators_once(
     alerts = ok_calls(telegram, "sendMessage", operator_chat.id)
     assert len(alerts) == 1
     assert alerts[0].result["text"].startswith("⚠️ The kie account is out of credits")
-    texts = [telegram.message(chat.id, t["status_message_id"]).payload["text"] for t in bot.tasks()]
+    texts = [failure_notice(telegram, chat.id, t) for t in bot.tasks()]
+    assert len(texts) == 3
     assert all(t.startswith("🛠 The image service is temporarily unavailable") for t in texts)
     assert all(t.endswith("💳 The 5 credits were returned.") for t in texts)
 
