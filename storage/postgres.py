@@ -33,6 +33,7 @@ import asyncpg
 
 from storage.database import Conflict, Database, Params, Row, Session
 from storage.migrations import all_migrations
+from storage.turns import TurnLock
 
 _log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class PostgresDatabase(Database):
         self._listening: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
         self._leaderships: list[_AdvisoryLeadership] = []
-        self._one_at_a_time = asyncio.Lock()
+        self._one_at_a_time = TurnLock()
         self._listen_lock = asyncio.Lock()
         self._closing = False
 
@@ -160,9 +161,9 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
-        # This process's transactions queue here first, in the order they were asked for,
-        # without holding a connection while they wait; then every process's, at the
-        # advisory lock.
+        # This process's transactions queue here first, in the order they were asked for
+        # (those `ahead_of_the_line()` first), without holding a connection while they
+        # wait; then every process's, at the advisory lock.
         async with (
             self._one_at_a_time,
             self._pool.acquire() as connection,

@@ -20,6 +20,7 @@ import aiosqlite
 
 from storage.database import Conflict, Database, Params, Row, Session
 from storage.migrations import all_migrations
+from storage.turns import TurnLock
 
 _log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class SQLiteDatabase(Database):
         super().__init__()
         self._connection = connection
         self._path = str(path)
-        self._lock = asyncio.Lock()
+        self._lock = TurnLock()
         self._session = _Transaction(connection)
 
     @classmethod

@@ -436,45 +436,50 @@ class TaskRepository:
         task = await self.get(task_id)
         return "full" if task is not None and task.state in sources else "gone"
 
-    async def mark_refused(self, task_id: int) -> bool:
+    # Each returns the task as this call left it, or None if this call did not move it.
+
+    async def mark_refused(self, task_id: int) -> Task | None:
         """The account refused the create before taking the task: back in line, for
         another account."""
         return await self._move(task_id, TaskState.PENDING, {"account": "", "submitted_at": None})
 
-    async def mark_running(self, task_id: int, upstream_task_id: str) -> bool:
+    async def mark_running(self, task_id: int, upstream_task_id: str) -> Task | None:
         return await self._move(task_id, TaskState.RUNNING, {"upstream_task_id": upstream_task_id})
 
-    async def mark_succeeded(self, task_id: int, result_urls: Sequence[str], *, at: float) -> bool:
+    async def mark_succeeded(
+        self, task_id: int, result_urls: Sequence[str], *, at: float
+    ) -> Task | None:
         fields = {"result_urls": result_urls, "finished_at": at}
         return await self._move(task_id, TaskState.SUCCEEDED, fields)
 
-    async def mark_delivering(self, task_id: int) -> bool:
+    async def mark_delivering(self, task_id: int) -> Task | None:
         return await self._move(task_id, TaskState.DELIVERING, {})
 
-    async def mark_delivered(self, task_id: int, *, at: float) -> bool:
+    async def mark_delivered(self, task_id: int, *, at: float) -> Task | None:
         """Delivered; its credits are committed in the same transaction."""
         return await self._move(task_id, TaskState.DELIVERED, {"delivered_at": at})
 
     async def mark_failed(
         self, task_id: int, kind: FailureKind, detail: str | None = None, *, at: float
-    ) -> bool:
+    ) -> Task | None:
         """Failed; its credits are refunded in the same transaction. A failure is recorded
-        once: a second call changes nothing and returns False."""
+        once: a second call changes nothing and returns None."""
         fields = {"failure_kind": kind, "failure_detail": detail, "finished_at": at}
         return await self._move(task_id, TaskState.FAILED, fields)
 
-    async def mark_reported(self, task_id: int) -> bool:
+    async def mark_reported(self, task_id: int) -> Task | None:
         return await self._move(task_id, TaskState.REPORTED, {})
 
-    async def _move(self, task_id: int, to: TaskState, fields: Mapping[str, object]) -> bool:
-        """Move the task to `to` if its current state allows it; True if this call did."""
+    async def _move(self, task_id: int, to: TaskState, fields: Mapping[str, object]) -> Task | None:
+        """Move the task to `to` if its current state allows it: the task as moved, or
+        None if this call did not move it (the row it returns saves the caller a read)."""
         sources = tuple(sources_of(to))
         assignments = "".join(f", {name} = ?" for name in fields)
         marks = ", ".join("?" for _ in sources)
         now = time.time()
         sql = (
             f"UPDATE tasks SET state = ?, updated_at = ?{assignments}"
-            f" WHERE id = ? AND state IN ({marks})"
+            f" WHERE id = ? AND state IN ({marks}) RETURNING *"
         )
         params = (
             to,
@@ -484,33 +489,39 @@ class TaskRepository:
             *sources,
         )
         if to not in (TaskState.FAILED, TaskState.DELIVERED):
-            return await self._db.execute(sql, params) == 1  # one statement: atomic alone
+            row = await self._db.fetch_one(sql, params)  # one statement: atomic alone
+            return Task.from_row(row) if row else None
         async with self._db.transaction() as connection:
-            if await connection.execute(sql, params) != 1:
-                return False
+            row = await connection.fetch_one(sql, params)
+            if row is None:
+                return None
             # The credits follow the outcome, in the same transaction as the outcome.
             if to is TaskState.FAILED:
                 await ledger.settle(connection, task_id, "refund", now)
             elif to is TaskState.DELIVERED:
                 await ledger.settle(connection, task_id, "commit", now)
-        return True
+        return Task.from_row(row)
 
     # --- the Telegram messages a task owns, noted without changing its state ---------------
 
-    async def note_status_message(self, task_id: int, message_id: int) -> None:
-        await self._note(task_id, {"status_message_id": message_id})
+    # Each returns the task as noted (None only if there is no such task).
+
+    async def note_status_message(self, task_id: int, message_id: int) -> Task | None:
+        return await self._note(task_id, {"status_message_id": message_id})
 
     async def note_album(
         self, task_id: int, message_ids: Sequence[int | None], file_ids: Sequence[str | None]
-    ) -> None:
-        await self._note(task_id, {"album_message_ids": message_ids, "media_file_ids": file_ids})
+    ) -> Task | None:
+        fields = {"album_message_ids": message_ids, "media_file_ids": file_ids}
+        return await self._note(task_id, fields)
 
-    async def note_buttons(self, task_id: int, message_id: int) -> None:
-        await self._note(task_id, {"buttons_message_id": message_id})
+    async def note_buttons(self, task_id: int, message_id: int) -> Task | None:
+        return await self._note(task_id, {"buttons_message_id": message_id})
 
-    async def _note(self, task_id: int, fields: Mapping[str, object]) -> None:
+    async def _note(self, task_id: int, fields: Mapping[str, object]) -> Task | None:
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        await self._db.execute(
-            f"UPDATE tasks SET {assignments}, updated_at = ? WHERE id = ?",
+        row = await self._db.fetch_one(
+            f"UPDATE tasks SET {assignments}, updated_at = ? WHERE id = ? RETURNING *",
             (*(_encode(name, value) for name, value in fields.items()), time.time(), task_id),
         )
+        return Task.from_row(row) if row else None

@@ -60,11 +60,43 @@ async def test_only_one_of_many_racing_moves_wins(bot_database: Path | str) -> N
     await tasks.mark_running(task.id, "u1")
     await tasks.mark_succeeded(task.id, ["http://x/1.png"], at=0.0)
     claims = await asyncio.gather(*(tasks.mark_delivering(task.id) for _ in range(20)))
-    assert claims.count(True) == 1
+    assert sum(1 for claim in claims if claim is not None) == 1
     stored = await tasks.get(task.id)
     assert stored is not None
     assert stored.state is TaskState.DELIVERING
     assert stored.result_urls == ("http://x/1.png",)
+    await database.close()
+
+
+async def test_a_move_and_a_note_return_the_task_as_they_left_it(
+    bot_database: Path | str,
+) -> None:
+    """The engine takes the row a move returns instead of reading the task again: it must
+    be the row a read would give."""
+    database = await Database.open(bot_database)
+    tasks = TaskRepository(database)
+    task = await create(tasks, new_task())
+    await tasks.mark_submitting(task.id, "kie", at=0.0)
+    running = await tasks.mark_running(task.id, "u1")
+    assert running is not None
+    assert running.state is TaskState.RUNNING
+    assert running.upstream_task_id == "u1"
+    assert running == await tasks.get(task.id)
+    succeeded = await tasks.mark_succeeded(task.id, ["http://x/1.png"], at=5.0)
+    assert succeeded is not None
+    assert succeeded.result_urls == ("http://x/1.png",)
+    assert succeeded.finished_at == 5.0
+    assert await tasks.mark_succeeded(task.id, ["http://x/2.png"], at=6.0) is None  # done once
+    noted = await tasks.note_album(task.id, [11, 12], ["f1", "f2"])
+    assert noted is not None
+    assert noted.album_message_ids == (11, 12)
+    assert noted.media_file_ids == ("f1", "f2")
+    await tasks.mark_delivering(task.id)
+    delivered = await tasks.mark_delivered(task.id, at=7.0)  # in a transaction, with its commit
+    assert delivered is not None
+    assert delivered.state is TaskState.DELIVERED
+    assert delivered == await tasks.get(task.id)
+    assert await tasks.note_buttons(10_000, 1) is None  # no such task
     await database.close()
 
 

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram.error import ChatMigrated
 
@@ -37,12 +37,15 @@ from bot.providers import ErrorKind, ProviderError, UpstreamState
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.delivery import Deliverer
 from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
+from storage.turns import ahead_of_the_line
 
 __all__ = ["Engine", "RetryPolicy", "Timing"]
 
 _log = logging.getLogger(__name__)
 
 # States in which the upstream may be working on the task: it holds one of the line's slots.
+T = TypeVar("T")
+
 _UPSTREAM_HAS_IT = frozenset({TaskState.SUBMITTING, TaskState.RUNNING})
 
 
@@ -99,7 +102,7 @@ class Engine:
         )
         self._jobs: dict[int, Job] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
-        self._unstoppable: set[asyncio.Task[None]] = set()
+        self._unstoppable: set[asyncio.Task[Any]] = set()
         self._keeper: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -264,7 +267,7 @@ class Engine:
         finally:
             del self._jobs[task_id]
 
-    def _unstoppable_task(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    def _unstoppable_task(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run `work` (a Telegram send and the record of it) to its end even if the worker
         that started it is cancelled; `stop()` waits for it."""
         task = asyncio.create_task(work)
@@ -275,14 +278,16 @@ class Engine:
     async def _drive(self, job: Job, first: Task) -> None:
         policy = self._timing.step_retry
         failures = 0
-        fresh: Task | None = first  # read just now: the first step needs no second read
+        # The task as the database has it: read just now (claimed, or as the last step left
+        # it); None when a step cannot tell, and then it is read again.
+        fresh: Task | None = first
         while True:
             task = fresh or await self._tasks.get(job.task_id)
             fresh = None
             if task is None or task.state in (TaskState.DELIVERED, TaskState.REPORTED):
                 return
             try:
-                await self._step(job, task)
+                fresh = await self._step(job, task)
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -311,27 +316,34 @@ class Engine:
         )
         await self._fail(task, kind, None)
 
-    async def _step(self, job: Job, task: Task) -> None:
+    async def _step(self, job: Job, task: Task) -> Task | None:
+        """Take the task one state further; the task as that left it, if known."""
         match task.state:
             case TaskState.PENDING:
                 # Waiting in line can stop any time: the line is the pending rows in SQLite.
                 account = await self._wait_turn(job, task)
-                if account is not None:
-                    # Once the upstream is asked, its answer must be recorded, shutdown or not.
-                    await asyncio.shield(self._unstoppable_task(self._submit(job, task, account)))
+                if account is None:
+                    return None
+                # Once the upstream is asked, its answer must be recorded, shutdown or not.
+                return await asyncio.shield(
+                    self._unstoppable_task(self._submit(job, task, account))
+                )
             case TaskState.SUBMITTING:
                 # Only seen after a restart: the create request's outcome is unknown.
                 await self._await_unknown_creation(job, task)
             case TaskState.RUNNING:
-                await self._watch(job, task)
+                return await self._watch(job, task)
             case TaskState.SUCCEEDED:
-                await self._tasks.mark_delivering(task.id)
+                return await self._tasks.mark_delivering(task.id)
             case TaskState.DELIVERING:
-                await asyncio.shield(self._unstoppable_task(self._results.deliver(job, task)))
+                return await asyncio.shield(
+                    self._unstoppable_task(self._results.deliver(job, task))
+                )
             case TaskState.FAILED:
-                await asyncio.shield(
+                return await asyncio.shield(
                     self._unstoppable_task(self._results.report_failure(job, task))
                 )
+        return None
 
     # --- pending → running ------------------------------------------------------------
 
@@ -393,7 +405,12 @@ class Engine:
             job.nudge.clear()
         await self._fail(task, FailureKind.INTERRUPTED, None)
 
-    async def _submit(self, job: Job, task: Task, account: Account) -> None:
+    async def _submit(self, job: Job, task: Task, account: Account) -> Task | None:
+        # A slot waits on these records: they go before the rest of the database's line.
+        with ahead_of_the_line():
+            return await self._submit_now(job, task, account)
+
+    async def _submit_now(self, job: Job, task: Task, account: Account) -> Task | None:
         # submitted_at: when the create request left, for the hourly cap and the timeout.
         # The caps are checked again in the database, counting every replica's tasks.
         caps = Caps(account.config.max_concurrent, account.config.max_tasks_per_hour)
@@ -405,17 +422,19 @@ class Engine:
             self._scheduler.release(task.id)
             if outcome == "full":  # other replicas' tasks fill it: the task waits on
                 self._scheduler.slow_down(account, self._timing.full_elsewhere)
-            return
+            return None
         try:
             upstream_id = await self._upstream.create(task, account)
         except ProviderError as error:
             await self._create_failed(job, task, account, error)
-            return
+            return None
         if self._pool.create_succeeded(account) and self._alerts:
             await self._alerts.account_back(account.name)
-        # False when a callback came first and recorded the same upstream task.
-        if await self._tasks.mark_running(task.id, upstream_id):
+        # None when a callback came first and recorded the same upstream task.
+        running = await self._tasks.mark_running(task.id, upstream_id)
+        if running is not None:
             _tlog(task, account.name).info("task %d: upstream task %s", task.id, upstream_id)
+        return running
 
     async def _create_failed(
         self, job: Job, task: Task, account: Account, error: ProviderError
@@ -447,23 +466,25 @@ class Engine:
 
     # --- running → succeeded | failed ---------------------------------------------------
 
-    async def _watch(self, job: Job, task: Task) -> None:
+    async def _watch(self, job: Job, task: Task) -> Task | None:
         """Poll the upstream until the task ends, keeping the status message current."""
         ticker = asyncio.create_task(self._status.tick(job, task))
         try:
-            await self._poll(job, task)
+            return await self._poll(job, task)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
 
-    async def _poll(self, job: Job, task: Task) -> None:
+    async def _poll(self, job: Job, task: Task) -> Task | None:
+        """Read the upstream until the task ends: the task as it moved to succeeded; None
+        if it failed (or another process moved it first)."""
         assert task.upstream_task_id is not None
         account = self._pool.find(task.account)
         if account is None:
             # The operator took its account out of the pool: nobody can ask about it now.
             await self._fail(task, FailureKind.UNAVAILABLE, None)
-            return
+            return None
         by_callback = self._upstream.expects_callback(account)
         schedule = self._timing.callback_net if by_callback else self._timing.poll
         started = task.submitted_at or task.created_at
@@ -476,7 +497,7 @@ class Engine:
             elapsed = time.time() - started
             if schedule.timed_out(elapsed):
                 await self._fail(task, FailureKind.TIMEOUT, None)
-                return
+                return None
             delay = schedule.delay_after(elapsed, quickest=quickest)
             delay = min(delay, schedule.timeout - elapsed)
             await nudged_within(job.nudge, delay)
@@ -488,7 +509,7 @@ class Engine:
             except ProviderError as error:
                 if error.kind is ErrorKind.NOT_FOUND and elapsed > self._timing.not_found_grace:
                     await self._fail(task, FailureKind.GENERATION, None)
-                    return
+                    return None
                 if error.kind is not ErrorKind.NOT_READY:
                     _tlog(task).info("task %d: status read failed: %s", task.id, error)
                 if error.retry_after:
@@ -504,26 +525,30 @@ class Engine:
                 # Its slot is free once the database says so: the caps are counted there
                 # (by every replica), so the line must not hand the slot out before.
                 try:
-                    await self._tasks.mark_succeeded(task.id, status.result_urls, at=time.time())
+                    with ahead_of_the_line():
+                        return await self._tasks.mark_succeeded(
+                            task.id, status.result_urls, at=time.time()
+                        )
                 finally:
                     self._scheduler.release(task.id)
-                return
             if status.state is UpstreamState.FAILED:
                 await self._fail(task, FailureKind.GENERATION, status.fail_message)
-                return
+                return None
 
     async def _fail(self, task: Task, kind: FailureKind, detail: str | None) -> bool:
         """Record the failure (the refund goes with it, in one transaction); True if this
         call did. Its slot is free once the failure is recorded (see `_poll`)."""
         try:
-            moved = await self._tasks.mark_failed(task.id, kind, detail, at=time.time())
+            with ahead_of_the_line():
+                moved = await self._tasks.mark_failed(task.id, kind, detail, at=time.time())
         finally:
             self._scheduler.release(task.id)
-        if moved:
-            self._metrics.tasks_failed.labels(kind).inc()
-            self._metrics.tasks_finished.labels(task.kind, "failed").inc()
-            self._metrics.credits_refunded.inc(task.cost)
-        return moved
+        if moved is None:
+            return False
+        self._metrics.tasks_failed.labels(kind).inc()
+        self._metrics.tasks_finished.labels(task.kind, "failed").inc()
+        self._metrics.credits_refunded.inc(task.cost)
+        return True
 
 
 def _tlog(task: Task, account: str | None = None) -> logging.LoggerAdapter[logging.Logger]:

@@ -61,7 +61,9 @@ class Results:
         self._fail = fail
         self._chat_turns: dict[int, _ChatTurn] = {}
 
-    async def deliver(self, job: Job, task: Task) -> None:
+    async def deliver(self, job: Job, task: Task) -> Task | None:
+        """Send the result to its chat: the task as delivered, or None if this call did not
+        finish it (it failed, or another process did)."""
         # One delivery at a time per chat, in the order results became ready (asyncio's
         # locks are fair): a chat's albums never overtake each other on the way out.
         self._status.withdraw(job)  # before waiting for the chat's earlier results
@@ -69,21 +71,20 @@ class Results:
         turn.users += 1
         try:
             async with turn.lock:
-                await self._deliver_now(job, task)
+                return await self._deliver_now(job, task)
         finally:
             turn.users -= 1
             if turn.users == 0:
                 del self._chat_turns[task.chat_id]
 
-    async def _deliver_now(self, job: Job, task: Task) -> None:
+    async def _deliver_now(self, job: Job, task: Task) -> Task | None:
         task = await self._status.settled(job, task)
         if task.inline_message_id is not None:
-            await self._deliver_inline(task, task.inline_message_id)
-            return
+            return await self._deliver_inline(task, task.inline_message_id)
         if task.buttons_message_id is None and not task.album_message_ids:
             if not task.result_urls:
                 await self._fail(task, FailureKind.DELIVERY, None)
-                return
+                return None
             lang = Lang(task.lang)
             caption = rendering.album_caption(task.prompt)
             # An image set goes by URL as it is. Anything else may be a video, whose size
@@ -110,19 +111,19 @@ class Results:
                 # The user blocked the bot (or it left the group): finish quietly, refund.
                 _tlog(task).info("task %d: the chat is closed to the bot: %s", task.id, error)
                 await self._fail(task, FailureKind.DELIVERY, None)
-                return
+                return None
             except BadRequest as error:
                 _tlog(task).warning("task %d: Telegram refused the result: %s", task.id, error)
                 await self._fail(task, FailureKind.DELIVERY, None)
-                return
+                return None
             if sent.first_message_id is None:
                 await self._fail(task, FailureKind.DELIVERY, None)
-                return
-            await self._tasks.note_album(task.id, sent.message_ids, sent.file_ids)
+                return None
+            noted = await self._tasks.note_album(task.id, sent.message_ids, sent.file_ids)
             if video is not None:
                 # A single video carries its buttons itself.
-                await self._tasks.note_buttons(task.id, sent.first_message_id)
-            task = await reload(self._tasks, task)
+                noted = await self._tasks.note_buttons(task.id, sent.first_message_id)
+            task = noted or await reload(self._tasks, task)
         if task.buttons_message_id is None and task.kind is TaskKind.TEXT_TO_IMAGE:
             lang = Lang(task.lang)
             first = next(m for m in task.album_message_ids if m)
@@ -138,20 +139,22 @@ class Results:
             )
             await self._tasks.note_buttons(task.id, buttons.message_id)
         await self._status.remove(task)
-        if await self._tasks.mark_delivered(task.id, at=time.time()):
+        delivered = await self._tasks.mark_delivered(task.id, at=time.time())
+        if delivered is not None:
             self._metrics.tasks_finished.labels(task.kind, "delivered").inc()
             if task.finished_at is not None:
                 waited = max(0.0, time.time() - task.finished_at)
                 self._metrics.delivery_seconds.labels(task.kind).observe(waited)
         _tlog(task).info("task %d: delivered %d items", task.id, len(task.result_urls))
+        return delivered
 
-    async def _deliver_inline(self, task: Task, inline_message_id: str) -> None:
+    async def _deliver_inline(self, task: Task, inline_message_id: str) -> Task | None:
         """Into the inline message the user chose (in a chat the bot may not be in): the
         first image, by URL (an inline message takes no upload), under a button that opens
         the bot with all of them. Telegram refusing the image leaves a link to it instead."""
         if not task.result_urls:
             await self._fail(task, FailureKind.DELIVERY, None)
-            return
+            return None
         lang = Lang(task.lang)
         keyboard = rendering.open_in_bot_keyboard(lang, self._bot.username, task.id)
         caption = rendering.album_caption(task.prompt)
@@ -173,12 +176,14 @@ class Results:
                 except BadRequest as refused:
                     _tlog(task).warning("task %d: inline message gone: %s", task.id, refused)
                     await self._fail(task, FailureKind.DELIVERY, None)
-                    return
-        if await self._tasks.mark_delivered(task.id, at=time.time()):
+                    return None
+        delivered = await self._tasks.mark_delivered(task.id, at=time.time())
+        if delivered is not None:
             self._metrics.tasks_finished.labels(task.kind, "delivered").inc()
         _tlog(task).info("task %d: delivered into its inline message", task.id)
+        return delivered
 
-    async def report_failure(self, job: Job, task: Task) -> None:
+    async def report_failure(self, job: Job, task: Task) -> Task | None:
         self._status.withdraw(job)
         task = await self._status.settled(job, task)
         message = failure_text(task)
@@ -187,8 +192,7 @@ class Results:
                 await self._bot.edit_message_text(message, inline_message_id=task.inline_message_id)
             except BadRequest as error:  # gone; a passing error is retried with the step
                 _tlog(task).info("task %d: inline message not edited: %s", task.id, error)
-            await self._tasks.mark_reported(task.id)
-            return
+            return await self._tasks.mark_reported(task.id)
         sent = False
         if task.status_message_id is not None:
             # The status message becomes the failure notice: one message, nothing stale.
@@ -210,7 +214,7 @@ class Results:
                 )
             except Forbidden as error:
                 _tlog(task).info("task %d: the chat is closed to the bot: %s", task.id, error)
-        await self._tasks.mark_reported(task.id)
+        return await self._tasks.mark_reported(task.id)
 
 
 def failure_text(task: Task) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict, deque
 from collections.abc import Iterable
+from itertools import count, zip_longest
 
 from bot.engine.pool import Account, Need, Pool
 
@@ -115,7 +116,7 @@ class Scheduler:
     def position(self, task_id: int) -> int | None:
         """1 for the next task to be admitted; None if it is not waiting."""
         if self._places is None:
-            self._places = {waiting: place for place, waiting in enumerate(self._order(), 1)}
+            self._places = dict(zip(self._order(), count(1)))
         return self._places.get(task_id)
 
     async def changed(self) -> None:
@@ -126,13 +127,10 @@ class Scheduler:
 
     def _order(self) -> list[int]:
         """The order waiting tasks will be admitted in: chats in turn, one task each."""
-        queues = [list(queue) for queue in self._waiting.values()]
-        order: list[int] = []
-        depth = 0
-        while any(depth < len(queue) for queue in queues):
-            order.extend(queue[depth] for queue in queues if depth < len(queue))
-            depth += 1
-        return order
+        # Row by row: every chat's first task, then every chat's second, … (a chat out of
+        # tasks leaves a gap, None, in the rows after).
+        rows = zip_longest(*self._waiting.values())
+        return [task_id for row in rows for task_id in row if task_id is not None]
 
     def _dispatch(self) -> None:
         """Give every chat whose next task some fitting account has room for its turn,
@@ -148,36 +146,49 @@ class Scheduler:
         if rotation != self._looked_under:
             self._looked_under = rotation
             self._unlooked = set(self._waiting)
-        moved = True
         changed = False
-        while moved and self._waiting:
+        full = self._all_full()
+        moved = True
+        while moved and self._waiting and not full:
             moved = False
             for chat_id in list(self._waiting):
-                if self._all_full():
-                    if not self._unlooked:
-                        break
-                    if chat_id not in self._unlooked:
-                        continue
-                self._unlooked.discard(chat_id)
-                task_id = self._waiting[chat_id][0]
-                need = self._needs[task_id]
-                account = self._pool.route(need)
-                if account is None and self._pool.could_take(need):
-                    continue  # it waits for room
-                self._take_head(chat_id)
-                future = self._admitted.pop(task_id)
-                self._needs.pop(task_id, None)
-                if account is None:
-                    future.set_exception(NoAccount())
-                else:
-                    self._pool.sending(account, task_id)
-                    self._holding[task_id] = account
-                    future.set_result(account)
+                admitted = self._turn(chat_id)
+                if admitted is None:
+                    continue  # its next task waits for room
                 moved = changed = True
+                if admitted and self._all_full():
+                    full = True
+                    break
+        # No account has room: only the chats not looked at since the rotation changed
+        # are looked at, to turn away what no account in rotation could ever take.
+        while full and self._unlooked:
+            chat_id = self._unlooked.pop()
+            if chat_id in self._waiting and self._turn(chat_id) is not None:
+                changed = True
         if changed:
             self._changed.set()
             self._changed = asyncio.Event()
         self._wake_when_time_frees_room()
+
+    def _turn(self, chat_id: int) -> bool | None:
+        """This chat's next task, if it can leave the line now: True if an account took it,
+        False if none in rotation ever could (it fails); None if it waits for room."""
+        self._unlooked.discard(chat_id)
+        task_id = self._waiting[chat_id][0]
+        need = self._needs[task_id]
+        account = self._pool.route(need)
+        if account is None and self._pool.could_take(need):
+            return None
+        self._take_head(chat_id)
+        future = self._admitted.pop(task_id)
+        self._needs.pop(task_id, None)
+        if account is None:
+            future.set_exception(NoAccount())
+            return False
+        self._pool.sending(account, task_id)
+        self._holding[task_id] = account
+        future.set_result(account)
+        return True
 
     def _rotation(self) -> frozenset[str]:
         now = self._pool.now()

@@ -165,7 +165,7 @@ class StatusMessages:
             post.cancel()
 
     async def remove(self, task: Task) -> None:
-        task = await reload(self._tasks, task)
+        """Delete the status message; `task` as read after it settled (`settled`)."""
         if task.status_message_id is None:
             return
         try:

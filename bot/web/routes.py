@@ -28,6 +28,7 @@ from telegram.ext import Application
 from bot.web.signing import callback_signature_valid, secrets_match
 from storage.served_files import ServedFiles
 from storage.tasks import Task, TaskRepository
+from storage.turns import ahead_of_the_line
 
 _log = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ class WebDependencies:
 
 def build_web_app(deps: WebDependencies) -> Starlette:
     async def upstream_callback(request: Request) -> Response:
+        # A finished task's slot waits on this: its reads go before the database's line.
+        with ahead_of_the_line():
+            return await _upstream_callback(request)
+
+    async def _upstream_callback(request: Request) -> Response:
         task = await deps.tasks.get(request.path_params["task_id"])
         if task is None or not secrets_match(task.callback_secret, request.path_params["secret"]):
             return PlainTextResponse("not found", status_code=404)
