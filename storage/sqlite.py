@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random
 
 from storage.database import Conflict, Database, Params, Row, Session
 from storage.migrations import all_migrations
@@ -59,13 +60,26 @@ class SQLiteDatabase(Database):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(path, isolation_level=None)
-        connection.row_factory = aiosqlite.Row
-        await connection.execute("PRAGMA journal_mode = WAL")
-        await connection.execute("PRAGMA synchronous = NORMAL")
-        await connection.execute("PRAGMA foreign_keys = ON")
-        await connection.execute("PRAGMA busy_timeout = 5000")
-        database = cls(connection, path)
-        await database._migrate()
+        try:
+            connection.row_factory = aiosqlite.Row
+            await connection.execute("PRAGMA busy_timeout = 5000")
+            # Two processes opening a new file at once both switch it to WAL; the loser is
+            # told "locked" at once (SQLite's busy wait does not cover that switch).
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_locked),
+                wait=wait_random(0.01, 0.1),
+                stop=stop_after_delay(5),
+                reraise=True,
+            ):
+                with attempt:
+                    await connection.execute("PRAGMA journal_mode = WAL")
+            await connection.execute("PRAGMA synchronous = NORMAL")
+            await connection.execute("PRAGMA foreign_keys = ON")
+            database = cls(connection, path)
+            await database._migrate()
+        except BaseException:
+            await connection.close()  # its thread would keep the process alive
+            raise
         return database
 
     async def close(self) -> None:
@@ -150,6 +164,10 @@ class SQLiteDatabase(Database):
                 for statement in _statements(migration.sql):
                     await session.execute(statement)
                 await session.execute(f"PRAGMA user_version = {migration.version}")
+
+
+def _locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
 
 
 def _statements(script: str) -> list[str]:
