@@ -86,6 +86,24 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any
     return value
 
 
+def failure_notice(telegram: FakeTelegram, chat_id: int, task: Any) -> str:
+    """The text that told the user the task failed: its status message, turned into the
+    notice, or (when the failure came before the status message left, as a create refused
+    at once can) a reply of its own to the request."""
+    if task["status_message_id"] is not None:
+        notice = telegram.message(chat_id, task["status_message_id"])
+        assert not notice.deleted
+        text: str = notice.payload["text"]
+        return text
+    [reply] = [
+        c
+        for c in telegram.calls_of("sendMessage", chat_id)
+        if c.ok
+        and (c.json("reply_parameters") or {}).get("message_id") == task["request_message_id"]
+    ]
+    return str(reply.result["text"])
+
+
 def public_endpoint() -> dict[str, Any]:
     """Settings that give the bot its own HTTP endpoint on loopback (callback mode)."""
     port = free_port()

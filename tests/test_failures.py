@@ -8,20 +8,18 @@ import pytest
 
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
-from tests.conftest import FAST, RunningBot, StartBot
+from tests.conftest import FAST, RunningBot, StartBot, failure_notice
 
 ANN = FakeUser(1001, "Ann", "en")
 
 
 async def failure_text(telegram: FakeTelegram, bot: RunningBot, chat_id: int) -> str:
-    """The failure notice: the status message, edited into it."""
+    """The failure notice: the status message, edited into it (or a reply of its own, if
+    the failure came before the status message left)."""
     [task] = await bot.wait_until_settled()
     assert task["state"] == "reported"
-    notice = telegram.message(chat_id, task["status_message_id"])
-    assert not notice.deleted
     assert not any(c.ok for c in telegram.calls_of("sendMediaGroup"))
-    text: str = notice.payload["text"]
-    return text
+    return failure_notice(telegram, chat_id, task)
 
 
 async def test_upstream_generation_failure_shows_its_reason_escaped(

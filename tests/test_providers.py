@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from bot.providers import (
 from fakes.dialects import FakeGrok5Imagine, FakeGrokImagineApi
 from fakes.kie import FakeKie, Scenario, png
 from fakes.telegram import Call, FakeTelegram, FakeUser
-from tests.conftest import FAST, PROVIDER_KEY, FakeClock, StartBot, public_endpoint
+from tests.conftest import FAST, PROVIDER_KEY, FakeClock, StartBot, failure_notice, public_endpoint
 
 ANN = FakeUser(1001, "Ann", "en")
 OPERATOR = FakeUser(4242, "Operator", "en")
@@ -369,20 +368,6 @@ async def test_rate_limit_reset_header_is_waited_out(
     assert grokapi_server.created[0].created_at - sent >= 1.0
 
 
-def failure_notice(telegram: FakeTelegram, chat_id: int, task: Any) -> str:
-    """The text that told the user the task failed: its status message, turned into the
-    notice, or (when the failure came before the status message left) a reply of its own."""
-    if task["status_message_id"] is not None:
-        text: str = telegram.message(chat_id, task["status_message_id"]).payload["text"]
-        return text
-    [reply] = [
-        c
-        for c in ok_calls(telegram, "sendMessage", chat_id)
-        if (c.json("reply_parameters") or {}).get("message_id") == task["request_message_id"]
-    ]
-    return str(reply.result["text"])
-
-
 async def test_account_out_of_credits_alerts_operators_once(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
@@ -425,7 +410,7 @@ async def test_generation_failed_on_creation_is_refunded_with_its_reason(
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine something")
     [task] = await bot.wait_until_settled()
-    text = telegram.message(chat.id, task["status_message_id"]).payload["text"]
+    text = failure_notice(telegram, chat.id, task)
     assert text.startswith("🚫 The image service refused this request: Generation failed: nsfw")
     kinds = [r["kind"] for r in bot.rows("SELECT kind FROM ledger ORDER BY id")]
     assert kinds == ["reserve", "refund"]
