@@ -43,9 +43,9 @@ __all__ = ["Engine", "RetryPolicy", "Timing"]
 
 _log = logging.getLogger(__name__)
 
-# States in which the upstream may be working on the task: it holds one of the line's slots.
 T = TypeVar("T")
 
+# States in which the upstream may be working on the task: it holds one of the line's slots.
 _UPSTREAM_HAS_IT = frozenset({TaskState.SUBMITTING, TaskState.RUNNING})
 
 
