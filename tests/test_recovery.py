@@ -177,7 +177,7 @@ async def test_a_process_whose_lease_was_taken_stops_driving_the_task(
     # This process could not renew in time (a stalled loop, the database away) and another
     # claimed the task meanwhile: only one may drive it, the one holding the lease.
     kie.scenario = Scenario(duration=60)
-    bot = await start_bot(timing=replace(FAST, lease=0.3))
+    bot = await start_bot(timing=replace(FAST, lease=0.3), max_concurrent_tasks=1)
     telegram.send_text(telegram.private_chat(ANN), ANN, "/imagine held elsewhere")
     await eventually(lambda: [t for t in bot.tasks() if t["state"] == "running"])
     bot.rows("UPDATE tasks SET claimed_by = 'replica-2', claimed_until = ?", (time.time() + 600,))
@@ -191,3 +191,11 @@ async def test_a_process_whose_lease_was_taken_stops_driving_the_task(
     assert health["tasks_in_flight"] == 0
     [task] = bot.tasks()
     assert (task["state"], task["claimed_by"]) == ("running", "replica-2")
+    # Regression: the slot the task held in this process's line was never freed, so once
+    # replica-2 finished it, this process's one slot stayed taken and a new task waited
+    # for good (found by the CI loop in test_replicas).
+    bot.rows("UPDATE tasks SET state = 'delivered', claimed_by = NULL")
+    kie.scenario = Scenario(duration=0.1)
+    telegram.send_text(telegram.private_chat(ANN), ANN, "/imagine next")
+    [_, after] = await bot.wait_until_settled(count=2)
+    assert after["state"] == "delivered"

@@ -266,6 +266,10 @@ class Engine:
             await self._drive(job, first)
         finally:
             del self._jobs[task_id]
+            # A worker let go of (another process took its task over) may leave while its
+            # task holds a slot of this process's line: free it, or the line would count
+            # the task as running here for good.
+            self._scheduler.release(task_id)
 
     def _unstoppable_task(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run `work` (a Telegram send and the record of it) to its end even if the worker
