@@ -179,14 +179,16 @@ class FakeKie:
         self.create_attempts += 1
         if not self._authorized(request):
             return _answer(401, "You do not have access permissions")
-        if failure := self.next_failure():
-            return _answer(
-                failure.code, failure.msg, http_status=failure.http_status, headers=failure.headers
-            )
         try:
             body = await request.json()
         except ValueError:
             return _answer(422, "request body is not JSON")
+        # Decided with no wait before the task is made: a request whose body was still on
+        # its way when the account began to refuse is refused too, as it would be upstream.
+        if failure := self.next_failure():
+            return _answer(
+                failure.code, failure.msg, http_status=failure.http_status, headers=failure.headers
+            )
         problem = _validate_create(body)
         if problem:
             return _answer(422, problem)
