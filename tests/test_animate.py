@@ -12,7 +12,7 @@ import pytest
 
 from fakes.kie import FakeKie, FakeTask, png
 from fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
-from tests.conftest import RunningBot, StartBot, public_endpoint
+from tests.conftest import RunningBot, StartBot, eventually, public_endpoint
 
 ANN = FakeUser(1001, "Ann", "en")
 BOB = FakeUser(1002, "Bob", "en")
@@ -97,6 +97,9 @@ async def test_motion_prompt_by_reply_and_spicy_where_the_chat_allows_it(
     modes = draft.result["reply_markup"]["inline_keyboard"][0]
     assert [b["text"] for b in modes] == ["😄 Fun", "🎞 Normal", "🌶 Spicy"]
 
+    # A person replies after reading it; the test waits for the bot to have recorded it
+    # (on PostgreSQL the reply could otherwise overtake that record).
+    await eventually(lambda: bot.rows("SELECT 1 FROM drafts WHERE message_id = ?", (draft_id,)), 10)
     telegram.send_text(chat, ANN, "she turns & smiles <slowly>", reply_to=draft_id)
     await telegram.wait_for(lambda: "Motion" in telegram.message(chat.id, draft_id).payload["text"])
     assert telegram.message(chat.id, draft_id).payload["text"] == (
