@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from storage.turns import TurnLock, ahead_of_the_line
 
 
 async def _take(lock: TurnLock, name: str, order: list[str], *, ahead: bool = False) -> None:
-    if ahead:
-        with ahead_of_the_line():
-            async with lock:
-                order.append(name)
-    else:
+    with ahead_of_the_line() if ahead else contextlib.nullcontext():
         async with lock:
             order.append(name)
 
