@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fakes.bot_api_spec import check_call
 from fakes.flood_model import FloodModel
 from fakes.server import LoopbackServer
 from fakes.telegram_html import HtmlError, Parsed, parse_html, utf16_len
@@ -241,6 +242,9 @@ class FakeTelegram:
         self.webhook_retry_delay = 0.2
         self._pump: asyncio.Task[None] | None = None
         self.server_errors: list[str] = []
+        # Calls that break the Bot API 10.1 tables (unknown parameter, wrong type, missing
+        # required one): `fakes/bot_api_spec.py`.
+        self.api_violations: list[str] = []
         self.url = ""
         # Payments in Telegram Stars: invoices sent, checkouts open, charges made.
         self._invoices: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, message) → invoice
@@ -259,8 +263,8 @@ class FakeTelegram:
 
     # --- lifecycle --------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self.url = await self._server.start()
+    async def start(self, port: int = 0) -> None:
+        self.url = await self._server.start(port)
 
     async def stop(self) -> None:
         await self._stop_pump()
@@ -699,6 +703,14 @@ class FakeTelegram:
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status_code=404
             )
         params, files = await _read_params(request)
+        problems = check_call(method, params, files)
+        if problems:
+            # Not as the Bot API has it: a test failure (the fixture fails on these), and,
+            # as Telegram does for a missing or malformed parameter, a 400.
+            self.api_violations.extend(problems)
+            call = Call(method, params, time.time(), ok=False)
+            self.calls.append(call)
+            return await self._refuse(call, bad_request(problems[0]))
         if method in self.delays:
             await asyncio.sleep(self.delays[method])
         if (method, str(params.get("chat_id"))) in self._holding:

@@ -130,6 +130,7 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
     yield server
     await server.stop()
     assert not server.server_errors, "\n".join(server.server_errors)
+    assert not server.api_violations, "\n".join(server.api_violations)
 
 
 @pytest.fixture

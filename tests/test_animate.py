@@ -74,6 +74,9 @@ async def test_animate_takes_two_presses_the_button_and_a_mode(
     [video] = [c for c in telegram.calls_of("sendVideo", chat.id) if c.ok]
     labels = [b["text"] for row in video.json("reply_markup")["inline_keyboard"] for b in row]
     assert labels == ["⬆ Upscale", "🔁 Again"]
+    # No motion prompt, no caption (python-telegram-bot #5307 sent "" as "[]").
+    assert "caption" not in video.params
+    assert "caption" not in video.result
     assert tasks[1]["buttons_message_id"] == video.result["message_id"]
     assert json.loads(tasks[1]["media_file_ids"]) == [video.result["video"]["file_id"]]
     # The draft message no longer offers anything.

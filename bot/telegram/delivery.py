@@ -99,7 +99,7 @@ class Deliverer:
         return await self._fetcher.probe_all(list(urls))
 
     async def send_images(
-        self, where: Placement, urls: Sequence[str], caption: str, lang: Lang
+        self, where: Placement, urls: Sequence[str], caption: str | None, lang: Lang
     ) -> Delivered:
         """By URL first: a generated image almost always fits Telegram's 5 MB, and asking
         the file server about every item first would cost six requests per album. Only when
@@ -113,7 +113,7 @@ class Deliverer:
         return Delivered([m.message_id for m in messages], [_photo_id(m) for m in messages])
 
     async def _send_checked(
-        self, where: Placement, probes: list[Probe], caption: str, lang: Lang
+        self, where: Placement, probes: list[Probe], caption: str | None, lang: Lang
     ) -> Delivered:
         """After Telegram would not fetch the album: each item the bot can fetch within the
         photo upload limit is uploaded, a larger one goes as a document, and one past every
@@ -152,7 +152,7 @@ class Deliverer:
         self,
         where: Placement,
         probe: Probe,
-        caption: str,
+        caption: str | None,
         markup: InlineKeyboardMarkup | None,
         lang: Lang,
     ) -> Delivered:
@@ -196,7 +196,7 @@ class Deliverer:
     # --- the sends ----------------------------------------------------------------------------
 
     async def send_album(
-        self, where: Placement, album: list[tuple[int, str | bytes]], caption: str
+        self, where: Placement, album: list[tuple[int, str | bytes]], caption: str | None
     ) -> tuple[Message, ...]:
         """Photos (URLs, file ids or bytes, each with its result index) with the caption on
         the first: one as a photo, several as an album."""
@@ -213,7 +213,7 @@ class Deliverer:
             InputMediaPhoto(
                 photo,
                 caption=caption if position == 0 else None,
-                parse_mode=ParseMode.HTML if position == 0 else None,
+                parse_mode=ParseMode.HTML if position == 0 and caption else None,
             )
             for position, (_, photo) in enumerate(album)
         ]
@@ -228,7 +228,7 @@ class Deliverer:
         self,
         where: Placement,
         video: str | bytes,
-        caption: str,
+        caption: str | None,
         markup: InlineKeyboardMarkup | None,
     ) -> Message:
         return await self._bot.send_video(

@@ -21,6 +21,7 @@ from telegram.ext import AIORateLimiter
 
 from bot.ops.metrics import Metrics
 from bot.telegram.pace import BEST_EFFORT, INTERACTIVE, URGENT, PriorityPace
+from bot.telegram.ptb_fixes import mend_call
 from storage.telegram_pace import Bucket, TelegramPace
 
 _log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ class FloodControl(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> bool | JSONDict | list[JSONDict]:
+        mend_call(endpoint, data)  # what PTB would send that the Bot API does not take
         if endpoint in _UNPACED:
             return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
         held = _ticket.get()

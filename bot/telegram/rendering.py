@@ -65,8 +65,11 @@ def shorten(value: str, limit: int) -> str:
     return value[:kept].rstrip() + "…"
 
 
-def album_caption(prompt: str) -> str:
-    """The prompt as an HTML caption that fits Telegram's caption limit once parsed."""
+def album_caption(prompt: str) -> str | None:
+    """The prompt as an HTML caption that fits Telegram's caption limit once parsed; None
+    for no prompt (a video animated without a motion prompt): no caption at all."""
+    if not prompt:
+        return None
     return html.escape(shorten(prompt, MAX_CAPTION_CHARS), quote=False)
 
 
