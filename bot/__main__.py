@@ -7,6 +7,7 @@ import signal
 import sys
 
 from pydantic import ValidationError
+from telegram.error import InvalidToken
 
 from bot.app import run, run_event_loop
 from bot.ops.logs import configure_logging
@@ -38,6 +39,13 @@ def main() -> int:
         run_event_loop(serve())
     except NotImplementedError as error:
         print(str(error), file=sys.stderr)
+        return 2
+    except InvalidToken:
+        print(
+            "Telegram refused the bot token (TELEGRAM_BOT_TOKEN): "
+            "check it with @BotFather (/token)",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

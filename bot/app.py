@@ -9,6 +9,7 @@ is in SQLite and resumes at the next start), then close the HTTP server and the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -18,7 +19,9 @@ from typing import Any
 import httpx
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 from telegram.constants import ParseMode
+from telegram.error import NetworkError
 from telegram.ext import Application, ApplicationBuilder, Defaults
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from bot.core import catalog
 from bot.core.catalog import Lang
@@ -41,6 +44,7 @@ from bot.telegram.chat_settings import SettingsMenu
 from bot.telegram.commands import Commands
 from bot.telegram.delivery import Deliverer
 from bot.telegram.flood import FloodControl, FloodLimits
+from bot.telegram.handover import ImageHandover
 from bot.telegram.history import History
 from bot.telegram.inline import Inline
 from bot.telegram.intake import Intake
@@ -136,6 +140,55 @@ async def register_commands(bot: Bot, can: Capabilities, *, shop_open: bool = Fa
             )
 
 
+async def reach_telegram(
+    application: Application,  # type: ignore[type-arg]
+    where: str,
+    stop: asyncio.Event,
+    *,
+    first_wait: float = 1.0,
+    longest_wait: float = 60.0,
+) -> bool:
+    """Introduce the bot to Telegram (PTB's `initialize`: its getMe), trying again with
+    exponential backoff, one log line a try, while Telegram cannot be reached (a container
+    up before its network, a hiccup at deploy time). A token Telegram refuses raises
+    `InvalidToken` at once. False if `stop` was set before Telegram answered."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(NetworkError),
+        wait=wait_exponential_jitter(initial=first_wait, max=longest_wait, jitter=first_wait),
+        stop=lambda _: stop.is_set(),
+        sleep=lambda seconds: _until(stop, seconds),
+        before_sleep=lambda state: _log.warning(
+            "Telegram (%s) cannot be reached: %s; trying again in %.0f s",
+            where,
+            state.outcome.exception() if state.outcome else "?",
+            state.upcoming_sleep,
+        ),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                await application.initialize()
+    except NetworkError:
+        return False  # told to stop while Telegram was still away
+    return not stop.is_set()
+
+
+async def _until(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+async def _close_before_start(
+    pool: Pool, media_client: httpx.AsyncClient, database: Database
+) -> None:
+    await pool.aclose()
+    await media_client.aclose()
+    await database.close()
+
+
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     """Run `main` to its end on uvloop where it is installed (a dependency everywhere but
     Windows): its loop and sockets cost the bot a good part less CPU than asyncio's own
@@ -172,6 +225,7 @@ async def run(
             poll=replace(defaults.poll, timeout=settings.task_timeout),
             callback_net=replace(defaults.callback_net, timeout=settings.task_timeout),
             lease=settings.task_lease,
+            outage_wait=settings.outage_wait,
         )
     metrics = Metrics()
     database = await Database.open(settings.database, pool_size=settings.database_pool_size)
@@ -195,6 +249,10 @@ async def run(
         return callback_url(public, task)
 
     deliverer = Deliverer(application.bot, MediaFetcher(media_client))
+    served_files = ServedFiles(database)
+    handover = ImageHandover(
+        bot=application.bot, pool=pool, served_files=served_files, public_url=public
+    )
     engine = Engine(
         bot=application.bot,
         tasks=tasks,
@@ -204,15 +262,15 @@ async def run(
         callback_url=task_callback_url if public else None,
         alerts=alerts,
         metrics=metrics,
-        scheduler=Scheduler(pool),
+        scheduler=Scheduler(pool, outage_wait=timing.outage_wait),
         on_chat_migrated=chats.migrate,
         telegram_busy=flood.busy_for,
         owner=settings.instance_id,
         clock=clock,
+        image_from_telegram=handover.from_telegram,
     )
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)
-    served_files = ServedFiles(database)
     payments = PaymentRepository(database)
     shop = Shop(
         packs=settings.star_packs,
@@ -232,8 +290,7 @@ async def run(
         drafts=DraftRepository(database),
         chats=chats,
         pool=pool,
-        served_files=served_files,
-        public_url=public,
+        handover=handover,
         spicy_allowed=settings.allow_spicy,
         intake=intake,
         tasks=tasks,
@@ -339,6 +396,14 @@ async def run(
         )
     )
     server = None
+    reached = False
+    try:
+        reached = await reach_telegram(application, settings.telegram_base, stop)
+    finally:
+        if not reached:  # told to stop first, or the token was refused
+            await _close_before_start(pool, media_client, database)
+    if not reached:
+        return
     try:
         async with application:
             await register_commands(application.bot, pool.capabilities, shop_open=shop.open)

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     max_concurrent_tasks: int = Field(default=50, ge=1)
     max_tasks_per_hour: int = Field(default=500, ge=1)
     task_timeout: float = Field(default=15 * 60, gt=0)  # seconds before a task is given up
+    # Seconds a request waits in line while every account that could do it is out of
+    # rotation (a short outage) before it is refunded.
+    outage_wait: float = Field(default=120.0, ge=0)
     # How long a replica's claim on a task lasts (renewed every third of it): a replica
     # killed without warning has its tasks taken over within 4/3 of this.
     task_lease: float = Field(default=20.0, ge=1)

@@ -45,7 +45,9 @@ class FakeGrok5Imagine(FakeKie):
         if problem:
             return _error(400, problem)
         body.setdefault("model", "grok-imagine/text-to-image")
-        task = self.new_task(body)
+        task = self.new_task(
+            body, failure=await self.image_problem(body["input"].get("image_urls"))
+        )
         if body.get("callback_url") and task.scenario.callback == "send":
             self.send_callbacks_later(task, body["callback_url"])
         return _ok({"task_id": task.task_id, "status": "IN_PROGRESS"})
@@ -103,7 +105,7 @@ class FakeGrokImagineApi(FakeKie):
         problem = _grokapi_problem(body)
         if problem:
             return _error(400, f"Invalid request: {problem}", error="INVALID_REQUEST")
-        task = self.new_task(body)
+        task = self.new_task(body, failure=await self.image_problem(body.get("images")))
         return _ok({"task_id": task.task_id})
 
     async def _status(self, request: Request) -> Response:

@@ -103,6 +103,10 @@ class FakeKie:
     unknown_reads: int = 0  # status reads of tasks this account never made
     uploads: dict[str, bytes] = field(default_factory=dict)
     callbacks: list[CallbackAttempt] = field(default_factory=list)
+    expired: set[str] = field(default_factory=set)  # tasks whose result files are gone
+    credits: float = 1000.0  # the account's balance; at 0 every create answers 402
+    credit_checks: int = 0
+    image_url_fetches: list[str] = field(default_factory=list)  # images fetched by URL
 
     def __post_init__(self) -> None:
         self._create_failures: deque[CreateFailure] = deque()
@@ -152,12 +156,35 @@ class FakeKie:
     def next_failure(self) -> CreateFailure | None:
         return self._create_failures.popleft() if self._create_failures else None
 
-    def new_task(self, request: dict[str, Any]) -> FakeTask:
+    def new_task(self, request: dict[str, Any], *, failure: str | None = None) -> FakeTask:
+        """A task on the clock; `failure`: it fails with that message when its time comes."""
         scenario = self.next_scenarios.popleft() if self.next_scenarios else self.scenario
+        if failure is not None:
+            scenario = replace(scenario, outcome="fail", fail_code="400", fail_msg=failure)
         task = FakeTask(uuid.uuid4().hex, request, scenario, time.time())
         self.tasks[task.task_id] = task
         self.created.append(task)
         return task
+
+    def expire_results(self) -> None:
+        """A day has passed: the result files of every task made so far are gone (the
+        upstreams keep them about 24 hours)."""
+        self.expired.update(self.tasks)
+
+    async def image_problem(self, urls: object) -> str | None:
+        """What the upstream says of images it is given by URL (it fetches them): None if
+        every one is a JPEG, PNG or WEBP it could fetch."""
+        for url in urls if isinstance(urls, list) else []:
+            try:
+                response = await self._callback_client.get(str(url))
+            except httpx.HTTPError:
+                return "Failed to download the image"
+            self.image_url_fetches.append(str(url))
+            if response.status_code != 200 or not response.content.startswith(
+                (b"\x89PNG", b"\xff\xd8\xff", b"RIFF")
+            ):
+                return "File type not supported"
+        return None
 
     def state(self, task: FakeTask, now: float) -> str:
         """waiting, generating, success or fail, by the task's clock."""
@@ -189,6 +216,8 @@ class FakeKie:
             return _answer(
                 failure.code, failure.msg, http_status=failure.http_status, headers=failure.headers
             )
+        if self.credits <= 0:
+            return _answer(402, "Insufficient credits")
         problem = _validate_create(body)
         if problem:
             return _answer(422, problem)
@@ -197,7 +226,9 @@ class FakeKie:
             if sum(1 for t in self.created if t.done_at > now) >= self.max_running:
                 self.refused_429 += 1
                 return _answer(429, "too many running tasks", headers={"Retry-After": "1"})
-        task = self.new_task(body)
+        task = self.new_task(
+            body, failure=await self.image_problem(body["input"].get("image_urls"))
+        )
         if body.get("callBackUrl") and task.scenario.callback == "send":
             self.send_callbacks_later(task, body["callBackUrl"])
         if self.create_delay:
@@ -283,12 +314,18 @@ class FakeKie:
     async def _credit(self, request: Request) -> Response:
         if not self._authorized(request):
             return _answer(401, "You do not have access permissions")
-        return _answer(200, "success", data=1000)
+        self.credit_checks += 1
+        return _answer(200, "success", data=self.credits)
 
     async def _result(self, request: Request) -> Response:
         task = self.tasks.get(request.path_params["task_id"])
         index, suffix = request.path_params["index"], request.path_params["suffix"]
-        if task is None or index >= self.result_count(task) or suffix != self.suffix(task):
+        if (
+            task is None
+            or task.task_id in self.expired
+            or index >= self.result_count(task)
+            or suffix != self.suffix(task)
+        ):
             return Response(status_code=404)
         if request.method == "HEAD" and not task.scenario.size_on_head:
             return Response(status_code=405)

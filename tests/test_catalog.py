@@ -20,11 +20,9 @@ def test_every_message_exists_in_both_languages_with_the_same_fields(key: str) -
 
 
 def test_parameters_are_escaped() -> None:
-    rendered = text(Lang.EN, "failure.generation", reason="<b>bad</b> & worse")
+    rendered = text(Lang.EN, "failure.generation", what="the images", reason="<b>bad</b> & worse")
     assert "&lt;b&gt;bad&lt;/b&gt; &amp; worse" in rendered
-    assert parse_html(rendered).text.startswith(
-        "😔 The images could not be generated: <b>bad</b> & worse"
-    )
+    assert parse_html(rendered).text.startswith("😔 Could not make the images: <b>bad</b> & worse")
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,74 @@ async def test_a_bad_providers_file_stops_start_up_with_one_line(tmp_path: Path)
     ]
 
 
+async def read_line_with(process: asyncio.subprocess.Process, words: str) -> str:
+    """The next line of the process's stderr that contains `words`."""
+    assert process.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        assert line, "the process ended before saying it"
+        if words in line:
+            return line
+
+
+@pytest.mark.sqlite_only
+async def test_a_start_without_telegram_says_so_in_one_line_and_keeps_trying(
+    kie: FakeKie, tmp_path: Path
+) -> None:
+    port = free_port()  # nothing listens there yet: Telegram cannot be reached
+    process = await run_bot(
+        {
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_API_URL": f"http://127.0.0.1:{port}",
+            "PROVIDER_API_KEY": PROVIDER_KEY,
+            "PROVIDER_BASE_URL": kie.url,
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(free_port()),
+        },
+        tmp_path,
+    )
+    telegram = FakeTelegram(BOT_TOKEN)
+    try:
+        first = await read_line_with(process, "cannot be reached")
+        assert f"Telegram (http://127.0.0.1:{port}) cannot be reached: " in first
+        assert "trying again in" in first
+        await telegram.start(port)  # Telegram answers again: the bot starts by itself
+        await read_line_with(process, "is running")
+        await telegram.wait_for(lambda: telegram.polls > 0, timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), 15)
+        await telegram.stop()
+    assert process.returncode == 0
+    assert "Traceback" not in first + rest.decode()
+    assert BOT_TOKEN not in first + rest.decode()
+
+
+@pytest.mark.sqlite_only
+async def test_a_token_telegram_refuses_stops_the_start_in_one_line(
+    telegram: FakeTelegram, kie: FakeKie, tmp_path: Path
+) -> None:
+    process = await run_bot(
+        {
+            "TELEGRAM_BOT_TOKEN": "123456789:AAH-a-token-telegram-does-not-know",
+            "TELEGRAM_API_URL": telegram.url,
+            "PROVIDER_API_KEY": PROVIDER_KEY,
+            "PROVIDER_BASE_URL": kie.url,
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": str(free_port()),
+        },
+        tmp_path,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    log = stderr.decode()
+    assert process.returncode == 2
+    assert "Traceback" not in log
+    assert "a-token-telegram-does-not-know" not in log
+    assert log.strip().splitlines()[-1] == (
+        "Telegram refused the bot token (TELEGRAM_BOT_TOKEN): check it with @BotFather (/token)"
+    )
+
+
 @pytest.mark.sqlite_only
 async def test_runs_from_a_dotenv_file_and_stops_on_sigterm(
     telegram: FakeTelegram, kie: FakeKie, tmp_path: Path

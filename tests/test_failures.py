@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
 
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
-from tests.conftest import FAST, RunningBot, StartBot, failure_notice
+from tests.conftest import FAST, FakeClock, RunningBot, StartBot, failure_notice
 
 ANN = FakeUser(1001, "Ann", "en")
 
@@ -29,13 +30,27 @@ async def test_upstream_generation_failure_shows_its_reason_escaped(
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine something")
     text = await failure_text(telegram, bot, chat.id)
-    assert text.startswith("😔 The images could not be generated: Prompt <flagged> & blocked")
+    assert text.startswith("😔 Could not make the images: Prompt <flagged> & blocked")
     assert "Traceback" not in text
     [task] = bot.tasks()
     assert (task["failure_kind"], task["failure_detail"]) == (
         "generation",
         "Prompt <flagged> & blocked",
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [("/imagine a fox", "the images"), ("/video a fox running", "the video")],
+)
+async def test_a_failure_names_what_failed(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot, command: str, named: str
+) -> None:
+    kie.scenario = Scenario(outcome="fail", fail_code="400", fail_msg="File type not supported")
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, command)
+    text = await failure_text(telegram, bot, chat.id)
+    assert text.startswith(f"😔 Could not make {named}: File type not supported\n")
 
 
 async def test_upstream_validation_error_is_a_rejection(
@@ -46,7 +61,7 @@ async def test_upstream_validation_error_is_a_rejection(
     telegram.send_text(chat, ANN, "/imagine something")
     text = await failure_text(telegram, bot, chat.id)
     assert text == (
-        "🚫 The image service refused this request: prompt violates the content policy\n"
+        "🚫 The service refused to make the images: prompt violates the content policy\n"
         "💳 The 5 credits were returned."
     )
     assert kie.create_attempts == 1
@@ -57,18 +72,28 @@ async def test_upstream_validation_error_is_a_rejection(
     [(401, "bad key"), (402, "Insufficient credits"), (455, "maintenance"), (505, "disabled")],
 )
 async def test_account_and_service_problems_read_as_unavailable(
-    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot, code: int, msg: str
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, code: int, msg: str
 ) -> None:
-    kie.fail_creates(code, msg)
+    clock = FakeClock(time.time())
+    bot = await start_bot(clock=clock)
+    kie.fail_creates(code, msg, times=10_000)  # an outage longer than OUTAGE_WAIT
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine something")
+    await telegram.wait_for(
+        lambda: any(
+            "not answering right now" in c.result["text"]
+            for c in telegram.calls_of("editMessageText", chat.id)
+            if c.ok
+        )
+    )
+    clock.advance(FAST.outage_wait + 1)
     text = await failure_text(telegram, bot, chat.id)
     assert text == (
-        "🛠 The image service is temporarily unavailable. Please try again later.\n"
+        "🛠 Could not make the images: the service is temporarily unavailable. "
+        "Please try again later.\n"
         "💳 The 5 credits were returned."
     )
     assert msg not in text  # account details stay with the operator
-    assert kie.create_attempts == 1
 
 
 async def test_transient_server_errors_are_retried(
@@ -103,7 +128,7 @@ async def test_a_task_that_never_finishes_times_out(
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine forever")
     text = await failure_text(telegram, bot, chat.id)
-    assert text.startswith("⌛ The image service took too long")
+    assert text.startswith("⌛ The service took too long to make the images")
     assert bot.tasks()[0]["failure_kind"] == "timeout"
 
 
@@ -125,4 +150,4 @@ async def test_album_refused_by_telegram_is_reported_not_retried_forever(
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine refused")
     text = await failure_text(telegram, bot, chat.id)
-    assert text.startswith("😔 The images were made but could not be sent here")
+    assert text.startswith("😔 Could not send the images here")

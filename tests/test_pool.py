@@ -6,11 +6,13 @@ at start-up or refused in one line. (test_scheduler_line.py has the routing arit
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -20,7 +22,15 @@ from bot.settings import Settings
 from fakes.dialects import FakeGrokImagineApi
 from fakes.kie import FakeKie, FakeTask, Scenario
 from fakes.telegram import Call, FakeTelegram, FakeUser
-from tests.conftest import FAST, PROVIDER_KEY, FakeClock, StartBot, eventually, public_endpoint
+from tests.conftest import (
+    FAST,
+    PROVIDER_KEY,
+    FakeClock,
+    RunningBot,
+    StartBot,
+    eventually,
+    public_endpoint,
+)
 
 ANN = FakeUser(1001, "Ann", "en")
 OPERATOR = FakeUser(4242, "Operator", "en")
@@ -79,6 +89,17 @@ async def animation_draft(telegram: FakeTelegram, chat_id: int, opening: str) ->
     return draft
 
 
+async def in_rotation(bot: RunningBot, account: str) -> None:
+    """Wait until the bot's /metrics say the account is in rotation."""
+    wanted = f'imagine_upstream_account_in_rotation{{account="{account}"}} 1.0'
+    async with httpx.AsyncClient() as client:
+        for _ in range(500):
+            if wanted in (await client.get(bot.http_url("/metrics"))).text:
+                return
+            await asyncio.sleep(0.02)
+    raise TimeoutError(f"{account} never came back into rotation")
+
+
 def made(server: FakeKie, model: str) -> list[FakeTask]:
     return [t for t in server.created if t.request["model"] == f"grok-imagine/{model}"]
 
@@ -113,15 +134,20 @@ async def test_refused_create_is_rerouted_and_follow_ups_stay_with_their_account
     assert [c.status for c in kie_b.callbacks] == [200]
     assert kie.unknown_reads == 0
 
-    # 2. While a cools down everything goes to b; then one probe brings a back.
+    # 2. While a is out everything goes to b (a's balance, checked meanwhile, has not
+    # grown); a top-up brings a back at the next check.
     telegram.send_text(chat, ANN, "/imagine while a rests")
     await bot.wait_until_settled(count=2)
     assert bot.tasks()[1]["account"] == "b"
-    clock.advance(FAST.breaker.cooldown)
-    telegram.send_text(chat, ANN, "/imagine the probe")
+    checks = kie.credit_checks
+    await eventually(lambda: kie.credit_checks > checks + 1)
+    assert len(ok_calls(telegram, "sendMessage", operators.id)) == 1  # still out
+    kie.credits += 500
+    await in_rotation(bot, "a")  # the next check put it back
+    telegram.send_text(chat, ANN, "/imagine a is back")
     tasks = await bot.wait_until_settled(count=3)
     assert (tasks[2]["state"], tasks[2]["account"]) == ("delivered", "a")
-    alerts = ok_calls(telegram, "sendMessage", operators.id)
+    alerts = ok_calls(telegram, "sendMessage", operators.id)  # back: it took a task
     assert alerts[1].result["text"] == "✅ The a account is back in rotation."
 
     # 3. Follow-ups of the fox go to b, which made it, though a (the first) has as much
@@ -143,18 +169,23 @@ async def test_refused_create_is_rerouted_and_follow_ups_stay_with_their_account
     assert animated.request["input"]["index"] == 1
     assert made(kie, "upscale") == made(kie, "image-to-video") == []
 
-    # 4. b goes down (an upscale only b could do is refunded), and an animation of the fox
-    # goes to a with the image's URL instead.
-    kie_b.fail_creates(455, "Service maintenance")
+    # 4. b runs dry: an upscale only b could do waits for it, and an animation of the fox
+    # goes to a with the image's URL instead; b stays out past OUTAGE_WAIT, and the upscale
+    # is refunded.
+    kie_b.credits = 0
     telegram.send_text(chat, ANN, "/upscale", reply_to=fox_photos[2])
-    tasks = await bot.wait_until_settled(count=6)
-    assert (tasks[5]["state"], tasks[5]["failure_kind"]) == ("reported", "unavailable")
+    await telegram.wait_for(lambda: len(ok_calls(telegram, "sendMessage", operators.id)) == 3)
     telegram.send_text(chat, ANN, "/animate again", reply_to=fox_photos[3])
     draft = await animation_draft(telegram, chat.id, "🎬 Animating image 4")
     normal = draft.result["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
     await telegram.wait_for_answer(telegram.press(chat, ANN, draft.result["message_id"], normal))
-    tasks = await bot.wait_until_settled(count=7)
+    await eventually(lambda: len(bot.tasks()) == 7 and bot.tasks()[6]["state"] == "delivered")
+    tasks = bot.tasks()
     assert (tasks[6]["state"], tasks[6]["account"]) == ("delivered", "a")
+    assert tasks[5]["state"] == "pending"  # the upscale, waiting for b
+    clock.advance(FAST.outage_wait + 1)
+    tasks = await bot.wait_until_settled(count=7)
+    assert (tasks[5]["state"], tasks[5]["failure_kind"]) == ("reported", "unavailable")
     [elsewhere] = made(kie, "image-to-video")
     fox_urls = json.loads(fox["result_urls"])
     assert elsewhere.request["input"]["image_urls"] == [fox_urls[3]]
@@ -162,14 +193,14 @@ async def test_refused_create_is_rerouted_and_follow_ups_stay_with_their_account
     # Operators heard of each outage once, and of a's return.
     texts = [c.result["text"] for c in ok_calls(telegram, "sendMessage", operators.id)]
     assert len(texts) == 3
-    assert texts[2].startswith("⚠️ The b account is out of rotation: Service maintenance")
+    assert texts[2].startswith("⚠️ The b account is out of credits")
 
     # /balance lists both; /stats counts tasks per account.
     telegram.send_text(operators, OPERATOR, "/balance")
     balance = (await telegram.wait_for_call("sendMessage", operators.id, count=4))[-1]
     lines = balance.result["text"].splitlines()
-    assert lines[1] == "🟢 a (kie): 1000 credits · in rotation, 0 running"
-    assert lines[2].startswith("🔴 b (kie): 1000 credits · out of rotation for 60 s more: ")
+    assert lines[1] == "🟢 a (kie): 1500 credits · in rotation, 0 running"
+    assert lines[2].startswith("🔴 b (kie): 0 credits · out of rotation for ")
 
 
 async def test_routing_by_capability_and_the_menu_of_the_whole_pool(

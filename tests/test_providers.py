@@ -23,7 +23,15 @@ from bot.providers import (
 from fakes.dialects import FakeGrok5Imagine, FakeGrokImagineApi
 from fakes.kie import FakeKie, Scenario, png
 from fakes.telegram import Call, FakeTelegram, FakeUser
-from tests.conftest import FAST, PROVIDER_KEY, FakeClock, StartBot, failure_notice, public_endpoint
+from tests.conftest import (
+    FAST,
+    PROVIDER_KEY,
+    FakeClock,
+    StartBot,
+    eventually,
+    failure_notice,
+    public_endpoint,
+)
 
 ANN = FakeUser(1001, "Ann", "en")
 OPERATOR = FakeUser(4242, "Operator", "en")
@@ -270,6 +278,40 @@ async def test_grok5imagine_imagine_then_animate_by_result_url(
     assert tasks[1]["state"] == "delivered"
 
 
+async def test_a_set_from_yesterday_is_animated_from_telegram_s_copy_of_the_image(
+    telegram: FakeTelegram, grok5_server: FakeGrok5Imagine, start_bot: StartBot
+) -> None:
+    # grok5imagine animates by the image's URL; its result URLs live about a day.
+    clock = FakeClock(time.time())
+    bot = await start_bot(
+        provider="grok5imagine",
+        provider_base_url=grok5_server.url,
+        clock=clock,
+        **public_endpoint(),
+    )
+    chat = telegram.private_chat(ANN)
+    telegram.send_text(chat, ANN, "/imagine a fox in snow")
+    [source] = await bot.wait_until_settled()
+    grok5_server.expire_results()
+    clock.advance(25 * 3600)  # the next day
+    buttons = telegram.message(chat.id, source["buttons_message_id"]).payload["reply_markup"]
+    animate_2 = buttons["inline_keyboard"][0][1]
+    telegram.press(chat, ANN, source["buttons_message_id"], animate_2["callback_data"])
+    draft = (await telegram.wait_for_call("sendMessage", chat.id, count=3))[2]
+    start = draft.result["reply_markup"]["inline_keyboard"][0][0]
+    telegram.press(chat, ANN, draft.result["message_id"], start["callback_data"])
+    tasks = await bot.wait_until_settled(count=2)
+    assert tasks[1]["state"] == "delivered"
+    # Not the expired result URL: the image Telegram keeps, at the bot's own short-lived link.
+    [url] = grok5_server.created[1].request["input"]["image_urls"]
+    assert url.startswith(f"{bot.settings.public_base}/files/")
+    assert grok5_server.image_url_fetches == [url]
+    async with httpx.AsyncClient() as client:
+        served = await client.get(url)
+    file_id = json.loads(source["media_file_ids"])[1]
+    assert served.content == telegram.file_content(file_id)
+
+
 async def test_grok5imagine_refuses_aspect_ratios_and_uses_callbacks(
     telegram: FakeTelegram, grok5_server: FakeGrok5Imagine, start_bot: StartBot
 ) -> None:
@@ -368,38 +410,92 @@ async def test_rate_limit_reset_header_is_waited_out(
     assert grokapi_server.created[0].created_at - sent >= 1.0
 
 
-async def test_account_out_of_credits_alerts_operators_once(
+async def test_a_short_outage_waits_and_the_account_returns_when_its_balance_does(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    clock = FakeClock(time.time())  # the breaker's cool-down never ends by itself here
+    bot = await start_bot(admin_user_ids=f"{OPERATOR.id}", clock=clock)
+    operator_chat = telegram.private_chat(OPERATOR)
+    kie.credits = 0  # a pool of one, out of credits: creates answer 402
+    chat = telegram.private_chat(ANN)
+
+    def waiting_for_the_service(count: int) -> Callable[[], list[Call]]:
+        def found() -> list[Call]:
+            edits = [
+                c
+                for c in ok_calls(telegram, "editMessageText", chat.id)
+                if "not answering right now" in c.result["text"]
+            ]
+            return edits if len({c.params["message_id"] for c in edits}) >= count else []
+
+        return found
+
+    # The first 402 takes the account out of rotation: the request waits in line, saying
+    # why, and so do the next two, without the upstream being asked again meanwhile.
+    telegram.send_text(chat, ANN, "/imagine try 0")
+    await telegram.wait_for(waiting_for_the_service(1))
+    for number in (1, 2):
+        telegram.send_text(chat, ANN, f"/imagine try {number}")
+    [notice, *_] = await telegram.wait_for(waiting_for_the_service(3))
+    assert notice.result["text"] == (
+        "⏳ The service is not answering right now. Your request waits for it, up to 2 min; "
+        "if it does not come back by then, your credits are returned."
+    )
+    assert kie.create_attempts == 1
+    [alert] = ok_calls(telegram, "sendMessage", operator_chat.id)  # one alert for the outage
+    assert alert.result["text"].startswith("⚠️ The kie account is out of credits")
+    checks = kie.credit_checks
+    await eventually(lambda: kie.credit_checks > checks)  # checked, for nothing
+
+    kie.credits = 1000  # the operator tops the account up: the next check puts it back
+    tasks = await bot.wait_until_settled(count=3)
+    assert [t["state"] for t in tasks] == ["delivered"] * 3
+    assert kie.create_attempts == 4
+    alerts = [c.result["text"] for c in ok_calls(telegram, "sendMessage", operator_chat.id)]
+    assert alerts[1:] == ["✅ The kie account is back in rotation."]
+    kinds = [r["kind"] for r in bot.rows("SELECT kind FROM ledger ORDER BY id")]
+    assert kinds.count("refund") == 0
+
+
+async def test_an_outage_longer_than_outage_wait_refunds_the_waiting_requests(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
     clock = FakeClock(time.time())
     bot = await start_bot(admin_user_ids=f"{OPERATOR.id}", clock=clock)
     operator_chat = telegram.private_chat(OPERATOR)
-    kie.fail_creates(402, "Insufficient credits")
+    kie.credits = 0
     chat = telegram.private_chat(ANN)
-    for number in range(3):
-        telegram.send_text(chat, ANN, f"/imagine try {number}")
-        await bot.wait_until_settled(count=number + 1)
-    # The first 402 took the account (a pool of one) out of rotation: the other two were
-    # refused at once, without asking the upstream again. One alert for the outage.
+    telegram.send_text(chat, ANN, "/imagine patience")
+    await telegram.wait_for(
+        lambda: [
+            c
+            for c in ok_calls(telegram, "editMessageText", chat.id)
+            if "not answering right now" in c.result["text"]
+        ]
+    )
+    clock.advance(FAST.outage_wait + 1)  # OUTAGE_WAIT passes with the account still out
+    [task] = await bot.wait_until_settled()
+    assert failure_notice(telegram, chat.id, task) == (
+        "🛠 Could not make the images: the service is temporarily unavailable. "
+        "Please try again later.\n💳 The 5 credits were returned."
+    )
     assert kie.create_attempts == 1
-    alerts = ok_calls(telegram, "sendMessage", operator_chat.id)
-    assert len(alerts) == 1
-    assert alerts[0].result["text"].startswith("⚠️ The kie account is out of credits")
-    texts = [failure_notice(telegram, chat.id, t) for t in bot.tasks()]
-    assert len(texts) == 3
-    assert all(t.startswith("🛠 The image service is temporarily unavailable") for t in texts)
-    assert all(t.endswith("💳 The 5 credits were returned.") for t in texts)
+    assert len(ok_calls(telegram, "sendMessage", operator_chat.id)) == 1  # no "back"
 
-    clock.advance(FAST.breaker.cooldown)  # the cool-down ends: the next task is the probe
+    # A new outage after the account came back is announced again.
+    kie.credits = 1000
     telegram.send_text(chat, ANN, "/imagine it works again")
-    [*_, probe] = await bot.wait_until_settled(count=4)
-    assert probe["state"] == "delivered"
-    back = ok_calls(telegram, "sendMessage", operator_chat.id)[1].result["text"]
-    assert back == "✅ The kie account is back in rotation."
-    kie.fail_creates(402, "Insufficient credits")
+    [_, second] = await bot.wait_until_settled(count=2)
+    assert second["state"] == "delivered"
+    assert len(ok_calls(telegram, "sendMessage", operator_chat.id)) == 2  # back
+    kie.credits = 0  # runs dry again: a new outage, and a top-up ends it
     telegram.send_text(chat, ANN, "/imagine and runs dry again")
-    await bot.wait_until_settled(count=5)
-    assert len(ok_calls(telegram, "sendMessage", operator_chat.id)) == 3  # a new outage
+    await telegram.wait_for(lambda: len(ok_calls(telegram, "sendMessage", operator_chat.id)) == 3)
+    kie.credits = 100
+    [*_, third] = await bot.wait_until_settled(count=3)
+    assert third["state"] == "delivered"
+    alerts = [c.result["text"] for c in ok_calls(telegram, "sendMessage", operator_chat.id)]
+    assert [a.split()[0] for a in alerts] == ["⚠️", "✅", "⚠️", "✅"]
 
 
 async def test_generation_failed_on_creation_is_refunded_with_its_reason(
@@ -411,7 +507,7 @@ async def test_generation_failed_on_creation_is_refunded_with_its_reason(
     telegram.send_text(chat, ANN, "/imagine something")
     [task] = await bot.wait_until_settled()
     text = failure_notice(telegram, chat.id, task)
-    assert text.startswith("🚫 The image service refused this request: Generation failed: nsfw")
+    assert text.startswith("🚫 The service refused to make the images: Generation failed: nsfw")
     kinds = [r["kind"] for r in bot.rows("SELECT kind FROM ledger ORDER BY id")]
     assert kinds == ["reserve", "refund"]
     assert kie.create_attempts == 1

@@ -143,7 +143,7 @@ async def test_crash_after_a_recorded_failure_reports_it(
     [task] = await bot.wait_until_settled()
     assert task["state"] == "reported"
     [notice] = [c for c in telegram.calls_of("sendMessage") if c.ok]
-    assert notice.params["text"].startswith("😔 The images could not be generated: boom")
+    assert notice.params["text"].startswith("😔 Could not make the images: boom")
 
 
 async def test_a_task_another_process_holds_is_left_to_it_until_its_claim_runs_out(

@@ -32,7 +32,9 @@ async def make() -> AsyncIterator[MakeScheduler]:
     accounts' clients are real but never called: the line only decides who goes where."""
     pools: list[Pool] = []
 
-    def build(*accounts: tuple[str, str, int, int], cooldown: float = 60.0) -> Scheduler:
+    def build(
+        *accounts: tuple[str, str, int, int], cooldown: float = 60.0, outage_wait: float = 0.0
+    ) -> Scheduler:
         loop = asyncio.get_running_loop()
         configs = [
             AccountConfig(
@@ -51,7 +53,7 @@ async def make() -> AsyncIterator[MakeScheduler]:
             clock=loop.time,
         )
         pools.append(pool)
-        return Scheduler(pool)
+        return Scheduler(pool, outage_wait=outage_wait)
 
     yield build
     for pool in pools:
@@ -186,7 +188,7 @@ async def test_follow_ups_are_pinned_to_the_source_account(make: MakeScheduler) 
     animate = Need(TaskKind.IMAGE_TO_VIDEO, pinned="b", by_url=True)
     for n in range(1, 4):  # b has less room than a
         await scheduler.admit(
-            n, n, Need(TaskKind.TEXT_TO_IMAGE, pinned=None, refused_by=frozenset({"a"}))
+            n, n, Need(TaskKind.TEXT_TO_IMAGE, pinned=None, refused_by=(("a", 0),))
         )
     assert (await scheduler.admit(10, 10, upscale)).name == "b"
     assert (await scheduler.admit(11, 11, animate)).name == "b"
@@ -302,3 +304,69 @@ async def test_a_probe_refused_for_its_request_lets_the_next_task_probe(
     scheduler.release(1)
     assert not pool.create_failed(a, _error(ErrorKind.REJECTED))  # ...was a bad request
     assert await scheduler.admit(2, 2, IMAGE) is a  # another task probes (no deadlock)
+
+
+# --- an outage: tasks wait for an account to come back, for OUTAGE_WAIT at most ---------
+
+
+async def test_a_task_waits_out_a_short_outage_and_goes_when_a_check_finds_the_account_well(
+    make: MakeScheduler,
+) -> None:
+    scheduler = make(("a", "kie", 5, 100), cooldown=600, outage_wait=120)
+    pool = scheduler.pool
+    [a] = pool.accounts
+    _open(pool, a)
+    waiting = asyncio.create_task(scheduler.admit(1, 1, IMAGE))
+    await asyncio.sleep(30)
+    assert not waiting.done()
+    assert scheduler.stranded_until(1) == pytest.approx(pool.now() - 30 + 120)
+    assert a.breaker.checked(pool.now(), True)  # the free check: well again
+    scheduler.look_again()
+    assert await waiting is a
+    assert scheduler.stranded_until(1) is None
+
+
+async def test_waiting_out_an_outage_ends_outage_wait_after_joining_or_the_outage_began(
+    make: MakeScheduler,
+) -> None:
+    scheduler = make(("a", "kie", 1, 100), cooldown=600, outage_wait=120)
+    pool = scheduler.pool
+    [a] = pool.accounts
+    assert await scheduler.admit(1, 1, IMAGE) is a  # a is full
+    early = asyncio.create_task(scheduler.admit(2, 2, IMAGE))  # waits for room
+    await asyncio.sleep(50)
+    _open(pool, a)  # the outage begins 50 s after task 2 joined the line
+    scheduler.release(1)
+    await asyncio.sleep(30)
+    late = asyncio.create_task(scheduler.admit(3, 3, IMAGE))  # joins 30 s into the outage
+    await asyncio.sleep(89)
+    assert not early.done()
+    await asyncio.sleep(2)  # 120 s after the outage began
+    with pytest.raises(NoAccount):
+        await early
+    assert not late.done()
+    await asyncio.sleep(30)  # 120 s after it joined
+    with pytest.raises(NoAccount):
+        await late
+
+
+async def test_a_task_waiting_out_an_outage_lets_its_chat_s_next_task_go(
+    make: MakeScheduler,
+) -> None:
+    scheduler = make(("a", "kie", 5, 100), ("b", "kie", 5, 100), cooldown=600, outage_wait=120)
+    pool = scheduler.pool
+    a, b = pool.accounts
+    _open(pool, b)
+    upscale = asyncio.create_task(scheduler.admit(1, 7, Need(TaskKind.UPSCALE, pinned="b")))
+    await asyncio.sleep(1)
+    assert (await scheduler.admit(2, 7, IMAGE)) is a  # behind the upscale, in the same chat
+    assert not upscale.done()
+    assert scheduler.position(1) == 1
+
+
+async def test_what_no_account_could_ever_do_leaves_at_once_whatever_the_outage_wait(
+    make: MakeScheduler,
+) -> None:
+    scheduler = make(("videos", "grokimagineapi", 5, 100), outage_wait=120)
+    with pytest.raises(NoAccount):
+        await scheduler.admit(1, 1, IMAGE)

@@ -5,6 +5,12 @@ itself cannot work (bad key, no credits, maintenance, a feature switched off), o
 `threshold` creates in a row failed for other reasons. Open: it takes nothing until
 `cooldown` seconds have passed. Then it is half-open: exactly one task goes through as the
 probe; if the upstream takes it the breaker closes, if not it opens for another cool-down.
+Where the upstream has a check that costs nothing (an account's balance), that check runs
+while the breaker is open: a good answer closes it at once (`checked`), a bad one starts
+the cool-down again, so no task is spent probing. The outage itself (`down_since`) ends
+only when the account takes a task again: an account whose check answers well but whose
+creates are still refused stays in one outage (one alert each way, and tasks waiting for
+it wait no longer than they would have).
 
 Libraries such as pybreaker wrap a call and decide around it; here the decision is needed
 earlier, when the line picks an account for a task, so the states are kept by hand.
@@ -25,7 +31,7 @@ class BreakerState(StrEnum):
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
     threshold: int = 3  # failed creates in a row that take an account out of rotation
-    cooldown: float = 60.0  # seconds out of rotation before one probe is let through
+    cooldown: float = 15.0  # seconds out of rotation before one probe is let through
 
 
 class Breaker:
@@ -35,6 +41,8 @@ class Breaker:
         self._opened_at: float | None = None
         self._probing = False  # the half-open probe is on its way
         self.reason: str | None = None  # why it opened last, for operators
+        self.down_since: float | None = None  # when the outage began; None: none is on
+        self.recoveries = 0  # times put back in rotation: a task it refused may try it again
 
     def state(self, now: float) -> BreakerState:
         if self._opened_at is None:
@@ -60,14 +68,37 @@ class Breaker:
         if self.state(now) is BreakerState.HALF_OPEN:
             self._probing = True
 
+    @property
+    def out(self) -> bool:
+        """Out of rotation (open or half-open)."""
+        return self._opened_at is not None
+
     def succeeded(self) -> bool:
-        """The account took a task; True if that closed an open breaker (the outage ended)."""
-        was_open = self._opened_at is not None
+        """The account took a task; True if that ended an outage."""
+        if self._opened_at is not None:
+            self.recoveries += 1
+        ended = self.down_since is not None
         self._failures = 0
         self._opened_at = None
         self._probing = False
         self.reason = None
-        return was_open
+        self.down_since = None
+        return ended
+
+    def checked(self, now: float, healthy: bool, reason: str | None = None) -> bool:
+        """A check that costs nothing answered while the account was out of rotation: a good
+        answer puts it back (True); a bad one starts the cool-down again. A breaker in
+        rotation is left as it is."""
+        if self._opened_at is None:
+            return False
+        if healthy:
+            self._failures, self._opened_at, self._probing = 0, None, False
+            self.recoveries += 1
+            return True
+        self._opened_at, self._probing = now, False
+        if reason:
+            self.reason = reason
+        return False
 
     def failed(self, now: float, reason: str, *, account_down: bool) -> bool:
         """A create failed (`account_down`: the upstream said the account cannot work); True
@@ -81,8 +112,12 @@ class Breaker:
             self._opened_at, self._probing, self.reason = now, False, reason
             return False
         if account_down or self._failures >= self._policy.threshold:
+            # Back out after a check put it back too soon: the same outage, not news.
+            news = self.down_since is None
             self._opened_at, self.reason = now, reason
-            return True
+            if news:
+                self.down_since = now
+            return news
         return False
 
     def abandoned(self) -> None:

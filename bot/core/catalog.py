@@ -122,37 +122,43 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.RU: "🎬 оживляет картинку, 🔁 делает новый набор. Формат {ratio}.",
     },
     "failure.generation": {
-        Lang.EN: "😔 The images could not be generated: {reason}\nTry again or change the prompt.",
-        Lang.RU: "😔 Не удалось создать картинки: {reason}\n"
+        Lang.EN: "😔 Could not make {what}: {reason}\nTry again or change the prompt.",
+        Lang.RU: "😔 Не удалось создать {what}: {reason}\n"
         "Попробуйте ещё раз или измените описание.",
     },
     "failure.generation_no_reason": {
-        Lang.EN: "😔 The images could not be generated. Try again or change the prompt.",
-        Lang.RU: "😔 Не удалось создать картинки. Попробуйте ещё раз или измените описание.",
+        Lang.EN: "😔 Could not make {what}. Try again or change the prompt.",
+        Lang.RU: "😔 Не удалось создать {what}. Попробуйте ещё раз или измените описание.",
     },
     "failure.rejected": {
-        Lang.EN: "🚫 The image service refused this request: {reason}",
-        Lang.RU: "🚫 Сервис отклонил запрос: {reason}",
+        Lang.EN: "🚫 The service refused to make {what}: {reason}",
+        Lang.RU: "🚫 Сервис отказался создавать {what}: {reason}",
     },
     "failure.timeout": {
-        Lang.EN: "⌛ The image service took too long and the request was dropped. "
+        Lang.EN: "⌛ The service took too long to make {what}, and the request was dropped. "
         "Please try again.",
-        Lang.RU: "⌛ Сервис не успел ответить, запрос отменён. Попробуйте ещё раз.",
+        Lang.RU: "⌛ Сервис слишком долго создавал {what}, запрос отменён. Попробуйте ещё раз.",
     },
     "failure.unavailable": {
-        Lang.EN: "🛠 The image service is temporarily unavailable. Please try again later.",
-        Lang.RU: "🛠 Сервис временно недоступен. Попробуйте позже.",
+        Lang.EN: "🛠 Could not make {what}: the service is temporarily unavailable. "
+        "Please try again later.",
+        Lang.RU: "🛠 Не удалось создать {what}: сервис временно недоступен. Попробуйте позже.",
     },
     "failure.delivery": {
-        Lang.EN: "😔 The images were made but could not be sent here. Please try again.",
-        Lang.RU: "😔 Картинки готовы, но отправить их сюда не получилось. Попробуйте ещё раз.",
+        Lang.EN: "😔 Could not send {what} here. Please try again.",
+        Lang.RU: "😔 Не удалось отправить сюда {what}. Попробуйте ещё раз.",
     },
     "failure.interrupted": {
-        Lang.EN: "😔 The bot restarted while this request was being sent, so it was dropped. "
-        "Please try again.",
-        Lang.RU: "😔 Бот перезапустился во время отправки запроса, и он не выполнен. "
-        "Попробуйте ещё раз.",
+        Lang.EN: "😔 The bot restarted while this request was being sent, so it could not make "
+        "{what}. Please try again.",
+        Lang.RU: "😔 Бот перезапустился во время отправки запроса, поэтому не удалось создать "
+        "{what}. Попробуйте ещё раз.",
     },
+    # What a failure notice names (the object of "could not make …"; Russian: accusative).
+    "failure.what.text_to_image": {Lang.EN: "the images", Lang.RU: "картинки"},
+    "failure.what.text_to_video": {Lang.EN: "the video", Lang.RU: "видео"},
+    "failure.what.image_to_video": {Lang.EN: "the animation", Lang.RU: "анимацию"},
+    "failure.what.upscale": {Lang.EN: "the upscaled version", Lang.RU: "увеличенную версию"},
     "button.unknown": {
         Lang.EN: "This button is no longer valid.",
         Lang.RU: "Эта кнопка больше не работает.",
@@ -494,6 +500,12 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
     "status.in_line": {
         Lang.EN: "⏳ Waiting in line: number {place}",
         Lang.RU: "⏳ В очереди: номер {place}",
+    },
+    "status.outage": {
+        Lang.EN: "⏳ The service is not answering right now. Your request waits for it, "
+        "up to {minutes} min; if it does not come back by then, your credits are returned.",
+        Lang.RU: "⏳ Сервис сейчас не отвечает. Запрос ждёт его до {minutes} мин.; "
+        "если он не вернётся, кредиты вернутся вам.",
     },
     "failure.cancelled": {
         Lang.EN: "✖ Cancelled.",

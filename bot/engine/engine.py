@@ -66,6 +66,7 @@ class Engine:
         telegram_busy: Callable[[int], bool] = lambda chat_id: False,
         owner: str = "engine",
         clock: Callable[[], float] = time.time,
+        image_from_telegram: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self._tasks = tasks
         self._owner = owner  # this process's name on the tasks it claims
@@ -74,7 +75,7 @@ class Engine:
         self._alerts = alerts
         self._metrics = metrics or Metrics()
         self._pool = pool
-        self._scheduler = scheduler or Scheduler(pool)
+        self._scheduler = scheduler or Scheduler(pool, outage_wait=self._timing.outage_wait)
         self._on_chat_migrated = on_chat_migrated
         self._upstream = UpstreamSide(
             tasks=tasks,
@@ -82,6 +83,8 @@ class Engine:
             metrics=self._metrics,
             scheduler=self._scheduler,
             callback_url=callback_url,
+            image_from_telegram=image_from_telegram,
+            clock=clock,
         )
         self._status = StatusMessages(
             bot=bot,
@@ -104,6 +107,7 @@ class Engine:
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._unstoppable: set[asyncio.Task[Any]] = set()
         self._keeper: asyncio.Task[None] | None = None
+        self._checker: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -125,6 +129,23 @@ class Engine:
             self._spawn(task.id)
         await self._tasks.on_nudge(self._nudged)
         self._keeper = asyncio.create_task(self._keep_claims(), name="claims")
+        self._checker = asyncio.create_task(self._check_accounts(), name="account checks")
+
+    async def _check_accounts(self) -> None:
+        """While an account is out of rotation, check it every 10–15 s with a call that
+        costs nothing, and put it back as soon as it answers well: the tasks waiting for it
+        go at once (operators hear it is back when it takes one)."""
+        while True:
+            await asyncio.sleep(random.uniform(*self._timing.account_checks))
+            for account in self._pool.accounts:
+                try:
+                    back = await self._pool.check(account)
+                except Exception:
+                    _log.exception("checking account %s failed", account.name)
+                    continue
+                if back:
+                    _log.info("account %s answers well again: back in rotation", account.name)
+            self._scheduler.look_again()
 
     async def _keep_claims(self) -> None:
         """Renew this process's leases, and pick up tasks whose lease ran out."""
@@ -179,6 +200,8 @@ class Engine:
         self._stopping = True
         if self._keeper is not None:
             self._keeper.cancel()
+        if self._checker is not None:
+            self._checker.cancel()
         await cancel_all(list(self._workers.values()))
         if drop_queued is not None:
             drop_queued()
@@ -355,6 +378,8 @@ class Engine:
         """Wait for the line to give the task an account; meanwhile, beside it (never in
         its way), keep the status message showing the task's place in line. None: it left
         the line (cancelled, or no account in rotation can do it: failed and refunded)."""
+        if job.queued_since is None:
+            job.queued_since = self._pool.now()
         need = await self._need(job, task)
         places = asyncio.create_task(self._status.show_places(job, task))
         try:
@@ -386,7 +411,8 @@ class Engine:
             own_image=task.image_url is not None,
             pinned=pinned,
             by_url=by_url,
-            refused_by=frozenset(job.refused_by),
+            refused_by=tuple(job.refused_by.items()),
+            queued_since=job.queued_since,
         )
 
     async def _await_unknown_creation(self, job: Job, task: Task) -> None:
@@ -449,16 +475,20 @@ class Engine:
         sent again (a second create could make, and bill, a second task)."""
         log = _tlog(task, account.name)
         log.warning("task %d: %s did not take it: %s", task.id, account.name, error)
-        if self._pool.create_failed(account, error) and self._alerts:
-            await self._alerts.account_down(account.name, error)
+        if self._pool.create_failed(account, error):
+            await self._pool.outage_began(account, error)
+            if self._alerts:
+                await self._alerts.account_down(account.name, error)
         refused = error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.TRANSIENT)
         if refused:
-            job.refused_by.add(account.name)
+            job.refused_by[account.name] = account.breaker.recoveries
             try:
-                if self._pool.could_take(await self._need(job, task)) and (
-                    await self._tasks.mark_refused(task.id)
-                ):
-                    log.info("task %d: back in line for another account", task.id)
+                need = await self._need(job, task)
+                # Another account can take it, or this one left the rotation and may come
+                # back (the line keeps it for OUTAGE_WAIT at most).
+                waits = self._pool.could_take(need) or self._pool.stranded_since(need) is not None
+                if waits and await self._tasks.mark_refused(task.id):
+                    log.info("task %d: back in line", task.id)
                     return
             finally:
                 self._scheduler.release(task.id)  # once the database says so (`_poll`)

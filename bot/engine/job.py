@@ -24,8 +24,11 @@ class Job:
     status_post: asyncio.Task[None] | None = None
     status_ticket: Ticket | None = None
     status_shown: str | None = None
-    # Accounts that refused its create (it went back in line for another).
-    refused_by: set[str] = field(default_factory=set)
+    # Accounts that refused its create (it went back in line for another), each with its
+    # count of ended outages then (`Need.refused_by`).
+    refused_by: dict[str, int] = field(default_factory=dict)
+    # When it first joined the line (by the pool's clock).
+    queued_since: float | None = None
 
 
 async def reload(tasks: TaskRepository, task: Task) -> Task:

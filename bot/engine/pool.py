@@ -28,7 +28,15 @@ class Need:
     own_image: bool = False  # an image of the user's own, at a URL (animate)
     pinned: str | None = None  # the account that made the source task (animate, upscale)
     by_url: bool = False  # the source image's URL is at hand: any account may animate it
-    refused_by: frozenset[str] = frozenset()  # accounts that refused this task's create
+    # Accounts that refused this task's create, each with its breaker's count of ended
+    # outages then: a refusal holds until that account has been out and come back.
+    refused_by: tuple[tuple[str, int], ...] = ()
+    # When the task first joined the line (a refused task joins again): an outage keeps it
+    # waiting OUTAGE_WAIT at most from then or from the outage's start, whichever is later.
+    queued_since: float | None = None
+
+    def refused(self, account: Account) -> bool:
+        return (account.name, account.breaker.recoveries) in self.refused_by
 
 
 @dataclass(eq=False)
@@ -39,6 +47,8 @@ class Account:
     running: set[int] = field(default_factory=set)  # tasks the upstream works on for it
     created: deque[float] = field(default_factory=deque)  # creates in the last hour
     paused_until: float = 0.0  # a 429 asked for a pause
+    # Out of credits: its balance when the outage began; it is back once the balance grew.
+    balance_when_empty: float | None = None
 
     @property
     def name(self) -> str:
@@ -115,17 +125,17 @@ class Pool:
         pinned = self.find(need.pinned) if need.pinned is not None else None
         if (
             pinned is not None
-            and pinned.name not in need.refused_by
+            and not need.refused(pinned)
             and self._can(pinned, need, at_source=True)
             and pinned.in_rotation(self.now())
         ):
             return [pinned]
-        return [
-            account
-            for account in self.accounts
-            if account.name not in need.refused_by
-            and self._can(account, need, at_source=account is pinned)
-        ]
+        return [account for account in self.capable(need) if not need.refused(account)]
+
+    def capable(self, need: Need) -> list[Account]:
+        """The accounts whose upstream can do the task at all, whatever their state."""
+        pinned = self.find(need.pinned) if need.pinned is not None else None
+        return [a for a in self.accounts if self._can(a, need, at_source=a is pinned)]
 
     def route(self, need: Need) -> Account | None:
         """The account to send the task to now: in rotation and fitting, with the most room;
@@ -145,6 +155,14 @@ class Pool:
         """Some fitting account is in rotation, so the task may wait for room."""
         now = self.now()
         return any(account.in_rotation(now) for account in self.fitting(need))
+
+    def stranded_since(self, need: Need) -> float | None:
+        """When the last account that could do the task left the rotation (the outage that
+        keeps it waiting began then); None if no such account is out, or none exists."""
+        downs = [a.breaker.down_since for a in self.capable(need)]
+        if not downs or None in downs:
+            return None  # some capable account is in rotation (it may have refused this one)
+        return max(d for d in downs if d is not None)
 
     @staticmethod
     def _can(account: Account, need: Need, *, at_source: bool) -> bool:
@@ -197,6 +215,35 @@ class Pool:
         )
         upscale = bool(account and account.capabilities.upscale)
         return animate, upscale
+
+    async def check(self, account: Account) -> bool:
+        """Ask an account out of rotation how it is, with a call that costs nothing (its
+        balance): True if that put it back in rotation. Accounts without such a call wait
+        for their cool-down, after which one task probes them (refused, it goes back in
+        line). The outage ends when the account takes a task again."""
+        if not account.capabilities.balance or not account.breaker.out:
+            return False  # no such call, or in rotation
+        try:
+            credits = await account.provider.get_account_credits()
+        except ProviderError as error:
+            return account.breaker.checked(self.now(), False, str(error))
+        # Any good answer ends an outage of another cause; one of credits ends once the
+        # balance grew (a create refused for want of credits may leave some behind).
+        empty = account.balance_when_empty
+        healthy = empty is None or credits > empty
+        if healthy:
+            account.balance_when_empty = None
+        return account.breaker.checked(self.now(), healthy)
+
+    async def outage_began(self, account: Account, error: ProviderError) -> None:
+        """The account just left the rotation because of `error`: if it ran out of credits,
+        note its balance now (a check that costs nothing), to tell a top-up later."""
+        if not (error.out_of_credits and account.capabilities.balance):
+            return
+        try:
+            account.balance_when_empty = await account.provider.get_account_credits()
+        except ProviderError:
+            account.balance_when_empty = 0.0
 
     # --- the account's other services -----------------------------------------------------
 

@@ -14,7 +14,7 @@ from telegram import InputMediaPhoto
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, Forbidden
 
-from bot.core.catalog import Lang, text
+from bot.core.catalog import Lang, Markup, text
 from bot.core.lifecycle import FailureKind, TaskKind
 from bot.engine.job import Job, placement, reload
 from bot.engine.port import TelegramPort
@@ -226,23 +226,25 @@ def failure_text(task: Task) -> str:
 
 
 def _failure_reason(task: Task, lang: Lang) -> str:
+    """One sentence naming what failed (the images, the video, the animation, the upscale)."""
+    what = Markup(text(lang, f"failure.what.{task.kind}"))
     match task.failure_kind:
         case FailureKind.GENERATION if task.failure_detail:
-            return text(lang, "failure.generation", reason=task.failure_detail)
+            return text(lang, "failure.generation", what=what, reason=task.failure_detail)
         case FailureKind.GENERATION:
-            return text(lang, "failure.generation_no_reason")
+            return text(lang, "failure.generation_no_reason", what=what)
         case FailureKind.REJECTED if task.failure_detail:
-            return text(lang, "failure.rejected", reason=task.failure_detail)
+            return text(lang, "failure.rejected", what=what, reason=task.failure_detail)
         case FailureKind.TIMEOUT:
-            return text(lang, "failure.timeout")
+            return text(lang, "failure.timeout", what=what)
         case FailureKind.DELIVERY:
-            return text(lang, "failure.delivery")
+            return text(lang, "failure.delivery", what=what)
         case FailureKind.INTERRUPTED:
-            return text(lang, "failure.interrupted")
+            return text(lang, "failure.interrupted", what=what)
         case FailureKind.CANCELLED:
             return text(lang, "failure.cancelled")
         case _:
-            return text(lang, "failure.unavailable")
+            return text(lang, "failure.unavailable", what=what)
 
 
 def _tlog(task: Task) -> logging.LoggerAdapter[logging.Logger]:

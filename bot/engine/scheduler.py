@@ -5,8 +5,10 @@ per rolling hour; which account a task goes to is the pool's choice (`pool.py`).
 itself is in the database (tasks in `pending`); this is its in-memory order, rebuilt at
 start-up from the rows. Chats take turns (round robin), each chat's tasks in the order
 asked, so one chat sending fifty prompts does not starve the others. A task waits only
-while no fitting account has room; a task no account in rotation could ever take leaves
-the line at once (`NoAccount`).
+while no fitting account has room. While every account that could do it is out of
+rotation (an outage), it waits too, at most `outage_wait` seconds from when it joined the
+line or the outage began, whichever is later; then, or at once if no account could ever do
+it, it leaves the line (`NoAccount`) to be refunded.
 """
 
 from __future__ import annotations
@@ -24,12 +26,18 @@ class Withdrawn(Exception):
 
 
 class NoAccount(Exception):
-    """No account in rotation can do this task (all that could are out of rotation)."""
+    """No account can do this task: none ever could, or every one that could has been out of
+    rotation for longer than the task may wait."""
 
 
 class Scheduler:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, outage_wait: float = 120.0) -> None:
         self._pool = pool  # its clock is the line's too
+        self._outage_wait = outage_wait
+        self._joined: dict[int, float] = {}  # waiting task → when it joined the line
+        # Waiting tasks that every account able to do them is out of rotation for:
+        # task → (its chat, when it leaves the line unless an account comes back first).
+        self._stranded: dict[int, tuple[int, float]] = {}
         self._holding: dict[int, Account] = {}  # task → the account whose slot it holds
         self._waiting: OrderedDict[int, deque[int]] = OrderedDict()  # chat → its task ids
         self._needs: dict[int, Need] = {}
@@ -75,6 +83,7 @@ class Scheduler:
         future: asyncio.Future[Account] = asyncio.get_running_loop().create_future()
         self._admitted[task_id] = future
         self._needs[task_id] = need
+        self._joined[task_id] = need.queued_since or self._pool.now()
         queue = self._waiting.setdefault(chat_id, deque())
         queue.append(task_id)
         # Task ids grow with time: keep each chat's queue in the order recorded, also when
@@ -106,6 +115,12 @@ class Scheduler:
         self._dispatch()
         return True
 
+    def look_again(self) -> None:
+        """Look at the line now: an account may have come back into rotation (a check found
+        it well), or a waiting task's time run out, by a clock the line's timer does not
+        follow (a test's)."""
+        self._dispatch()
+
     def slow_down(self, account: Account, seconds: float) -> None:
         """The account's upstream said too many requests: it takes nothing for `seconds`."""
         account.paused_until = max(account.paused_until, self._pool.now() + seconds)
@@ -118,6 +133,20 @@ class Scheduler:
         if self._places is None:
             self._places = dict(zip(self._order(), count(1)))
         return self._places.get(task_id)
+
+    def stranded_until(self, task_id: int) -> float | None:
+        """While every account that could do the waiting task is out of rotation: when it
+        leaves the line (and is refunded) unless one comes back first; None otherwise."""
+        need = self._needs.get(task_id)
+        return None if need is None else self._outage_deadline(task_id, need)
+
+    def _outage_deadline(self, task_id: int, need: Need) -> float | None:
+        if self._pool.could_take(need):
+            return None
+        began = self._pool.stranded_since(need)
+        if began is None:
+            return None  # no outage: no account could ever take it
+        return max(self._joined[task_id], began) + self._outage_wait
 
     async def changed(self) -> None:
         """Wait for the line to move (positions may have changed)."""
@@ -146,6 +175,10 @@ class Scheduler:
         if rotation != self._looked_under:
             self._looked_under = rotation
             self._unlooked = set(self._waiting)
+        now = self._pool.now()
+        # Stranded tasks whose wait is over are looked at again (to leave the line).
+        self._unlooked.update(c for c, until in self._stranded.values() if until <= now)
+        stranded_before = set(self._stranded)
         changed = False
         full = self._all_full()
         moved = True
@@ -165,30 +198,40 @@ class Scheduler:
             chat_id = self._unlooked.pop()
             if chat_id in self._waiting and self._turn(chat_id) is not None:
                 changed = True
-        if changed:
+        if changed or set(self._stranded) != stranded_before:
             self._changed.set()
             self._changed = asyncio.Event()
         self._wake_when_time_frees_room()
 
     def _turn(self, chat_id: int) -> bool | None:
         """This chat's next task, if it can leave the line now: True if an account took it,
-        False if none in rotation ever could (it fails); None if it waits for room."""
+        False if none ever could (it fails); None if it waits for room. A task waiting out
+        an outage does not hold up the chat's tasks behind it that can go."""
         self._unlooked.discard(chat_id)
-        task_id = self._waiting[chat_id][0]
-        need = self._needs[task_id]
-        account = self._pool.route(need)
-        if account is None and self._pool.could_take(need):
-            return None
-        self._take_head(chat_id)
-        future = self._admitted.pop(task_id)
-        self._needs.pop(task_id, None)
-        if account is None:
-            future.set_exception(NoAccount())
-            return False
-        self._pool.sending(account, task_id)
-        self._holding[task_id] = account
-        future.set_result(account)
-        return True
+        for task_id in list(self._waiting[chat_id]):
+            need = self._needs[task_id]
+            account = self._pool.route(need)
+            if account is None and self._pool.could_take(need):
+                self._stranded.pop(task_id, None)
+                return None  # waits for room
+            if account is None:
+                # Every account that could do it is out of rotation: it waits for one to
+                # come back, for a while.
+                until = self._outage_deadline(task_id, need)
+                if until is not None and self._pool.now() < until:
+                    self._stranded[task_id] = (chat_id, until)
+                    continue
+            self._take(chat_id, task_id)
+            future = self._admitted.pop(task_id)
+            self._needs.pop(task_id, None)
+            if account is None:
+                future.set_exception(NoAccount())
+                return False
+            self._pool.sending(account, task_id)
+            self._holding[task_id] = account
+            future.set_result(account)
+            return True
+        return None  # every task of the chat waits out an outage
 
     def _rotation(self) -> frozenset[str]:
         now = self._pool.now()
@@ -199,10 +242,12 @@ class Scheduler:
         now = self._pool.now()
         return all(not a.in_rotation(now) or a.room(now) == 0 for a in self._pool.accounts)
 
-    def _take_head(self, chat_id: int) -> None:
-        """This chat had its turn: its next task leaves, and it goes to the back."""
+    def _take(self, chat_id: int, task_id: int) -> None:
+        """This chat had its turn: the task leaves the line, and the chat goes to the back."""
         queue = self._waiting.pop(chat_id)
-        queue.popleft()
+        queue.remove(task_id)
+        self._joined.pop(task_id, None)
+        self._stranded.pop(task_id, None)
         self._places = None
         if queue:
             self._waiting[chat_id] = queue
@@ -211,6 +256,8 @@ class Scheduler:
     def _forget(self, task_id: int, chat_id: int) -> None:
         self._admitted.pop(task_id, None)
         self._needs.pop(task_id, None)
+        self._joined.pop(task_id, None)
+        self._stranded.pop(task_id, None)
         queue = self._waiting.get(chat_id)
         if queue is not None and task_id in queue:
             queue.remove(task_id)
@@ -233,6 +280,7 @@ class Scheduler:
             return
         now = self._pool.now()
         moments = [m for a in self._pool.accounts if (m := a.free_at(now)) is not None]
+        moments += [until for _, until in self._stranded.values()]
         if moments:
             delay = max(0.0, min(moments) - now)
             self._wake = asyncio.get_running_loop().call_later(delay, self._dispatch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Coroutine
@@ -85,24 +86,37 @@ class StatusMessages:
         flood.best_effort()
         # A place is news worth far fewer edits than a running task's clock.
         interval = 3 * self._cadence.interval(is_group=task.is_group)
-        shown_place: int | None = None
+        shown: tuple[int, bool] | None = None
         while True:
             place = self._scheduler.position(task.id)
-            if place is not None and place != shown_place:
+            stranded = self._scheduler.stranded_until(task.id)
+            if place is not None and (place, stranded is not None) != shown:
                 if self._telegram_busy(task.chat_id):
                     await asyncio.sleep(interval)  # the chat is backed up: try again later
                     continue
-                shown_place = place
-                await self._show_place(job, task, place)
+                shown = (place, stranded is not None)
+                await self._show_place(job, task, place, stranded)
             # At most one edit per interval, and only once the line has moved: it may have
             # moved during the pause, and then there is news already.
             await asyncio.sleep(interval)
-            if self._scheduler.position(task.id) == shown_place:
+            now_shown = (
+                self._scheduler.position(task.id),
+                self._scheduler.stranded_until(task.id) is not None,
+            )
+            if now_shown == shown:
                 await self._scheduler.changed()
 
-    async def _show_place(self, job: Job, task: Task, place: int) -> None:
+    async def _show_place(
+        self, job: Job, task: Task, place: int, stranded_until: float | None
+    ) -> None:
         current = await self.settled(job, task)
-        wanted = text(Lang(task.lang), "status.in_line", place=place)
+        lang = Lang(task.lang)
+        if stranded_until is None:
+            wanted = text(lang, "status.in_line", place=place)
+        else:
+            # Every account that could do it is out: it waits for one, for a while.
+            left = stranded_until - self._scheduler.pool.now()
+            wanted = text(lang, "status.outage", minutes=max(1, math.ceil(left / 60)))
         if current.status_message_id is None or wanted == job.status_shown:
             return
         try:

@@ -42,3 +42,9 @@ class Timing:
     full_elsewhere: float = 1.0
     # When an upstream account leaves the rotation, and when one probe tries it again.
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    # While an account is out of rotation, how often (a random pick in this range) a call
+    # that costs nothing (its balance) checks whether it is back.
+    account_checks: tuple[float, float] = (10.0, 15.0)
+    # How long a task waits in line while every account that could do it is out of rotation
+    # (OUTAGE_WAIT) before it is refunded.
+    outage_wait: float = 120.0

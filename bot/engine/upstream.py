@@ -28,6 +28,10 @@ from storage.tasks import Task, TaskRepository
 
 T = TypeVar("T")
 
+# The upstreams keep result URLs about 24 hours ("download and store images immediately");
+# a URL younger than this is handed over as it is, an older one may be gone.
+RESULT_URLS_TRUSTED_FOR = 6 * 3600.0
+
 
 class UpstreamSide:
     def __init__(
@@ -38,8 +42,12 @@ class UpstreamSide:
         metrics: Metrics,
         scheduler: Scheduler,
         callback_url: Callable[[Task], str] | None,
+        image_from_telegram: Callable[[str], Awaitable[str | None]] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._tasks = tasks
+        self._image_from_telegram = image_from_telegram  # a file id → a URL the upstream takes
+        self._clock = clock
         self._timing = timing
         self._metrics = metrics
         self._scheduler = scheduler
@@ -124,8 +132,8 @@ class UpstreamSide:
             )
             if animating and source and (elsewhere or not can.image_to_video_from_task):
                 # No way to name image N of that task here (another account made it, or
-                # this upstream takes no index): hand over its URL instead.
-                image_url = source.result_urls[task.source_index or 0]
+                # this upstream takes no index): hand over the image itself instead.
+                image_url = await self._source_image(source, task.source_index or 0)
                 source_upstream_id = None
         return GenerationRequest(
             kind=task.kind,
@@ -137,6 +145,20 @@ class UpstreamSide:
             image_url=image_url,
             callback_url=self._callback_url(task) if self._callback_url and can.callbacks else None,
         )
+
+    async def _source_image(self, source: Task, index: int) -> str:
+        """A URL of image `index` of an earlier set that the upstream can fetch now. Its result
+        URL while surely alive; past that (the upstreams keep them about a day), Telegram's
+        copy of the image the bot delivered, put at a URL of our own."""
+        url = source.result_urls[index]
+        made_at = source.finished_at or source.created_at
+        if self._clock() - made_at < RESULT_URLS_TRUSTED_FOR or self._image_from_telegram is None:
+            return url
+        file_ids = source.media_file_ids
+        file_id = file_ids[index] if index < len(file_ids) else ""
+        if not file_id:
+            return url  # it went as a document or a link: its URL is all there is
+        return await self._image_from_telegram(file_id) or url
 
 
 def _honour_retry_after(

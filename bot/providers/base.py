@@ -94,6 +94,7 @@ class Capabilities:
     file_upload: bool
     modes: tuple[str, ...]  # animate/video modes it takes; empty: it chooses
     ratios: tuple[str, ...]  # aspect ratios it takes; empty: it chooses
+    balance: bool = False  # an endpoint for the account's credits (a check that costs nothing)
 
     @property
     def image_to_video(self) -> bool:
@@ -116,6 +117,7 @@ class Capabilities:
             file_upload=any(c.file_upload for c in each),
             modes=merged(c.modes for c in each),
             ratios=merged(c.ratios for c in each),
+            balance=any(c.balance for c in each),
         )
 
 

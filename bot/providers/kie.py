@@ -88,6 +88,7 @@ class KieProvider(JsonProvider):
             file_upload=self._upload_url is not None,
             modes=tuple(AnimateMode),
             ratios=ASPECT_RATIOS,
+            balance=True,
         )
 
     async def create_task(self, request: GenerationRequest) -> str:

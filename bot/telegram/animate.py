@@ -30,20 +30,17 @@ from bot.core.callback_data import NoPrompt, PickMode
 from bot.core.catalog import Lang, Markup
 from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.engine.pool import Pool
-from bot.providers import ProviderError
 from bot.telegram.commands import unavailable
+from bot.telegram.handover import IMAGE_TYPES, ImageHandover, sniff_image_type
 from bot.telegram.intake import Intake
 from bot.telegram.replies import lang_of, reply, text_after_command
 from storage.chats import ChatRepository
 from storage.drafts import Draft, DraftRepository, NewDraft
-from storage.served_files import ServedFiles
 from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
 MAX_OWN_IMAGE_BYTES = 10 * 1024 * 1024
-IMAGE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
-_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
 
 
 class OwnImageRefused(Exception):
@@ -55,15 +52,6 @@ class OwnImageRefused(Exception):
         self.params = params
 
 
-def sniff_image_type(content: bytes) -> str | None:
-    for magic, content_type in _MAGIC:
-        if content.startswith(magic):
-            return content_type
-    if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
 class Animations:
     def __init__(
         self,
@@ -71,8 +59,7 @@ class Animations:
         drafts: DraftRepository,
         chats: ChatRepository,
         pool: Pool,
-        served_files: ServedFiles,
-        public_url: str | None,
+        handover: ImageHandover,
         spicy_allowed: bool,
         intake: Intake,
         tasks: TaskRepository,
@@ -80,9 +67,8 @@ class Animations:
         self._drafts = drafts
         self._tasks = tasks
         self._chats = chats
-        self._pool = pool  # what the accounts can do together, and their file upload
-        self._served = served_files
-        self._public_url = public_url
+        self._pool = pool  # what the accounts can do together
+        self._handover = handover  # a user's photo, from Telegram to a URL the upstream takes
         self._spicy_allowed = spicy_allowed
         self._intake = intake
 
@@ -356,11 +342,10 @@ class Animations:
             raise OwnImageRefused("animate.usage")
         if size is not None and size > MAX_OWN_IMAGE_BYTES:
             raise OwnImageRefused("animate.too_large", size=f"{size / 1024 / 1024:.1f}")
-        if self._public_url is None and not self._pool.capabilities.file_upload:
+        if not self._handover.possible:
             raise OwnImageRefused("animate.own_unavailable")
         try:
-            telegram_file = await bot.get_file(file_id)
-            content = bytes(await telegram_file.download_as_bytearray())
+            content = await self._handover.download(file_id)
         except TelegramError as error:
             _log.info("could not download a user's image: %s", error)
             raise OwnImageRefused("animate.download_failed") from error
@@ -369,18 +354,10 @@ class Animations:
         content_type = sniff_image_type(content)
         if content_type is None:
             raise OwnImageRefused("animate.bad_type")
-        file_name = f"photo.{IMAGE_TYPES[content_type]}"
-        try:
-            uploaded = await self._pool.upload_file(content, file_name)
-        except ProviderError as error:
-            _log.warning("upload to the upstream failed: %s", error)
-            uploaded = None
-        if uploaded is not None:
-            return uploaded
-        if self._public_url is None:
+        url = await self._handover.publish(content, content_type)
+        if url is None:
             raise OwnImageRefused("animate.own_unavailable")
-        token = await self._served.add(content, content_type)
-        return f"{self._public_url}/files/{token}"
+        return url
 
 
 def _subject(draft: Draft) -> str:
