@@ -15,10 +15,12 @@ from bot.telegram.flood import FloodLimits
 BOT_TOKEN = "123456789:AAH-test-token-for-the-fake-server"
 PROVIDER_KEY = "kie-test-key-5f2b9c7e"
 
-# The production clocks, scaled down so a test task takes a fraction of a second.
+# The production clocks, scaled down so a test task takes a fraction of a second. Tasks
+# time out after two minutes, not seconds: a test holds a task open upstream (`fakes.kie.HELD`)
+# as long as it needs, however busy the machine (a test of time-outs sets its own).
 FAST = Timing(
     poll=PollSchedule(
-        first=0.05, fast=0.05, fast_until=5, medium=0.2, medium_until=10, slow=0.5, timeout=5
+        first=0.05, fast=0.05, fast_until=5, medium=0.2, medium_until=10, slow=0.5, timeout=120
     ),
     status=StatusCadence(private=0.15, group=1.0),
     create_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),

@@ -43,6 +43,7 @@ ASPECT_RATIOS = {"2:3", "3:2", "1:1", "16:9", "9:16"}
 @dataclass(frozen=True)
 class Scenario:
     duration: float = 0.3  # seconds from creation to the outcome
+    queued_for: float | None = None  # seconds "waiting" before "generating" (0.3 × duration)
     not_ready_for: float = 0.05  # the `recordInfo is null` window after creation
     outcome: Literal["success", "fail"] = "success"
     images: int = 6
@@ -55,6 +56,11 @@ class Scenario:
     callback: Literal["send", "drop"] = "send"  # when the task has a callBackUrl
     callback_delay: float = 0.0  # after the task is done
     callback_repeats: int = 1  # the same callback, sent this many times
+
+
+# A task that runs until the test ends it with `FakeKie.finish` (it takes an hour otherwise):
+# what must happen while a task runs is then waited for, not raced against its clock.
+HELD = Scenario(duration=3600.0, queued_for=0.05)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class FakeKie:
     api_key: str
     scenario: Scenario = field(default_factory=Scenario)
     next_scenarios: deque[Scenario] = field(default_factory=deque)
+    by_prompt: dict[str, Scenario] = field(default_factory=dict)  # a task's, by its prompt
     tasks: dict[str, FakeTask] = field(default_factory=dict)
     created: list[FakeTask] = field(default_factory=list)
     create_attempts: int = 0
@@ -98,6 +105,9 @@ class FakeKie:
     head_requests: int = 0  # HEADs of result files: what the bot asked before fetching
     hmac_key: str | None = None  # sign callbacks, as an account with signing turned on does
     create_delay: float = 0.0  # seconds between making a task and answering with its id
+    # Set: the create's answer waits for it after the task is made (a test kills the bot
+    # while the answer is on its way, then lets it go).
+    create_gate: asyncio.Event | None = None
     max_running: int = 0  # the account's concurrency limit (0: none); past it, code 429
     refused_429: int = 0
     unknown_reads: int = 0  # status reads of tasks this account never made
@@ -158,7 +168,11 @@ class FakeKie:
 
     def new_task(self, request: dict[str, Any], *, failure: str | None = None) -> FakeTask:
         """A task on the clock; `failure`: it fails with that message when its time comes."""
-        scenario = self.next_scenarios.popleft() if self.next_scenarios else self.scenario
+        prompt = request.get("input", {}).get("prompt")
+        if prompt in self.by_prompt:
+            scenario = self.by_prompt[prompt]
+        else:
+            scenario = self.next_scenarios.popleft() if self.next_scenarios else self.scenario
         if failure is not None:
             scenario = replace(scenario, outcome="fail", fail_code="400", fail_msg=failure)
         task = FakeTask(uuid.uuid4().hex, request, scenario, time.time())
@@ -188,7 +202,10 @@ class FakeKie:
 
     def state(self, task: FakeTask, now: float) -> str:
         """waiting, generating, success or fail, by the task's clock."""
-        if now < task.created_at + task.scenario.duration * 0.3:
+        queued_for = task.scenario.queued_for
+        if now < task.created_at + (
+            task.scenario.duration * 0.3 if queued_for is None else queued_for
+        ):
             return "waiting"
         if now < task.done_at:
             return "generating"
@@ -233,6 +250,8 @@ class FakeKie:
             self.send_callbacks_later(task, body["callBackUrl"])
         if self.create_delay:
             await asyncio.sleep(self.create_delay)  # made upstream, the answer still on its way
+        if self.create_gate is not None:
+            await self.create_gate.wait()
         return _answer(200, "success", data={"taskId": task.task_id})
 
     def finish(self, task: FakeTask) -> None:

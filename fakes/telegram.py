@@ -276,6 +276,12 @@ class FakeTelegram:
 
     # --- driving it from a test ---------------------------------------------------------
 
+    def enforce_flood_limits(self, *, slack: float = 0.05) -> None:
+        """Answer 429 past Telegram's flood limits (`flood_model`), forgiving `slack`
+        seconds of arrival jitter (several bot processes on a busy machine need more)."""
+        self.flood_limits = True
+        self._flood = FloodModel(slack=slack)
+
     def private_chat(self, user: FakeUser) -> FakeChat:
         chat = FakeChat(user.id, "private")
         self._chats[chat.id] = chat

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes.kie import FakeKie, Scenario
+from fakes.kie import HELD, FakeKie
 from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import BOT_TOKEN, PROVIDER_KEY, StartBot, eventually, free_port, public_endpoint
 
@@ -180,7 +180,7 @@ async def test_runs_from_a_dotenv_file_and_stops_on_sigterm(
 async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
     telegram: FakeTelegram, kie: FakeKie, tmp_path: Path, start_bot: StartBot
 ) -> None:
-    kie.scenario = Scenario(duration=4.0)
+    kie.scenario = HELD  # running upstream until the test ends them
     endpoint = public_endpoint()
     database = tmp_path / "bot.sqlite3"
     process = await run_bot(
@@ -221,6 +221,8 @@ async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
     handed_back.close()
 
     bot = await start_bot(database_path=database, **endpoint)
+    for task in kie.created:
+        kie.finish(task)  # their callbacks reach the bot that took them back
     tasks = await bot.wait_until_settled(count=3)
     assert [t["state"] for t in tasks] == ["delivered"] * 3
     assert len(kie.created) == 3

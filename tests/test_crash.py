@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fakes.kie import FakeKie, Scenario
+from fakes.kie import HELD, FakeKie, Scenario
 from fakes.postgres import run_sql
 from fakes.replicas import Replica, bot_environment
 from fakes.telegram import FakeTelegram, FakeUser
@@ -69,18 +69,20 @@ async def wait_for_states(database: Path | str, wanted: list[str], timeout: floa
 async def test_kill_while_queued_or_running(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, bot_database: Path | str, stage: str
 ) -> None:
-    kie.scenario = Scenario(duration=3.0)
+    kie.next_scenarios.append(HELD)  # the first runs until the test ends it
     database = bot_database
     bot = Killable(telegram, kie, database, MAX_CONCURRENT_TASKS="1")
     await bot.start()
     for user in USERS[:2]:
         telegram.send_text(telegram.private_chat(user), user, f"/imagine {user.id}")
     await wait_for_states(database, ["running", "pending"])
-    if stage == "running":
-        kie.scenario = Scenario(duration=0.5)  # let the second finish before the first
     await bot.kill()
+    if stage == "running":
+        kie.finish(kie.created[0])  # it ends upstream while no bot is there
 
     restarted = await start_bot(database=database, max_concurrent_tasks=1)
+    if stage == "queued":
+        kie.finish(kie.created[0])  # it ends once the bot is back
     tasks = await restarted.wait_until_settled(count=2, timeout=30)
     assert [t["state"] for t in tasks] == ["delivered", "delivered"]
     assert len(kie.created) == 2  # the running one resumed, the queued one created once
@@ -91,7 +93,7 @@ async def test_kill_while_queued_or_running(
 async def test_kill_while_the_upstream_is_answering_the_create(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot, bot_database: Path | str
 ) -> None:
-    kie.create_delay = 3.0
+    kie.create_gate = asyncio.Event()  # the create's answer waits until the test lets it go
     database = bot_database
     bot = Killable(telegram, kie, database)
     await bot.start()
@@ -100,7 +102,7 @@ async def test_kill_while_the_upstream_is_answering_the_create(
     await eventually(lambda: kie.created)
     await wait_for_states(database, ["submitting"])
     await bot.kill()
-    kie.create_delay = 0.0
+    kie.create_gate.set()  # the answer leaves, to a bot that is gone
 
     restarted = await start_bot(database=database)
     [task] = await restarted.wait_until_settled(timeout=30)
@@ -116,7 +118,7 @@ async def kill_during_the_create_in_callback_mode(
 ) -> dict[str, Any]:
     """Start the bot with a callback URL, kill it while the upstream is answering the create
     request of `/imagine prompt`, and return the endpoint settings to restart it with."""
-    kie.create_delay = 3.0
+    kie.create_gate = asyncio.Event()  # the create's answer waits until the test lets it go
     endpoint = public_endpoint()
     bot = Killable(
         telegram,
@@ -131,7 +133,7 @@ async def kill_during_the_create_in_callback_mode(
     await eventually(lambda: kie.created)  # made upstream; its id still on the way
     await wait_for_states(database, ["submitting"])
     await bot.kill()
-    kie.create_delay = 0.0
+    kie.create_gate.set()
     return endpoint
 
 
@@ -140,11 +142,12 @@ async def test_kill_during_the_create_with_callbacks_is_resolved_by_the_callback
 ) -> None:
     # The task exists upstream, but the bot died before it learnt its id. The upstream
     # still calls the task's callback URL when the task ends, naming it.
-    kie.scenario = Scenario(duration=4.0)
+    kie.scenario = HELD
     database = bot_database
     endpoint = await kill_during_the_create_in_callback_mode(telegram, kie, database, "lost")
 
     restarted = await start_bot(database=database, **endpoint)
+    kie.finish(kie.created[0])  # it ends once the bot is back: its callback names it
     [task] = await restarted.wait_until_settled(timeout=30)
     assert task["state"] == "delivered"
     assert task["upstream_task_id"] == kie.created[0].task_id

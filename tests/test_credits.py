@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from bot.core.lifecycle import PollSchedule
 from bot.core.quota import utc_day
-from fakes.kie import FakeKie, Scenario
+from fakes.kie import HELD, FakeKie, Scenario
 from fakes.telegram import FakeChat, FakeTelegram, FakeUser
 from tests.conftest import FAST, FakeClock, RunningBot, StartBot, eventually, public_endpoint
 
@@ -41,7 +41,7 @@ async def replies(telegram: FakeTelegram, chat: FakeChat, count: int) -> list[st
 async def test_hundred_concurrent_requests_with_fifty_credits_make_ten_tasks(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    kie.scenario = Scenario(duration=30)  # still running when we count
+    kie.scenario = HELD  # still running when we count
     bot = await start_bot(chat_daily_credits=50)
     chat = telegram.private_chat(ANN)
     for number in range(100):  # all waiting before the bot's next getUpdates

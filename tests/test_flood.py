@@ -15,9 +15,9 @@ from telegram.ext import ExtBot
 from bot.ops.metrics import Metrics
 from bot.telegram.flood import MESSAGE_METHODS, FloodControl
 from fakes.flood_model import FloodModel
-from fakes.kie import FakeKie, Scenario
+from fakes.kie import HELD, FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
-from tests.conftest import BOT_TOKEN, FAST, LOOSE_FLOOD, StartBot, eventually
+from tests.conftest import BOT_TOKEN, LOOSE_FLOOD, StartBot, eventually
 
 ANN = FakeUser(1001, "Ann", "en")
 
@@ -181,16 +181,17 @@ async def test_a_press_is_answered_ahead_of_results_waiting_for_the_overall_limi
 async def test_a_result_ready_before_its_status_message_left_goes_without_one(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    # One message a second in this chat: the second task's status message waits its turn,
-    # and its result is ready first. Sending it, then removing it, would cost the chat two
-    # of its scarce messages and delay both albums.
+    # One message every three seconds in this chat: the second task's status message waits
+    # its turn, and its result is ready first (a task of 0.2 s: fifteen times as long to
+    # spare on a busy machine). Sending it, then removing it, would cost the chat two of
+    # its scarce messages and delay both albums.
     kie.scenario = Scenario(duration=0.2)
-    bot = await start_bot(flood_limits=replace(LOOSE_FLOOD, private_chat=(1, 1.0)))
+    bot = await start_bot(flood_limits=replace(LOOSE_FLOOD, private_chat=(1, 3.0)))
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine first")
     await eventually(lambda: bot.tasks())  # recorded first (PostgreSQL takes any order)
     telegram.send_text(chat, ANN, "/imagine second")
-    first, second = await bot.wait_until_settled(count=2, timeout=20)
+    first, second = await bot.wait_until_settled(count=2, timeout=60)
     assert (first["state"], second["state"]) == ("delivered", "delivered")
     assert first["status_message_id"] is not None
     assert second["status_message_id"] is None
@@ -209,16 +210,17 @@ async def test_a_result_ready_before_its_status_message_left_goes_without_one(
 async def test_a_result_goes_ahead_of_status_messages_waiting_for_the_chat(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    # One message a second in this chat. The first task's album is ready while the other
-    # two tasks' status messages still wait their turn: the album goes first. The other two
-    # run until the test ends them, so no clock decides the order but the chat's pace.
-    kie.next_scenarios += [Scenario(duration=0.2), Scenario(duration=600), Scenario(duration=600)]
-    bot = await start_bot(
-        timing=replace(FAST, poll=replace(FAST.poll, timeout=600)),  # no time-out meanwhile
-        flood_limits=replace(LOOSE_FLOOD, private_chat=(1, 1.0)),
-    )
+    # One message every three seconds in this chat. The first task's album is ready (a task
+    # of 0.2 s) while the other two tasks' status messages still wait their turn: the album
+    # goes first. The other two run until the test ends, so no clock decides the order but
+    # the chat's pace.
+    kie.scenario = Scenario(duration=0.2)
+    kie.by_prompt.update(slow=HELD, slower=HELD)
+    bot = await start_bot(flood_limits=replace(LOOSE_FLOOD, private_chat=(1, 3.0)))
     chat = telegram.private_chat(ANN)
-    for prompt in ("quick", "slow", "slower"):
+    telegram.send_text(chat, ANN, "/imagine quick")
+    await telegram.wait_for_call("sendMessage", chat.id)  # its status message: the first
+    for prompt in ("slow", "slower"):
         telegram.send_text(chat, ANN, f"/imagine {prompt}")
 
     def sent() -> list[tuple[str, str]]:
@@ -230,7 +232,7 @@ async def test_a_result_goes_ahead_of_status_messages_waiting_for_the_chat(
             and c.params.get("chat_id") == str(chat.id)
         ]
 
-    await eventually(lambda: len(sent()) >= 5, timeout=30)
+    await eventually(lambda: len(sent()) >= 5, timeout=60)
     assert sent()[:5] == [
         ("sendMessage", ""),  # the first task's status message
         ("sendMediaGroup", ""),  # its album, ahead of the other two status messages
@@ -238,7 +240,4 @@ async def test_a_result_goes_ahead_of_status_messages_waiting_for_the_chat(
         ("sendMessage", ""),
         ("sendMessage", ""),
     ]
-    for task in kie.created[1:]:
-        kie.finish(task)
-    tasks = await bot.wait_until_settled(count=3, timeout=30)
-    assert [t["state"] for t in tasks] == ["delivered"] * 3
+    assert [t["state"] for t in bot.tasks()] == ["delivered", "running", "running"]

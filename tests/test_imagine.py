@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from fakes.kie import FakeKie, Scenario
-from fakes.telegram import BOT_USERNAME, FakeTelegram, FakeUser
-from tests.conftest import FAST, RunningBot, StartBot
+from fakes.kie import HELD, FakeKie, Scenario
+from fakes.telegram import BOT_USERNAME, Call, FakeTelegram, FakeUser
+from tests.conftest import FAST, RunningBot, StartBot, eventually
 
 ANN = FakeUser(1001, "Ann", "en")
 
@@ -192,12 +192,13 @@ async def test_buttons_follow_the_number_of_images_returned(
 async def test_record_not_ready_right_after_creation_is_not_a_failure(
     telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
 ) -> None:
-    kie.scenario = Scenario(not_ready_for=0.8, duration=0.9)
+    kie.scenario = replace(HELD, not_ready_for=3600)
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine patience")
+    # 422 "recordInfo is null" answers first, and the bot reads again...
+    await eventually(lambda: kie.created and kie.created[0].status_reads >= 2)
+    kie.finish(kie.created[0])  # ...until the record is there, with the result
     await deliver(telegram, chat.id)
-    # 422 "recordInfo is null" answers first (reads every 50 ms from 50 ms on), then success.
-    assert kie.created[0].status_reads >= 2
     assert (await bot.wait_until_settled())[0]["state"] == "delivered"
 
 
@@ -225,13 +226,19 @@ async def test_polling_learns_when_results_can_first_be_there(
 async def test_status_message_counts_seconds_while_working(
     telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
 ) -> None:
-    kie.scenario = Scenario(duration=1.6)
+    kie.scenario = HELD
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine a slow one")
+
+    def edits() -> list[str]:
+        return [c.params["text"] for c in telegram.calls_of("editMessageText", chat.id) if c.ok]
+
+    await telegram.wait_for(
+        lambda: any(t.startswith("🎨 Generating… working, 1 s") for t in edits())
+    )
+    kie.finish(kie.created[0])
     await deliver(telegram, chat.id)
-    edits = [c.params["text"] for c in telegram.calls_of("editMessageText", chat.id) if c.ok]
-    assert any(text.startswith("🎨 Generating… working, 1 s") for text in edits)
-    assert len(edits) == len(set(edits))  # never the same text twice ("not modified")
+    assert len(edits()) == len(set(edits()))  # never the same text twice ("not modified")
     # Not even the first edit repeats what the status message was posted with.
     assert all(c.ok for c in telegram.calls_of("editMessageText", chat.id))
 
@@ -240,16 +247,25 @@ async def test_group_status_edits_are_spaced_out(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
     await start_bot(timing=replace(FAST, status=replace(FAST.status, private=0.1, group=0.5)))
-    kie.scenario = Scenario(duration=3.5)
+    kie.scenario = HELD
     group = telegram.group_chat(-100502)
     telegram.send_text(group, ANN, "/imagine a slow group one")
+
+    def edits() -> list[Call]:
+        return [c for c in telegram.calls_of("editMessageText", group.id) if c.ok]
+
+    await telegram.wait_for(lambda: len(edits()) >= 3)
+    kie.finish(kie.created[0])
     await deliver(telegram, group.id)
-    edits = [c.params["text"] for c in telegram.calls_of("editMessageText", group.id) if c.ok]
-    # Ticks every 0.5 s or more over 3.5 s, and only when the shown whole seconds change
-    # (private chats here tick every 0.1 s). How far apart they leave is the pacer's
+    [posted] = [c for c in telegram.calls_of("sendMessage", group.id) if c.ok][:1]
+    shown = edits()
+    # Ticks every 0.5 s or more (private chats here tick every 0.1 s), and only when the
+    # shown whole seconds change: over the time they spanned, at most one per half second
+    # (and one for the jitter of their arrival). How far apart they leave is the pacer's
     # schedule, tested on a virtual clock in test_pace.py and test_flood.py.
-    assert 2 <= len(edits) <= 7
-    assert len(edits) == len(set(edits))
+    assert len(shown) <= (shown[-1].at - posted.at) / 0.5 + 2
+    texts = [c.params["text"] for c in shown]
+    assert len(texts) == len(set(texts))
 
 
 async def test_russian_user_gets_russian_messages(

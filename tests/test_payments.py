@@ -219,11 +219,12 @@ async def test_a_kill_while_the_receipt_is_on_its_way_sends_it_at_restart(
     await killable.start()
     chat = telegram.private_chat(ANN)
     invoice = await buy(telegram, chat, ANN)
-    telegram.delays["sendMessage"] = 5.0  # the receipt: recorded first, then sent
+    telegram.hold("sendMessage", chat.id)  # the receipt: recorded first, then sent
     assert await checkout(telegram, chat, ANN, invoice) == (True, None)
     await eventually(lambda: _rows(database, "SELECT * FROM payments"))
+    await telegram.wait_for(lambda: telegram.held, timeout=30)  # on its way
     await killable.kill()
-    telegram.delays.clear()
+    telegram.release()  # its sender is gone: it never arrives
 
     bot = await start_bot(database=database, star_packs=PACKS)
     [_, receipt] = await texts_in(telegram, chat, 2)

@@ -21,7 +21,7 @@ from bot.providers import (
     UpstreamState,
 )
 from fakes.dialects import FakeGrok5Imagine, FakeGrokImagineApi
-from fakes.kie import FakeKie, Scenario, png
+from fakes.kie import HELD, FakeKie, Scenario, png
 from fakes.telegram import Call, FakeTelegram, FakeUser
 from tests.conftest import (
     FAST,
@@ -355,16 +355,23 @@ async def test_grokimagineapi_is_video_only(
         "Try /video for a video, or /animate on a photo of yours."
     )
     telegram.send_text(chat, ANN, "/upscale")
+    grokapi_server.scenario = HELD
     telegram.send_text(chat, ANN, "/video a wave breaking --ar 9:16")
-    [task] = await bot.wait_until_settled()
+    # No callbacks here, even with a PUBLIC_URL: polled.
+    await eventually(lambda: grokapi_server.created and grokapi_server.created[0].status_reads >= 2)
     [upstream] = grokapi_server.created
+    grokapi_server.finish(upstream)
+    [task] = await bot.wait_until_settled()
     assert upstream.request == {"mode": "normal", "prompt": "a wave breaking", "ratio": "9:16"}
-    assert upstream.status_reads >= 2  # no callbacks here, even with a PUBLIC_URL: polled
     [video] = ok_calls(telegram, "sendVideo", chat.id)
     labels = [b["text"] for row in video.json("reply_markup")["inline_keyboard"] for b in row]
     assert labels == ["🔁 Again"]
-    texts = [c.result["text"] for c in ok_calls(telegram, "sendMessage", chat.id)]
-    assert "Upscaling is not available with this bot's service." in texts
+    await telegram.wait_for(
+        lambda: (
+            "Upscaling is not available with this bot's service."
+            in [c.result["text"] for c in ok_calls(telegram, "sendMessage", chat.id)]
+        )
+    )
     assert task["cost"] == 24
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from fakes.kie import FakeKie, Scenario
+from fakes.kie import HELD, FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
 from tests.conftest import FAST, FakeClock, StartBot, eventually
 
@@ -20,7 +20,7 @@ ANN = FakeUser(1001, "Ann", "en")
 async def test_a_running_task_is_delivered_after_a_restart(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    kie.scenario = Scenario(duration=1.5)
+    kie.scenario = HELD
     first = await start_bot()
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine survive a restart")
@@ -31,6 +31,7 @@ async def test_a_running_task_is_delivered_after_a_restart(
     assert not any(c.ok for c in telegram.calls_of("sendMediaGroup"))
 
     second = await start_bot()
+    kie.finish(kie.created[0])
     [task] = await second.wait_until_settled()
     assert task["state"] == "delivered"
     assert len(kie.created) == 1  # resumed, not created again

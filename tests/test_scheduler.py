@@ -7,7 +7,7 @@ import asyncio
 import time
 from dataclasses import replace
 
-from fakes.kie import FakeKie, FakeTask, Scenario
+from fakes.kie import HELD, FakeKie, FakeTask
 from fakes.telegram import Call, FakeChat, FakeTelegram, FakeUser
 from tests.conftest import FAST, StartBot, eventually
 
@@ -30,32 +30,51 @@ def most_at_once(tasks: list[FakeTask]) -> int:
 async def test_no_more_than_the_concurrency_cap_runs_upstream(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    kie.scenario = Scenario(duration=0.4)
+    kie.scenario = HELD  # each runs until the test ends it
     bot = await start_bot(max_concurrent_tasks=2)
     for user in USERS:
         telegram.send_text(telegram.private_chat(user), user, f"/imagine for {user.id}")
+    for ending in range(6):
+        # Two run at once (fewer at the end); one ends, and the next may start.
+        await eventually(lambda n=ending: len(kie.created) >= min(n + 2, 6))  # type: ignore[misc]
+        assert sum(1 for t in kie.created if t.done_at > time.time()) <= 2
+        kie.finish(kie.created[ending])
     tasks = await bot.wait_until_settled(count=6, timeout=20)
     assert {t["state"] for t in tasks} == {"delivered"}
     assert len(kie.created) == 6
     assert most_at_once(kie.created) == 2
 
 
+def shown_in_line(telegram: FakeTelegram, *chats: FakeChat) -> set[tuple[int, int]]:
+    """The status messages (chat, message) that have shown a place in line."""
+    return {
+        (int(c.params["chat_id"]), int(c.params["message_id"]))
+        for chat in chats
+        for c in telegram.calls_of("editMessageText", chat.id)
+        if c.ok and c.params["text"].startswith("⏳ Waiting in line")
+    }
+
+
 async def test_chats_take_turns(telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot) -> None:
-    kie.scenario = Scenario(duration=2.0)  # the first holds the line while the rest come
+    kie.next_scenarios.append(HELD)  # the first holds the line while the rest come
     bot = await start_bot(max_concurrent_tasks=1)
     busy, quiet = USERS[0], USERS[1]
     busy_chat, quiet_chat = telegram.private_chat(busy), telegram.private_chat(quiet)
+    telegram.send_text(busy_chat, busy, "/imagine busy 0")
+    await eventually(lambda: kie.created)
     # Each message recorded before the next is sent: messages that arrive together are
     # recorded in any order on PostgreSQL (the line orders a chat's waiting tasks by their
-    # messages, but the first may be admitted at once).
+    # messages).
     for count, (chat, user, prompt) in enumerate(
-        [(busy_chat, busy, f"busy {n}") for n in range(4)]
+        [(busy_chat, busy, f"busy {n}") for n in range(1, 4)]
         + [(quiet_chat, quiet, f"quiet {n}") for n in range(2)],
-        start=1,
+        start=2,
     ):
         telegram.send_text(chat, user, f"/imagine {prompt}")
         await eventually(lambda count=count: len(bot.tasks()) == count)  # type: ignore[misc]
-        kie.scenario = Scenario(duration=0.3)
+    # All five wait in the line (each shows its place) before the first ends.
+    await telegram.wait_for(lambda: len(shown_in_line(telegram, busy_chat, quiet_chat)) == 5)
+    kie.finish(kie.created[0])
     await bot.wait_until_settled(count=6, timeout=20)
     order = [t.request["input"]["prompt"] for t in kie.created]
     assert order == ["busy 0", "busy 1", "quiet 0", "busy 2", "quiet 1", "busy 3"]
@@ -79,7 +98,7 @@ def status_texts(telegram: FakeTelegram, chat: FakeChat, message_id: int) -> lis
 async def test_waiting_tasks_show_their_place_as_the_line_moves(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    kie.scenario = Scenario(duration=1.2)
+    kie.next_scenarios.extend([HELD, HELD])
     bot = await start_bot(max_concurrent_tasks=1)
     first, second = USERS[0], USERS[1]
     telegram.send_text(telegram.private_chat(first), first, "/imagine first in line")
@@ -88,6 +107,17 @@ async def test_waiting_tasks_show_their_place_as_the_line_moves(
     telegram.send_text(chat, second, "/imagine second")
     await eventually(lambda: len(bot.tasks()) == 2)  # recorded in this order (PostgreSQL)
     telegram.send_text(chat, second, "/imagine third")
+    await eventually(lambda: len(bot.tasks()) == 3 and bot.tasks()[2]["status_message_id"])
+    third_status = bot.tasks()[2]["status_message_id"]
+
+    def shown_place(n: int) -> bool:
+        return f"⏳ Waiting in line: number {n}" in status_texts(telegram, chat, third_status)
+
+    await telegram.wait_for(lambda: shown_place(2))
+    kie.finish(kie.created[0])  # the second goes; the third moves up
+    await telegram.wait_for(lambda: shown_place(1))
+    await eventually(lambda: len(kie.created) == 2)
+    kie.finish(kie.created[1])
     tasks = await bot.wait_until_settled(count=3, timeout=20)
     third = next(t for t in tasks if t["prompt"] == "third")
     shown = status_texts(telegram, chat, third["status_message_id"])
@@ -111,7 +141,7 @@ async def test_an_upstream_429_holds_the_whole_line(
 async def test_cancel_a_waiting_task_refunds_it(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    kie.scenario = Scenario(duration=1.0)
+    kie.next_scenarios.append(HELD)
     bot = await start_bot(max_concurrent_tasks=1)
     user = USERS[0]
     chat = telegram.private_chat(user)
@@ -129,6 +159,7 @@ async def test_cancel_a_waiting_task_refunds_it(
             if "already being made" in c.params["text"]
         ]
     )
+    kie.finish(kie.created[0])
     tasks = await bot.wait_until_settled(count=2)
     assert [t["state"] for t in tasks] == ["delivered", "reported"]
     assert tasks[1]["failure_kind"] == "cancelled"
@@ -145,7 +176,7 @@ async def test_cancel_a_waiting_task_refunds_it(
 async def test_cancel_as_a_reply_to_a_status_message_and_only_by_its_owner(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    kie.scenario = Scenario(duration=3.0)
+    kie.next_scenarios.append(HELD)
     bot = await start_bot(max_concurrent_tasks=1)
     group = telegram.group_chat(-100990)
     owner, other = USERS[0], USERS[1]
@@ -164,6 +195,8 @@ async def test_cancel_as_a_reply_to_a_status_message_and_only_by_its_owner(
     )
     assert refused.ok
     telegram.send_text(group, owner, "/cancel", reply_to=status_id)
+    await eventually(lambda: bot.tasks()[1]["state"] == "reported")
+    kie.finish(kie.created[0])
     tasks = await bot.wait_until_settled(count=2)
     assert tasks[1]["failure_kind"] == "cancelled"
 
@@ -171,13 +204,14 @@ async def test_cancel_as_a_reply_to_a_status_message_and_only_by_its_owner(
 async def test_a_user_who_blocked_the_bot_is_refunded_quietly(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    kie.scenario = Scenario(duration=0.5)
+    kie.scenario = HELD
     bot = await start_bot()
     user = USERS[0]
     chat = telegram.private_chat(user)
     telegram.send_text(chat, user, "/imagine then I leave")
     await eventually(lambda: kie.created)
     telegram.blocked.add(chat.id)
+    kie.finish(kie.created[0])
     [task] = await bot.wait_until_settled()
     assert (task["state"], task["failure_kind"]) == ("reported", "delivery")
     assert [r["kind"] for r in bot.rows("SELECT kind FROM ledger ORDER BY id")] == [
@@ -191,12 +225,13 @@ async def test_a_user_who_blocked_the_bot_is_refunded_quietly(
 async def test_a_chat_that_became_a_supergroup_is_followed(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    kie.scenario = Scenario(duration=0.8)
+    kie.scenario = HELD
     bot = await start_bot()
     group = telegram.group_chat(-100991)
     telegram.send_text(group, USERS[0], "/imagine across the upgrade")
     await eventually(lambda: kie.created)
     supergroup = telegram.migrate(group, -1009910000000)
+    kie.finish(kie.created[0])
     [task] = await bot.wait_until_settled()
     assert task["state"] == "delivered"
     assert task["chat_id"] == supergroup.id
