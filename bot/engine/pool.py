@@ -28,8 +28,8 @@ class Need:
     own_image: bool = False  # an image of the user's own, at a URL (animate)
     pinned: str | None = None  # the account that made the source task (animate, upscale)
     by_url: bool = False  # the source image's URL is at hand: any account may animate it
-    # Accounts that refused this task's create, each with its breaker's count of ended
-    # outages then: a refusal holds until that account has been out and come back.
+    # Accounts that refused this task's create, each with its breaker's count of returns to
+    # the rotation then: a refusal holds until that account has been out and come back.
     refused_by: tuple[tuple[str, int], ...] = ()
     # When the task first joined the line (a refused task joins again): an outage keeps it
     # waiting OUTAGE_WAIT at most from then or from the outage's start, whichever is later.
