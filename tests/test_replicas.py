@@ -166,6 +166,40 @@ async def test_the_polling_leader_killed_another_polls_within_seconds(
     check_once_and_balanced(telegram, bot_database)
 
 
+async def test_replicas_contending_for_one_account_under_its_hourly_cap_do_not_stall(
+    telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
+) -> None:
+    # Three replicas, one account of two at once and 38 an hour, 36 requests: the database
+    # holds back the creates that would pass the caps ("full"), and a held-back create must
+    # not count against a replica's hour, or the replicas stop sending with work waiting.
+    kie.scenario = Scenario(duration=1.0)
+    replicas = Replicas(
+        telegram,
+        kie,
+        bot_database,
+        3,
+        settings={"MAX_CONCURRENT_TASKS": "2", "MAX_TASKS_PER_HOUR": "38"},
+        log_folder=tmp_path,
+    )
+    await replicas.start()
+    try:
+        for round_ in range(3):
+            for user in USERS:
+                chat = telegram.private_chat(user)
+                telegram.send_text(chat, user, f"/imagine round {round_} for {user.id}")
+        await until_settled(bot_database, 36, 90)
+    finally:
+        await replicas.stop()
+    check_once_and_balanced(telegram, bot_database)
+    assert len(kie.created) == 36
+    # Never more than two at once upstream, counted across the replicas.
+    moments = sorted(
+        [(t.created_at, 1) for t in kie.created] + [(t.done_at, -1) for t in kie.created]
+    )
+    running = [sum(change for _, change in moments[: n + 1]) for n in range(len(moments))]
+    assert max(running) <= 2
+
+
 async def test_a_callback_at_a_replica_that_does_not_hold_the_task(
     telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
 ) -> None:

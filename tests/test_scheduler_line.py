@@ -370,3 +370,27 @@ async def test_what_no_account_could_ever_do_leaves_at_once_whatever_the_outage_
     scheduler = make(("videos", "grokimagineapi", 5, 100), outage_wait=120)
     with pytest.raises(NoAccount):
         await scheduler.admit(1, 1, IMAGE)
+
+
+async def test_a_create_the_database_held_back_does_not_count_against_the_hour(
+    make: MakeScheduler,
+) -> None:
+    # Other replicas' tasks fill the account: the database answers "full" and the create
+    # never leaves. Replicas contending for one account used to keep each such attempt in
+    # their hourly count, and after a few seconds of contention stopped sending for an hour.
+    scheduler = make(("a", "kie", 5, 2))  # two creates an hour
+    pool = scheduler.pool
+    [a] = pool.accounts
+    for n in range(1, 6):
+        assert await scheduler.admit(n, n, IMAGE) is a
+        pool.sent(a, n, went=False)  # held back
+        scheduler.release(n)
+    assert await scheduler.admit(6, 6, IMAGE) is a
+    pool.sent(a, 6, went=True)
+    assert await scheduler.admit(7, 7, IMAGE) is a
+    pool.sent(a, 7, went=True)
+    late = asyncio.create_task(scheduler.admit(8, 8, IMAGE))  # the hour's two are spent
+    await asyncio.sleep(3599)
+    assert not late.done()
+    await asyncio.sleep(2)
+    assert await late is a

@@ -447,6 +447,7 @@ class Engine:
         outcome = await self._tasks.mark_submitting(
             task.id, account.name, at=time.time(), caps=caps
         )
+        self._pool.sent(account, task.id, went=outcome == "sent")
         if outcome != "sent":
             account.breaker.abandoned()  # no probe went out
             self._scheduler.release(task.id)

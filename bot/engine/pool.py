@@ -8,6 +8,7 @@ how each create went (`create_failed`, `create_succeeded`), which drives the bre
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -46,6 +47,9 @@ class Account:
     breaker: Breaker
     running: set[int] = field(default_factory=set)  # tasks the upstream works on for it
     created: deque[float] = field(default_factory=deque)  # creates in the last hour
+    # Tasks given to it whose create has not been decided yet, with the moment counted in
+    # `created` for them: a create the database then holds back is taken out again.
+    deciding: dict[int, float] = field(default_factory=dict)
     paused_until: float = 0.0  # a 429 asked for a pause
     # Out of credits: its balance when the outage began; it is back once the balance grew.
     balance_when_empty: float | None = None
@@ -191,7 +195,19 @@ class Pool:
         now = self.now()
         account.running.add(task_id)
         account.created.append(now)
+        account.deciding[task_id] = now
         account.breaker.sending(now)
+
+    def sent(self, account: Account, task_id: int, *, went: bool) -> None:
+        """The database said whether the create may leave (`went`). One it held back (the
+        account is full with other processes' tasks, or the task was cancelled) never
+        reached the upstream: it does not count against this hour's creates. (Were it kept,
+        replicas contending for one account would use up their own picture of its hourly
+        cap with held-back attempts within seconds, then stop sending for an hour.)"""
+        moment = account.deciding.pop(task_id, None)
+        if not went and moment is not None:
+            with contextlib.suppress(ValueError):  # an hour old already: gone by itself
+                account.created.remove(moment)
 
     def create_succeeded(self, account: Account) -> bool:
         """True if that ended an outage."""
