@@ -32,6 +32,11 @@ from fakes.flood_model import FloodModel
 from fakes.server import LoopbackServer
 from fakes.telegram_html import HtmlError, Parsed, parse_html, utf16_len
 
+# How long a test waits for what it expects before it fails: a guard against a hang, not a
+# deadline (a busy machine may take many times longer than an idle one; pytest-timeout
+# stops a whole test after 120 s).
+WAIT = 60.0
+
 BOT_ID = 7_000_001
 # The calls Telegram's flood limits count: messages sent or edited in a chat.
 _MESSAGE_METHODS = frozenset(
@@ -645,7 +650,7 @@ class FakeTelegram:
             and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
         ]
 
-    async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = 10.0) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = WAIT) -> Any:
         """Wait until `predicate()` is truthy; returns its value."""
         deadline = time.monotonic() + timeout
         async with self._changed:
@@ -686,7 +691,7 @@ class FakeTelegram:
         chat_id: int | None = None,
         *,
         count: int = 1,
-        timeout: float = 10.0,
+        timeout: float = WAIT,
     ) -> list[Call]:
         def enough() -> list[Call] | None:
             found = [c for c in self.calls_of(method, chat_id) if c.ok]

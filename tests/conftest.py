@@ -22,7 +22,7 @@ from bot.web.signing import telegram_webhook_secret
 from fakes.bot_under_test import BOT_TOKEN, FAST, LOOSE_FLOOD, PROVIDER_KEY, free_port
 from fakes.kie import FakeKie
 from fakes.postgres import ThrowawayPostgres, run_sql
-from fakes.telegram import FakeTelegram
+from fakes.telegram import WAIT, FakeTelegram
 
 __all__ = ["BOT_TOKEN", "FAST", "LOOSE_FLOOD", "PROVIDER_KEY", "free_port"]
 
@@ -47,7 +47,7 @@ class RunningBot:
     def tasks(self) -> list[Any]:
         return self.rows("SELECT * FROM tasks ORDER BY id")
 
-    async def wait_until_settled(self, count: int = 1, timeout: float = 10.0) -> list[Any]:
+    async def wait_until_settled(self, count: int = 1, timeout: float = WAIT) -> list[Any]:
         """Wait until `count` tasks exist and every one is final; returns them."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -76,7 +76,7 @@ class FakeClock:
         self.now += seconds
 
 
-async def eventually(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+async def eventually(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
     """Poll `predicate` until it is truthy (for conditions no server announces)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not (value := predicate()):
@@ -110,7 +110,7 @@ def public_endpoint() -> dict[str, Any]:
     return {"public_url": f"http://127.0.0.1:{port}", "http_host": "127.0.0.1", "http_port": port}
 
 
-async def wait_for_http(url: str, timeout: float = 10.0) -> None:
+async def wait_for_http(url: str, timeout: float = WAIT) -> None:
     async with httpx.AsyncClient() as client:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:

@@ -102,7 +102,7 @@ async def test_motion_prompt_by_reply_and_spicy_where_the_chat_allows_it(
 
     # A person replies after reading it; the test waits for the bot to have recorded it
     # (on PostgreSQL the reply could otherwise overtake that record).
-    await eventually(lambda: bot.rows("SELECT 1 FROM drafts WHERE message_id = ?", (draft_id,)), 10)
+    await eventually(lambda: bot.rows("SELECT 1 FROM drafts WHERE message_id = ?", (draft_id,)))
     telegram.send_text(chat, ANN, "she turns & smiles <slowly>", reply_to=draft_id)
     await telegram.wait_for(lambda: "Motion" in telegram.message(chat.id, draft_id).payload["text"])
     assert telegram.message(chat.id, draft_id).payload["text"] == (

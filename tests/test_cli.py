@@ -109,7 +109,7 @@ async def test_a_start_without_telegram_says_so_in_one_line_and_keeps_trying(
         assert "trying again in" in first
         await telegram.start(port)  # Telegram answers again: the bot starts by itself
         await read_line_with(process, "is running")
-        await telegram.wait_for(lambda: telegram.polls > 0, timeout=30)
+        await telegram.wait_for(lambda: telegram.polls > 0)
     finally:
         process.send_signal(signal.SIGTERM)
         _, rest = await asyncio.wait_for(process.communicate(), 15)
@@ -157,12 +157,12 @@ async def test_runs_from_a_dotenv_file_and_stops_on_sigterm(
     )
     process = await run_bot({}, tmp_path)
     try:
-        await telegram.wait_for(lambda: telegram.polls > 0, timeout=30)
+        await telegram.wait_for(lambda: telegram.polls > 0)
         ann = FakeUser(1001, "Ann", "en")
         chat = telegram.private_chat(ann)
         telegram.send_text(chat, ann, "/imagine a red fox in snow --ar 3:2")
         # Production clocks: the first status read comes about two seconds in.
-        await telegram.wait_for(lambda: telegram.calls_of("deleteMessage"), timeout=30)
+        await telegram.wait_for(lambda: telegram.calls_of("deleteMessage"))
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), 15)
@@ -197,7 +197,7 @@ async def test_sigterm_with_tasks_in_flight_exits_fast_and_loses_nothing(
         },
         tmp_path,
     )
-    await telegram.wait_for(lambda: telegram.polls > 0, timeout=30)
+    await telegram.wait_for(lambda: telegram.polls > 0)
     users = [FakeUser(2000 + i, f"u{i}", "en") for i in range(3)]
     for user in users:
         telegram.send_text(telegram.private_chat(user), user, f"/imagine in flight {user.id}")

@@ -45,7 +45,7 @@ class Killable:
     async def start(self) -> None:
         polls = self._telegram.polls
         await self._replica.start()
-        await self._telegram.wait_for(lambda: self._telegram.polls > polls, timeout=30)
+        await self._telegram.wait_for(lambda: self._telegram.polls > polls)
 
     async def kill(self) -> None:
         await self._replica.kill()
@@ -83,7 +83,7 @@ async def test_kill_while_queued_or_running(
     restarted = await start_bot(database=database, max_concurrent_tasks=1)
     if stage == "queued":
         kie.finish(kie.created[0])  # it ends once the bot is back
-    tasks = await restarted.wait_until_settled(count=2, timeout=30)
+    tasks = await restarted.wait_until_settled(count=2)
     assert [t["state"] for t in tasks] == ["delivered", "delivered"]
     assert len(kie.created) == 2  # the running one resumed, the queued one created once
     albums = [c for c in telegram.calls_of("sendMediaGroup") if c.ok]
@@ -105,7 +105,7 @@ async def test_kill_while_the_upstream_is_answering_the_create(
     kie.create_gate.set()  # the answer leaves, to a bot that is gone
 
     restarted = await start_bot(database=database)
-    [task] = await restarted.wait_until_settled(timeout=30)
+    [task] = await restarted.wait_until_settled()
     # The outcome was unknown: reported and refunded, never created a second time.
     assert (task["state"], task["failure_kind"]) == ("reported", "interrupted")
     assert kie.create_attempts == 1
@@ -148,7 +148,7 @@ async def test_kill_during_the_create_with_callbacks_is_resolved_by_the_callback
 
     restarted = await start_bot(database=database, **endpoint)
     kie.finish(kie.created[0])  # it ends once the bot is back: its callback names it
-    [task] = await restarted.wait_until_settled(timeout=30)
+    [task] = await restarted.wait_until_settled()
     assert task["state"] == "delivered"
     assert task["upstream_task_id"] == kie.created[0].task_id
     assert kie.create_attempts == 1
@@ -168,7 +168,7 @@ async def test_kill_during_the_create_without_a_callback_refunds_when_the_task_w
 
     short = replace(FAST, callback_net=replace(FAST.callback_net, timeout=4.0))
     restarted = await start_bot(database=database, timing=short, **endpoint)
-    [task] = await restarted.wait_until_settled(timeout=30)
+    [task] = await restarted.wait_until_settled()
     assert (task["state"], task["failure_kind"]) == ("reported", "interrupted")
     assert kie.create_attempts == 1
     kinds = [r["kind"] for r in restarted.rows("SELECT kind FROM ledger ORDER BY id")]
@@ -185,16 +185,14 @@ async def test_kill_after_the_album_sends_no_second_album(
     chat = telegram.private_chat(user)
     telegram.delays["sendMessage"] = 0.0
     telegram.send_text(chat, user, "/imagine deliver me once")
-    await telegram.wait_for(
-        lambda: [c for c in telegram.calls_of("sendMediaGroup") if c.ok], timeout=30
-    )
+    await telegram.wait_for(lambda: [c for c in telegram.calls_of("sendMediaGroup") if c.ok])
     telegram.delays["sendMessage"] = 3.0  # the buttons are on their way when the bot dies
     await asyncio.sleep(0.3)
     await bot.kill()
     telegram.delays.clear()
 
     restarted = await start_bot(database=database)
-    [task] = await restarted.wait_until_settled(timeout=30)
+    [task] = await restarted.wait_until_settled()
     assert task["state"] == "delivered"
     assert len([c for c in telegram.calls_of("sendMediaGroup") if c.ok]) == 1
     assert len(kie.created) == 1

@@ -47,7 +47,7 @@ async def test_hundred_concurrent_requests_with_fifty_credits_make_ten_tasks(
     for number in range(100):  # all waiting before the bot's next getUpdates
         telegram.send_text(chat, ANN, f"/imagine one of a hundred {number}")
     # 10 status messages and 90 refusals
-    sent = await telegram.wait_for_call("sendMessage", chat.id, count=100, timeout=30)
+    sent = await telegram.wait_for_call("sendMessage", chat.id, count=100)
     refusals = [c for c in sent if c.result["text"].startswith("💳 Not enough credits")]
     await eventually(lambda: len(kie.created) == 10)
     assert len(refusals) == 90
@@ -72,7 +72,7 @@ async def test_a_failure_storm_refunds_each_task_exactly_once(
     chat = telegram.private_chat(ANN)
     for number in range(20):
         telegram.send_text(chat, ANN, f"/imagine doomed {number}")
-    tasks = await bot.wait_until_settled(count=20, timeout=20)
+    tasks = await bot.wait_until_settled(count=20)
     await eventually(lambda: len(kie.callbacks) == 60)
     assert {t["state"] for t in tasks} == {"reported"}
     assert kinds(bot, chat.id) == {"reserve": 20, "refund": 20}

@@ -109,15 +109,29 @@ async def test_transient_server_errors_are_retried(
     assert len(kie.created) == 1
 
 
-async def test_transient_errors_that_never_end_fail_after_the_retries(
-    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+async def test_transient_errors_that_never_end_fail_once_outage_wait_is_over(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
-    kie.fail_creates(500, "server error", times=10)
+    clock = FakeClock(time.time())
+    bot = await start_bot(clock=clock)
+    kie.fail_creates(500, "server error", times=10_000)
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine persistence")
-    text = await failure_text(telegram, bot, chat.id)
-    assert text.startswith("🛠")
+    # The create is retried, then the task waits in line (the account refused it a moment
+    # ago), its status saying the service is not answering.
+    await telegram.wait_for(
+        lambda: any(
+            "not answering right now" in c.result["text"]
+            for c in telegram.calls_of("editMessageText", chat.id)
+            if c.ok
+        )
+    )
     assert kie.create_attempts == FAST.create_retry.attempts
+    assert bot.tasks()[0]["state"] == "pending"
+    clock.advance(FAST.outage_wait + 1)  # one more try when the refusal lapses, then refunded
+    text = await failure_text(telegram, bot, chat.id)
+    assert text.startswith("🛠 Could not make the images: the service is temporarily unavailable")
+    assert kie.create_attempts == 2 * FAST.create_retry.attempts
 
 
 async def test_a_task_that_never_finishes_times_out(

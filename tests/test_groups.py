@@ -129,8 +129,8 @@ async def test_back_to_back_tasks_in_a_private_chat_keep_to_telegrams_pace(
     chat = telegram.private_chat(ANN)
     for n in range(1, 4):
         telegram.send_text(chat, ANN, f"/imagine fox number {n}")
-        await telegram.wait_for_call("sendMediaGroup", chat.id, count=n, timeout=20)
-    tasks = await bot.wait_until_settled(count=3, timeout=20)
+        await telegram.wait_for_call("sendMediaGroup", chat.id, count=n)
+    tasks = await bot.wait_until_settled(count=3)
     assert [t["state"] for t in tasks] == ["delivered"] * 3
     # (Whether the pace stays under the limits is tested on the virtual clock, in
     # test_flood.py: here, requests that leave exactly on the limit's edge may arrive a

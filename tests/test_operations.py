@@ -152,7 +152,7 @@ async def test_stats_chart_is_a_png_of_thirty_days(
     await bot.wait_until_settled()
     admin = telegram.private_chat(OPERATOR)
     telegram.send_text(admin, OPERATOR, "/stats")
-    [photo] = await telegram.wait_for_call("sendPhoto", admin.id, timeout=30)
+    [photo] = await telegram.wait_for_call("sendPhoto", admin.id)
     content = telegram.file_content(photo.result["photo"][0]["file_id"])
     chunks = png_chunks(content)
     width, height = struct.unpack(">II", chunks[b"IHDR"][0][:8])

@@ -222,7 +222,7 @@ async def test_a_kill_while_the_receipt_is_on_its_way_sends_it_at_restart(
     telegram.hold("sendMessage", chat.id)  # the receipt: recorded first, then sent
     assert await checkout(telegram, chat, ANN, invoice) == (True, None)
     await eventually(lambda: _rows(database, "SELECT * FROM payments"))
-    await telegram.wait_for(lambda: telegram.held, timeout=30)  # on its way
+    await telegram.wait_for(lambda: telegram.held)  # on its way
     await killable.kill()
     telegram.release()  # its sender is gone: it never arrives
 

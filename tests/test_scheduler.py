@@ -39,7 +39,7 @@ async def test_no_more_than_the_concurrency_cap_runs_upstream(
         await eventually(lambda n=ending: len(kie.created) >= min(n + 2, 6))  # type: ignore[misc]
         assert sum(1 for t in kie.created if t.done_at > time.time()) <= 2
         kie.finish(kie.created[ending])
-    tasks = await bot.wait_until_settled(count=6, timeout=20)
+    tasks = await bot.wait_until_settled(count=6)
     assert {t["state"] for t in tasks} == {"delivered"}
     assert len(kie.created) == 6
     assert most_at_once(kie.created) == 2
@@ -75,7 +75,7 @@ async def test_chats_take_turns(telegram: FakeTelegram, kie: FakeKie, start_bot:
     # All five wait in the line (each shows its place) before the first ends.
     await telegram.wait_for(lambda: len(shown_in_line(telegram, busy_chat, quiet_chat)) == 5)
     kie.finish(kie.created[0])
-    await bot.wait_until_settled(count=6, timeout=20)
+    await bot.wait_until_settled(count=6)
     order = [t.request["input"]["prompt"] for t in kie.created]
     assert order == ["busy 0", "busy 1", "quiet 0", "busy 2", "quiet 1", "busy 3"]
 
@@ -118,7 +118,7 @@ async def test_waiting_tasks_show_their_place_as_the_line_moves(
     await telegram.wait_for(lambda: shown_place(1))
     await eventually(lambda: len(kie.created) == 2)
     kie.finish(kie.created[1])
-    tasks = await bot.wait_until_settled(count=3, timeout=20)
+    tasks = await bot.wait_until_settled(count=3)
     third = next(t for t in tasks if t["prompt"] == "third")
     shown = status_texts(telegram, chat, third["status_message_id"])
     places = [text for text in shown if text.startswith("⏳ Waiting in line")]
@@ -133,7 +133,7 @@ async def test_an_upstream_429_holds_the_whole_line(
     sent = time.time()
     for user in USERS[:2]:
         telegram.send_text(telegram.private_chat(user), user, f"/imagine {user.id}")
-    await bot.wait_until_settled(count=2, timeout=20)
+    await bot.wait_until_settled(count=2)
     assert kie.create_attempts == 3
     assert all(task.created_at - sent >= 1.0 for task in kie.created)
 
@@ -247,7 +247,7 @@ async def test_a_telegram_429_on_the_album_is_waited_out(
     user = USERS[0]
     chat = telegram.private_chat(user)
     telegram.send_text(chat, user, "/imagine flooded")
-    [task] = await bot.wait_until_settled(timeout=15)
+    [task] = await bot.wait_until_settled()
     attempts = telegram.calls_of("sendMediaGroup", chat.id)
     assert [c.ok for c in attempts] == [False, True]
     assert attempts[1].at - attempts[0].at >= 1.0

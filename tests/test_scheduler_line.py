@@ -188,7 +188,7 @@ async def test_follow_ups_are_pinned_to_the_source_account(make: MakeScheduler) 
     animate = Need(TaskKind.IMAGE_TO_VIDEO, pinned="b", by_url=True)
     for n in range(1, 4):  # b has less room than a
         await scheduler.admit(
-            n, n, Need(TaskKind.TEXT_TO_IMAGE, pinned=None, refused_by=(("a", 0),))
+            n, n, Need(TaskKind.TEXT_TO_IMAGE, pinned=None, refused_by=(("a", 0.0, 0),))
         )
     assert (await scheduler.admit(10, 10, upscale)).name == "b"
     assert (await scheduler.admit(11, 11, animate)).name == "b"
@@ -394,3 +394,40 @@ async def test_a_create_the_database_held_back_does_not_count_against_the_hour(
     assert not late.done()
     await asyncio.sleep(2)
     assert await late is a
+
+
+async def test_the_task_an_account_refused_is_its_probe_when_its_cool_down_ends(
+    make: MakeScheduler,
+) -> None:
+    # No balance endpoint (grok5imagine): no check, the cool-down's probe decides. The one
+    # task waiting is the one the account refused: it must be allowed to be that probe.
+    scheduler = make(("g", "grok5imagine", 5, 100), cooldown=15, outage_wait=120)
+    pool = scheduler.pool
+    [g] = pool.accounts
+    assert await scheduler.admit(1, 1, IMAGE) is g
+    _open(pool, g)
+    scheduler.release(1)
+    refused = Need(TaskKind.TEXT_TO_IMAGE, refused_by=(("g", pool.now(), g.breaker.successes),))
+    again = asyncio.create_task(scheduler.admit(1, 1, refused))
+    await asyncio.sleep(14)
+    assert not again.done()
+    await asyncio.sleep(2)
+    assert await again is g  # the probe
+
+
+async def test_a_good_check_lets_one_probe_through_not_every_waiting_task(
+    make: MakeScheduler,
+) -> None:
+    scheduler = make(("a", "kie", 5, 100), cooldown=600, outage_wait=120)
+    pool = scheduler.pool
+    [a] = pool.accounts
+    _open(pool, a)
+    waiting = [asyncio.create_task(scheduler.admit(n, n, IMAGE)) for n in (1, 2, 3)]
+    await asyncio.sleep(1)
+    assert a.breaker.checked(pool.now(), True)  # the balance answers well
+    scheduler.look_again()
+    await asyncio.sleep(0)
+    assert [t.done() for t in waiting] == [True, False, False]  # one probe
+    assert pool.create_succeeded(a)  # taken: the outage is over
+    scheduler.look_again()
+    assert [await t for t in waiting] == [a, a, a]

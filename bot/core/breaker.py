@@ -6,11 +6,11 @@ itself cannot work (bad key, no credits, maintenance, a feature switched off), o
 `cooldown` seconds have passed. Then it is half-open: exactly one task goes through as the
 probe; if the upstream takes it the breaker closes, if not it opens for another cool-down.
 Where the upstream has a check that costs nothing (an account's balance), that check runs
-while the breaker is open: a good answer closes it at once (`checked`), a bad one starts
-the cool-down again, so no task is spent probing. The outage itself (`down_since`) ends
-only when the account takes a task again: an account whose check answers well but whose
-creates are still refused stays in one outage (one alert each way, and tasks waiting for
-it wait no longer than they would have).
+while the breaker is open: a good answer ends the cool-down at once (`checked`: the next
+task is the probe), a bad one starts it again, so no task is spent probing an account that
+is surely still down. The outage itself (`down_since`) ends only when the account takes a
+task again: one whose check answers well but whose creates are still refused stays in one
+outage (one alert each way, and tasks waiting for it wait no longer than they would have).
 
 Libraries such as pybreaker wrap a call and decide around it; here the decision is needed
 earlier, when the line picks an account for a task, so the states are kept by hand.
@@ -42,7 +42,7 @@ class Breaker:
         self._probing = False  # the half-open probe is on its way
         self.reason: str | None = None  # why it opened last, for operators
         self.down_since: float | None = None  # when the outage began; None: none is on
-        self.recoveries = 0  # times put back in rotation: a task it refused may try it again
+        self.successes = 0  # creates it took: one after a task's refusal lifts the refusal
 
     def state(self, now: float) -> BreakerState:
         if self._opened_at is None:
@@ -75,8 +75,7 @@ class Breaker:
 
     def succeeded(self) -> bool:
         """The account took a task; True if that ended an outage."""
-        if self._opened_at is not None:
-            self.recoveries += 1
+        self.successes += 1
         ended = self.down_since is not None
         self._failures = 0
         self._opened_at = None
@@ -87,15 +86,14 @@ class Breaker:
 
     def checked(self, now: float, healthy: bool, reason: str | None = None) -> bool:
         """A check that costs nothing answered while the account was out of rotation: a good
-        answer puts it back (True); a bad one starts the cool-down again. A breaker in
-        rotation is left as it is."""
-        if self._opened_at is None:
+        answer ends the cool-down (True: the next task is the probe, if none is on its way);
+        a bad one starts it again. A breaker in rotation is left as it is."""
+        if self._opened_at is None or self.state(now) is BreakerState.HALF_OPEN:
             return False
         if healthy:
-            self._failures, self._opened_at, self._probing = 0, None, False
-            self.recoveries += 1
+            self._opened_at = now - self._policy.cooldown
             return True
-        self._opened_at, self._probing = now, False
+        self._opened_at = now
         if reason:
             self.reason = reason
         return False

@@ -292,6 +292,7 @@ class Engine:
             # A worker let go of (another process took its task over) may leave while its
             # task holds a slot of this process's line: free it, or the line would count
             # the task as running here for good.
+            self._pool.let_go(task_id)
             self._scheduler.release(task_id)
 
     def _unstoppable_task(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -411,7 +412,7 @@ class Engine:
             own_image=task.image_url is not None,
             pinned=pinned,
             by_url=by_url,
-            refused_by=tuple(job.refused_by.items()),
+            refused_by=tuple((name, *when) for name, when in job.refused_by.items()),
             queued_since=job.queued_since,
         )
 
@@ -444,6 +445,9 @@ class Engine:
         # submitted_at: when the create request left, for the hourly cap and the timeout.
         # The caps are checked again in the database, counting every replica's tasks.
         caps = Caps(account.config.max_concurrent, account.config.max_tasks_per_hour)
+        # The request is made first: it may fetch an image from Telegram for the upstream,
+        # which must not happen while the task is marked as on its way upstream.
+        request = await self._upstream.request(task, account)
         outcome = await self._tasks.mark_submitting(
             task.id, account.name, at=time.time(), caps=caps
         )
@@ -455,7 +459,7 @@ class Engine:
                 self._scheduler.slow_down(account, self._timing.full_elsewhere)
             return None
         try:
-            upstream_id = await self._upstream.create(task, account)
+            upstream_id = await self._upstream.create(account, request)
         except ProviderError as error:
             await self._create_failed(job, task, account, error)
             return None
@@ -476,19 +480,19 @@ class Engine:
         sent again (a second create could make, and bill, a second task)."""
         log = _tlog(task, account.name)
         log.warning("task %d: %s did not take it: %s", task.id, account.name, error)
-        if self._pool.create_failed(account, error):
-            await self._pool.outage_began(account, error)
-            if self._alerts:
-                await self._alerts.account_down(account.name, error)
         refused = error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.TRANSIENT)
         if refused:
-            job.refused_by[account.name] = account.breaker.recoveries
+            job.refused_by[account.name] = (self._pool.now(), account.breaker.successes)
+        began = self._pool.create_failed(account, error)
+        if error.out_of_credits:
+            await self._pool.note_balance(account)  # to tell a top-up by
+        if began and self._alerts:
+            await self._alerts.account_down(account.name, error)
+        if refused:
             try:
-                need = await self._need(job, task)
-                # Another account can take it, or this one left the rotation and may come
-                # back (the line keeps it for OUTAGE_WAIT at most).
-                waits = self._pool.could_take(need) or self._pool.stranded_since(need) is not None
-                if waits and await self._tasks.mark_refused(task.id):
+                # Back in line: another account takes it, or this one once it is back (the
+                # line keeps it for OUTAGE_WAIT at most).
+                if await self._tasks.mark_refused(task.id):
                     log.info("task %d: back in line", task.id)
                     return
             finally:

@@ -24,9 +24,9 @@ class Job:
     status_post: asyncio.Task[None] | None = None
     status_ticket: Ticket | None = None
     status_shown: str | None = None
-    # Accounts that refused its create (it went back in line for another), each with its
-    # count of ended outages then (`Need.refused_by`).
-    refused_by: dict[str, int] = field(default_factory=dict)
+    # Accounts that refused its create (it went back in line): when each last did, and its
+    # count of creates taken then (`Need.refused_by`).
+    refused_by: dict[str, tuple[float, int]] = field(default_factory=dict)
     # When it first joined the line (by the pool's clock).
     queued_since: float | None = None
 

@@ -9,6 +9,7 @@ how each create went (`create_failed`, `create_succeeded`), which drives the bre
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -29,15 +30,23 @@ class Need:
     own_image: bool = False  # an image of the user's own, at a URL (animate)
     pinned: str | None = None  # the account that made the source task (animate, upscale)
     by_url: bool = False  # the source image's URL is at hand: any account may animate it
-    # Accounts that refused this task's create, each with its breaker's count of returns to
-    # the rotation then: a refusal holds until that account has been out and come back.
-    refused_by: tuple[tuple[str, int], ...] = ()
+    # Accounts that refused this task's create: (name, when, its count of creates taken
+    # then). The task goes to others first, and back to that one (as its probe, if it is
+    # out) a cool-down later, or as soon as it takes another task.
+    refused_by: tuple[tuple[str, float, int], ...] = ()
     # When the task first joined the line (a refused task joins again): an outage keeps it
     # waiting OUTAGE_WAIT at most from then or from the outage's start, whichever is later.
     queued_since: float | None = None
 
-    def refused(self, account: Account) -> bool:
-        return (account.name, account.breaker.recoveries) in self.refused_by
+    def refused_until(self, account: Account, cooldown: float) -> float | None:
+        """Until when the account's refusal keeps this task away from it; None: it does not
+        (it never refused it, or it has taken another task since)."""
+        moments = [
+            at + cooldown
+            for name, at, taken in self.refused_by
+            if name == account.name and taken == account.breaker.successes
+        ]
+        return max(moments) if moments else None
 
 
 @dataclass(eq=False)
@@ -103,6 +112,7 @@ class Pool:
         if not accounts:
             raise ValueError("a pool needs at least one account")
         policy = breaker or BreakerPolicy()
+        self._cooldown = policy.cooldown
         self.accounts = [
             Account(config, provider, Breaker(policy)) for config, provider in accounts
         ]
@@ -112,6 +122,21 @@ class Pool:
 
     def now(self) -> float:
         return self._clock()
+
+    def refused(self, need: Need, account: Account) -> bool:
+        """The account, in rotation, refused this task's create less than a cool-down ago
+        (and has taken no task since). Out of rotation it is out for every task; half-open,
+        this task may be the probe as well as any."""
+        now = self.now()
+        until = need.refused_until(account, self._cooldown)
+        closed = account.breaker.state(now) is BreakerState.CLOSED
+        return closed and until is not None and now < until
+
+    def refusals_end(self, need: Need) -> float | None:
+        """When the next refusal that keeps this task from an account runs out."""
+        ends = [u for a in self.accounts if (u := need.refused_until(a, self._cooldown))]
+        later = [end for end in ends if end > self.now()]
+        return min(later) if later else None
 
     def find(self, name: str) -> Account | None:
         """The account of that name. Tasks made before the pool name their provider (the
@@ -129,12 +154,12 @@ class Pool:
         pinned = self.find(need.pinned) if need.pinned is not None else None
         if (
             pinned is not None
-            and not need.refused(pinned)
+            and not self.refused(need, pinned)
             and self._can(pinned, need, at_source=True)
             and pinned.in_rotation(self.now())
         ):
             return [pinned]
-        return [account for account in self.capable(need) if not need.refused(account)]
+        return [account for account in self.capable(need) if not self.refused(need, account)]
 
     def capable(self, need: Need) -> list[Account]:
         """The accounts whose upstream can do the task at all, whatever their state."""
@@ -161,12 +186,17 @@ class Pool:
         return any(account.in_rotation(now) for account in self.fitting(need))
 
     def stranded_since(self, need: Need) -> float | None:
-        """When the last account that could do the task left the rotation (the outage that
-        keeps it waiting began then); None if no such account is out, or none exists."""
-        downs = [a.breaker.down_since for a in self.capable(need)]
-        if not downs or None in downs:
-            return None  # some capable account is in rotation (it may have refused this one)
-        return max(d for d in downs if d is not None)
+        """While no account that could do the task can take it now (each is out of rotation,
+        or refused this very task a moment ago): when the outage began (the last of them
+        went out; 0 if only refusals keep it). None if one can, or none ever could."""
+        now, moments = self.now(), [0.0]
+        capable = self.capable(need)
+        for account in capable:
+            if account.breaker.down_since is not None and not account.in_rotation(now):
+                moments.append(account.breaker.down_since)
+            elif not self.refused(need, account):
+                return None
+        return max(moments) if capable else None
 
     @staticmethod
     def _can(account: Account, need: Need, *, at_source: bool) -> bool:
@@ -198,6 +228,15 @@ class Pool:
         account.deciding[task_id] = now
         account.breaker.sending(now)
 
+    def let_go(self, task_id: int) -> None:
+        """A task's worker ended: if the line had given it an account but the database never
+        said whether its create may leave, it sent nothing (not counted against the hour,
+        and not the probe: another task may probe)."""
+        for account in self.accounts:
+            if task_id in account.deciding:
+                self.sent(account, task_id, went=False)
+                account.breaker.abandoned()
+
     def sent(self, account: Account, task_id: int, *, went: bool) -> None:
         """The database said whether the create may leave (`went`). One it held back (the
         account is full with other processes' tasks, or the task was cancelled) never
@@ -211,6 +250,7 @@ class Pool:
 
     def create_succeeded(self, account: Account) -> bool:
         """True if that ended an outage."""
+        account.balance_when_empty = None
         return account.breaker.succeeded()
 
     def create_failed(self, account: Account, error: ProviderError) -> bool:
@@ -243,19 +283,18 @@ class Pool:
             credits = await account.provider.get_account_credits()
         except ProviderError as error:
             return account.breaker.checked(self.now(), False, str(error))
-        # Any good answer ends an outage of another cause; one of credits ends once the
-        # balance grew (a create refused for want of credits may leave some behind).
+        # Any good answer ends the cool-down of an outage of another cause; one of credits,
+        # once the balance grew (a create refused for want of credits may leave some).
         empty = account.balance_when_empty
-        healthy = empty is None or credits > empty
-        if healthy:
-            account.balance_when_empty = None
-        return account.breaker.checked(self.now(), healthy)
+        return account.breaker.checked(self.now(), empty is None or credits > empty)
 
-    async def outage_began(self, account: Account, error: ProviderError) -> None:
-        """The account just left the rotation because of `error`: if it ran out of credits,
-        note its balance now (a check that costs nothing), to tell a top-up later."""
-        if not (error.out_of_credits and account.capabilities.balance):
+    async def note_balance(self, account: Account) -> None:
+        """The account refused a create for want of credits: note its balance now (a check
+        that costs nothing), to tell a top-up later. Until the answer is in, no balance
+        counts as grown."""
+        if not account.capabilities.balance:
             return
+        account.balance_when_empty = math.inf
         try:
             account.balance_when_empty = await account.provider.get_account_credits()
         except ProviderError:

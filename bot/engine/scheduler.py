@@ -36,7 +36,8 @@ class Scheduler:
         self._outage_wait = outage_wait
         self._joined: dict[int, float] = {}  # waiting task → when it joined the line
         # Waiting tasks that every account able to do them is out of rotation for:
-        # task → (its chat, when it leaves the line unless an account comes back first).
+        # task → (its chat, when to look at it again: it leaves the line then unless an
+        # account came back, or a refusal that kept it from one ran out).
         self._stranded: dict[int, tuple[int, float]] = {}
         self._holding: dict[int, Account] = {}  # task → the account whose slot it holds
         self._waiting: OrderedDict[int, deque[int]] = OrderedDict()  # chat → its task ids
@@ -176,7 +177,7 @@ class Scheduler:
             self._looked_under = rotation
             self._unlooked = set(self._waiting)
         now = self._pool.now()
-        # Stranded tasks whose wait is over are looked at again (to leave the line).
+        # Stranded tasks whose time to look again came are looked at again.
         self._unlooked.update(c for c, until in self._stranded.values() if until <= now)
         stranded_before = set(self._stranded)
         changed = False
@@ -215,11 +216,13 @@ class Scheduler:
                 self._stranded.pop(task_id, None)
                 return None  # waits for room
             if account is None:
-                # Every account that could do it is out of rotation: it waits for one to
-                # come back, for a while.
+                # Every account that could do it is out of rotation (or refused it a moment
+                # ago): it waits for one to come back, for a while.
                 until = self._outage_deadline(task_id, need)
                 if until is not None and self._pool.now() < until:
-                    self._stranded[task_id] = (chat_id, until)
+                    # Looked at again when that ends, or when a refusal runs out.
+                    again = min(until, self._pool.refusals_end(need) or until)
+                    self._stranded[task_id] = (chat_id, again)
                     continue
             self._take(chat_id, task_id)
             future = self._admitted.pop(task_id)

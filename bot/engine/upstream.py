@@ -64,8 +64,9 @@ class UpstreamSide:
         """How long recent tasks of this kind took."""
         return self._durations.setdefault(kind, RecentDurations())
 
-    async def create(self, task: Task, account: Account) -> str:
-        """Create the task with the account; its upstream id. Raises `ProviderError`."""
+    async def create(self, account: Account, request: GenerationRequest) -> str:
+        """Create the task (as `request` puts it) with the account; its upstream id. Raises
+        `ProviderError`."""
         policy = self._timing.create_retry
         retrying = AsyncRetrying(
             retry=retry_if_exception(
@@ -77,7 +78,6 @@ class UpstreamSide:
             ),
             reraise=True,
         )
-        request = await self._request(task, account)
         async for attempt in retrying:
             with attempt:
                 try:
@@ -119,7 +119,7 @@ class UpstreamSide:
             elapsed = time.monotonic() - started
             self._metrics.upstream_seconds.labels(account.name, operation).observe(elapsed)
 
-    async def _request(self, task: Task, account: Account) -> GenerationRequest:
+    async def request(self, task: Task, account: Account) -> GenerationRequest:
         """The task in the terms this account's upstream takes (see its `Capabilities`)."""
         can = account.capabilities
         source_upstream_id, image_url = None, task.image_url
