@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -74,6 +75,16 @@ async def start_bot(
     )
     await telegram.wait_for(lambda: telegram.polls > 0, timeout=60)
     return process
+
+
+def settled(database: Path, count: int) -> bool:
+    """At least `count` tasks in the bot's SQLite database, every one delivered or reported."""
+    with sqlite3.connect(database) as db:
+        (open_tasks,) = db.execute(
+            "SELECT COUNT(*) FROM tasks WHERE state NOT IN ('delivered', 'reported')"
+        ).fetchone()
+        (tasks,) = db.execute("SELECT COUNT(*) FROM tasks").fetchone()
+    return bool(tasks >= count and open_tasks == 0)
 
 
 async def stop_bot(process: asyncio.subprocess.Process) -> None:

@@ -22,7 +22,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.bot_process import start_bot, stop_bot
+from bench.bot_process import settled, start_bot, stop_bot
+from bot.telegram.flood import MESSAGE_METHODS
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
 
@@ -32,18 +33,6 @@ ACCOUNT_CHECKS = (10.0, 15.0)
 OUTAGE_WAIT = 120.0
 # Telegram's overall pace as the bot's flood control has it: 27 a second after a burst of 3.
 OVERALL_PACE = 27.0
-# The calls that pace counts: messages sent or edited in a chat.
-MESSAGE_METHODS = frozenset(
-    {
-        "sendMessage",
-        "sendPhoto",
-        "sendMediaGroup",
-        "sendVideo",
-        "sendDocument",
-        "editMessageText",
-        "editMessageReplyMarkup",
-    }
-)
 
 
 def line(name: str, value: str, target: str) -> None:
@@ -106,14 +95,6 @@ async def run_once(
                     file=sys.stderr,
                 )
 
-        def settled() -> bool:
-            with sqlite3.connect(database) as db:
-                (open_tasks,) = db.execute(
-                    "SELECT COUNT(*) FROM tasks WHERE state NOT IN ('delivered', 'reported')"
-                ).fetchone()
-                (count,) = db.execute("SELECT COUNT(*) FROM tasks").fetchone()
-            return bool(count >= chats and open_tasks == 0)
-
         watcher = asyncio.create_task(watch_checks())
         progress = asyncio.create_task(report_progress())
         await asyncio.sleep(max(0.0, started + outage - time.time()))
@@ -122,9 +103,9 @@ async def run_once(
         kie.credits = 1000  # the account answers well again
         restored = time.time()
         deadline = restored + OUTAGE_WAIT + 60
-        while not settled() and time.time() < deadline:  # noqa: ASYNC110 (the bot's database)
+        while not settled(database, chats) and time.time() < deadline:  # noqa: ASYNC110 (the bot's database)
             await asyncio.sleep(0.2)
-        timed_out = not settled()
+        timed_out = not settled(database, chats)
         if outage >= OUTAGE_WAIT:  # nothing left to do; see the check that puts it back
             back = [at for at in check_times if at >= restored]
             while not back and time.time() < deadline:

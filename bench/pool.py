@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.bot_process import start_bot, stop_bot
+from bench.bot_process import settled, start_bot, stop_bot
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeTelegram, FakeUser
 
@@ -91,14 +91,6 @@ async def run_once(
             failing.fail_creates(402, "Insufficient credits", times=10 * tasks)
             failed_from = len(failing.created)
 
-        def settled() -> bool:
-            with sqlite3.connect(database) as db:
-                (open_tasks,) = db.execute(
-                    "SELECT COUNT(*) FROM tasks WHERE state NOT IN ('delivered', 'reported')"
-                ).fetchone()
-                (count,) = db.execute("SELECT COUNT(*) FROM tasks").fetchone()
-            return bool(count >= tasks and open_tasks == 0)
-
         async def report_progress() -> None:
             started = time.time()
             while True:
@@ -106,7 +98,7 @@ async def run_once(
                 print(f"  {time.time() - started:5.0f} s: {created()} created", file=sys.stderr)
 
         progress = asyncio.create_task(report_progress())
-        while not settled():  # noqa: ASYNC110 (the bot's process writes the database)
+        while not settled(database, tasks):  # noqa: ASYNC110 (the bot's process writes the database)
             await asyncio.sleep(0.2)
         progress.cancel()
         await stop_bot(process)

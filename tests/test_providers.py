@@ -455,6 +455,11 @@ async def test_a_short_outage_waits_and_the_account_returns_when_its_balance_doe
     await eventually(lambda: kie.credit_checks > checks)  # checked, for nothing
 
     kie.credits = 1000  # the operator tops the account up: the next check lets a probe go
+    kie.scenario = HELD
+    # The probe taken, the other two go at once (not when the probe's task ends).
+    await eventually(lambda: len(kie.created) == 3)
+    for task in kie.created:
+        kie.finish(task)
     tasks = await bot.wait_until_settled(count=3)
     assert [t["state"] for t in tasks] == ["delivered"] * 3
     assert kie.create_attempts == 4

@@ -463,8 +463,12 @@ class Engine:
         except ProviderError as error:
             await self._create_failed(job, task, account, error)
             return None
-        if self._pool.create_succeeded(account) and self._alerts:
-            await self._alerts.account_back(account.name)
+        if self._pool.create_succeeded(account):
+            # The outage is over: the tasks waiting for this account go now, not when some
+            # other task frees a slot.
+            self._scheduler.look_again()
+            if self._alerts:
+                await self._alerts.account_back(account.name)
         # None when a callback came first and recorded the same upstream task.
         running = await self._tasks.mark_running(task.id, upstream_id)
         if running is not None:
