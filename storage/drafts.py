@@ -25,6 +25,7 @@ class NewDraft:
     source_index: int | None = None
     image_url: str | None = None
     prompt: str | None = None
+    image_file_id: str | None = None  # the user's own photo, as Telegram keeps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class Draft:
     prompt: str | None
     state: DraftState
     task_id: int | None
+    image_file_id: str | None
 
     @classmethod
     def from_row(cls, row: Row) -> Draft:
@@ -66,8 +68,8 @@ class DraftRepository:
                 return Draft.from_row(row), False
         inserted = await self._db.fetch_one(
             "INSERT INTO drafts (chat_id, chat_type, user_id, lang, message_thread_id,"
-            " source_task_id, source_index, image_url, prompt, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " source_task_id, source_index, image_url, prompt, created_at, image_file_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING RETURNING id",
             (
                 new.chat_id,
@@ -80,6 +82,7 @@ class DraftRepository:
                 new.image_url,
                 new.prompt,
                 time.time(),
+                new.image_file_id,
             ),
         )
         if inserted is None:  # a twin press opened it a moment ago

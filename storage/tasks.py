@@ -36,6 +36,7 @@ class NewTask:
     source_task_id: int | None = None
     source_index: int | None = None
     image_url: str | None = None
+    image_file_id: str | None = None  # Telegram's id of that image (a user's own photo)
     inline_message_id: str | None = None  # made from inline mode: its result goes there
 
 
@@ -93,6 +94,7 @@ class Task:
     source_task_id: int | None
     source_index: int | None
     image_url: str | None
+    image_file_id: str | None
     media_file_ids: tuple[str, ...]
     created_at: float
     submitted_at: float | None
@@ -134,6 +136,7 @@ class Task:
             source_task_id=row["source_task_id"],
             source_index=row["source_index"],
             image_url=row["image_url"],
+            image_file_id=row["image_file_id"],
             media_file_ids=tuple(json.loads(row["media_file_ids"] or "[]")),
             created_at=row["created_at"],
             submitted_at=row["submitted_at"],
@@ -199,8 +202,8 @@ class TaskRepository:
                                    message_thread_id, request_message_id, prompt, aspect_ratio,
                                    parent_task_id, callback_secret, cost, mode, source_task_id,
                                    source_index, image_url, created_at, updated_at,
-                                   inline_message_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   inline_message_id, image_file_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 RETURNING *
                 """,
                 (
@@ -225,6 +228,7 @@ class TaskRepository:
                     now,
                     now,
                     new.inline_message_id,
+                    new.image_file_id,
                 ),
             )
             (row,) = rows

@@ -228,6 +228,39 @@ async def test_own_photo_is_served_by_the_bot_when_the_upstream_has_no_upload(
     assert kie.uploads == {}
 
 
+async def test_own_photo_made_again_is_handed_over_anew_from_telegram(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    # The bot's own link to a user's photo lives a day: 🔁 under the video, pressed later,
+    # hands the upstream a fresh link to Telegram's copy of the photo.
+    bot = await start_bot(**public_endpoint())
+    chat = telegram.private_chat(ANN)
+    content = png(5, pad_to=20_000)
+    sent = telegram.send_document(chat, ANN, content, mime_type="image/png", file_name="dog.png")
+    telegram.send_text(chat, ANN, "/animate", reply_to=sent["message_id"])
+    draft = await draft_message(telegram, chat, 1)
+    fun = draft.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    await telegram.wait_for_answer(telegram.press(chat, ANN, draft.result["message_id"], fun))
+    await bot.wait_until_settled()
+    [video] = [c for c in telegram.calls_of("sendVideo", chat.id) if c.ok]
+    again = video.json("reply_markup")["inline_keyboard"][0][-1]
+    assert again["text"] == "🔁 Again"
+    await telegram.wait_for_answer(
+        telegram.press(chat, ANN, video.result["message_id"], again["callback_data"])
+    )
+    tasks = await bot.wait_until_settled(count=2)
+    assert [t["state"] for t in tasks] == ["delivered", "delivered"]
+    first, second = created(kie, "grok-imagine/image-to-video")
+    [first_url], [second_url] = (
+        first.request["input"]["image_urls"],
+        second.request["input"]["image_urls"],
+    )
+    assert second_url != first_url
+    assert second_url.startswith(f"{bot.settings.public_base}/files/")
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(second_url)).content == content
+
+
 @pytest.mark.parametrize(
     ("content", "mime_type", "reply"),
     [

@@ -123,6 +123,10 @@ class UpstreamSide:
         """The task in the terms this account's upstream takes (see its `Capabilities`)."""
         can = account.capabilities
         source_upstream_id, image_url = None, task.image_url
+        if image_url and task.image_file_id and task.parent_task_id is not None:
+            # Made again (🔁) from a user's photo: the link it was handed over at may be
+            # gone by now (a day, for the bot's own); Telegram's copy is handed over anew.
+            image_url = await self._from_telegram(task.image_file_id) or image_url
         if task.source_task_id is not None:
             source = await self._tasks.get(task.source_task_id)
             source_upstream_id = source.upstream_task_id if source else None
@@ -158,7 +162,13 @@ class UpstreamSide:
         file_id = file_ids[index] if index < len(file_ids) else ""
         if not file_id:
             return url  # it went as a document or a link: its URL is all there is
-        return await self._image_from_telegram(file_id) or url
+        return await self._from_telegram(file_id) or url
+
+    async def _from_telegram(self, file_id: str) -> str | None:
+        """Telegram's copy of an image, at a URL the upstream can fetch; None if not had."""
+        if self._image_from_telegram is None:
+            return None
+        return await self._image_from_telegram(file_id)
 
 
 def _honour_retry_after(

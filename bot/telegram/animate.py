@@ -150,7 +150,7 @@ class Animations:
         prompt: str | None,
     ) -> None:
         """/animate on a photo of the user's own (`image` carries the photo)."""
-        url = await self._hand_over(bot, image)
+        url, file_id = await self._hand_over(image)
         draft, _ = await self._drafts.open(
             NewDraft(
                 chat_id=message.chat_id,
@@ -159,6 +159,7 @@ class Animations:
                 lang=lang,
                 message_thread_id=message.message_thread_id if message.is_topic_message else None,
                 image_url=url,
+                image_file_id=file_id,
                 prompt=prompt,
             )
         )
@@ -329,9 +330,9 @@ class Animations:
         except TelegramError as error:
             _log.info("draft %d: message not updated: %s", draft.id, error)
 
-    async def _hand_over(self, bot: Bot, image: Message) -> str:
+    async def _hand_over(self, image: Message) -> tuple[str, str]:
         """Download the user's image from Telegram, check it, and put it at a URL the
-        upstream can fetch. Raises `OwnImageRefused`."""
+        upstream can fetch: that URL and the image's file id. Raises `OwnImageRefused`."""
         if image.photo:
             file_id, size = image.photo[-1].file_id, image.photo[-1].file_size
         elif image.document:
@@ -357,7 +358,7 @@ class Animations:
         url = await self._handover.publish(content, content_type)
         if url is None:
             raise OwnImageRefused("animate.own_unavailable")
-        return url
+        return url, file_id
 
 
 def _subject(draft: Draft) -> str:

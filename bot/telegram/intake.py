@@ -92,6 +92,7 @@ class Intake:
             source_task_id=task.source_task_id,
             source_index=task.source_index,
             image_url=task.image_url,
+            image_file_id=task.image_file_id,
         )
 
     def upscale_of(self, source: Task, user_id: int, lang: Lang, answer_to: int) -> NewTask:
@@ -125,4 +126,5 @@ class Intake:
             source_task_id=draft.source_task_id,
             source_index=draft.source_index,
             image_url=draft.image_url,
+            image_file_id=draft.image_file_id,
         )
