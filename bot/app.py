@@ -401,6 +401,7 @@ async def run(
         reached = await reach_telegram(application, settings.telegram_base, stop)
     finally:
         if not reached:  # told to stop first, or the token was refused
+            await application.bot.shutdown()  # PTB's HTTP clients, opened by the tries
             await _close_before_start(pool, media_client, database)
     if not reached:
         return
