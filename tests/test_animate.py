@@ -203,18 +203,26 @@ async def test_own_photo_by_caption_goes_through_the_upload_api_byte_for_byte(
     assert task["state"] == "delivered"
 
 
-async def test_own_photo_is_served_by_the_bot_when_the_upstream_has_no_upload(
-    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+async def animate_own_photo(
+    telegram: FakeTelegram, bot: RunningBot, chat: FakeChat, content: bytes
 ) -> None:
-    bot = await start_bot(**public_endpoint())
-    chat = telegram.private_chat(ANN)
-    content = png(3, pad_to=50_000)
+    """Ann sends `content` as a PNG file, replies /animate to it and picks Fun; the
+    animation is made."""
     sent = telegram.send_document(chat, ANN, content, mime_type="image/png", file_name="cat.png")
     telegram.send_text(chat, ANN, "/animate", reply_to=sent["message_id"])
     draft = await draft_message(telegram, chat, 1)
     fun = draft.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     await telegram.wait_for_answer(telegram.press(chat, ANN, draft.result["message_id"], fun))
     await bot.wait_until_settled()
+
+
+async def test_own_photo_is_served_by_the_bot_when_the_upstream_has_no_upload(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    bot = await start_bot(**public_endpoint())
+    chat = telegram.private_chat(ANN)
+    content = png(3, pad_to=50_000)
+    await animate_own_photo(telegram, bot, chat, content)
     [video_task] = created(kie, "grok-imagine/image-to-video")
     [url] = video_task.request["input"]["image_urls"]
     assert url.startswith(f"{bot.settings.public_base}/files/")
@@ -236,12 +244,7 @@ async def test_own_photo_made_again_is_handed_over_anew_from_telegram(
     bot = await start_bot(**public_endpoint())
     chat = telegram.private_chat(ANN)
     content = png(5, pad_to=20_000)
-    sent = telegram.send_document(chat, ANN, content, mime_type="image/png", file_name="dog.png")
-    telegram.send_text(chat, ANN, "/animate", reply_to=sent["message_id"])
-    draft = await draft_message(telegram, chat, 1)
-    fun = draft.result["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
-    await telegram.wait_for_answer(telegram.press(chat, ANN, draft.result["message_id"], fun))
-    await bot.wait_until_settled()
+    await animate_own_photo(telegram, bot, chat, content)
     [video] = [c for c in telegram.calls_of("sendVideo", chat.id) if c.ok]
     again = video.json("reply_markup")["inline_keyboard"][0][-1]
     assert again["text"] == "🔁 Again"
