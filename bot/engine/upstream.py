@@ -156,7 +156,7 @@ class UpstreamSide:
         copy of the image the bot delivered, put at a URL of our own."""
         url = source.result_urls[index]
         made_at = source.finished_at or source.created_at
-        if self._clock() - made_at < RESULT_URLS_TRUSTED_FOR or self._image_from_telegram is None:
+        if self._clock() - made_at < RESULT_URLS_TRUSTED_FOR:
             return url
         file_ids = source.media_file_ids
         file_id = file_ids[index] if index < len(file_ids) else ""
