@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from storage.database import Database
+from storage.database import Database, chat_lock
 
 # Who may press a result's buttons: the requester (and the chat's admins), or everyone.
 ButtonsFor = Literal["requester", "everyone"]
@@ -61,7 +61,8 @@ class ChatRepository:
 
     async def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
         """A group became a supergroup: its tasks, credits and settings follow it."""
-        async with self._db.transaction() as connection:
+        locks = [chat_lock(old_chat_id), chat_lock(new_chat_id)]
+        async with self._db.transaction(locks=locks) as connection:
             await connection.execute(
                 "UPDATE tasks SET chat_id = ?, chat_type = 'supergroup' WHERE chat_id = ?",
                 (new_chat_id, old_chat_id),

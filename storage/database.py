@@ -7,10 +7,10 @@ the PostgreSQL side numbers `$1, $2, …`, and portable functions; where the two
 
 Guarantees both give:
 - A single statement is atomic; a conditional UPDATE has exactly one winner.
-- `transaction()` runs its statements as one, and transactions run one at a time (SQLite:
-  one writer, BEGIN IMMEDIATE; PostgreSQL: an advisory lock every transaction takes first),
-  so a balance read and the reservation written after it cannot be interleaved by another
-  process's.
+- `transaction(locks=…)` runs its statements as one. Two transactions naming the same
+  lock (`chat_lock(id)`, `account_lock(name)`) run one after the other, so a balance read
+  and the reservation written after it cannot be interleaved by another process's; those
+  naming different ones run side by side on PostgreSQL (SQLite has one writer anyway).
 - A unique key broken raises `Conflict`.
 """
 
@@ -27,6 +27,17 @@ from storage.migrations import Dialect
 Params = Sequence[Any] | dict[str, Any]
 
 __all__ = ["Conflict", "Database", "Dialect", "Leadership", "Params", "Row", "Session"]
+
+
+def chat_lock(chat_id: int) -> str:
+    """The lock of a chat's balance: held while a reservation or a take-back is decided."""
+    return f"chat:{chat_id}"
+
+
+def account_lock(name: str) -> str:
+    """The lock of an upstream account's state: held while a task is given one of its
+    slots, or its breaker moves."""
+    return f"account:{name}"
 
 
 def is_postgres_url(target: str) -> bool:
@@ -105,15 +116,10 @@ class Database(ABC):
         rows = await self.fetch_all(sql, params)
         return next(iter(rows), None)
 
-    async def execute_alone(self, sql: str, params: Params = ()) -> int:
-        """Run one statement with no other process's transaction or `execute_alone` in
-        between (a count and a move decided by it). SQLite runs every write alone."""
-        async with self.transaction() as session:
-            return await session.execute(sql, params)
-
     @abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Session]:
-        """Statements that commit together, or not at all (an exception rolls back)."""
+    def transaction(self, *, locks: Iterable[str] = ()) -> AbstractAsyncContextManager[Session]:
+        """Statements that commit together, or not at all (an exception rolls back), holding
+        `locks` (names) from the start to the end."""
 
     @abstractmethod
     async def ping(self) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 from bot.core.quota import utc_day
 from storage import ledger
-from storage.database import Database, Row, Session
+from storage.database import Database, Row, Session, chat_lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +154,11 @@ class PaymentRepository:
         """Telegram refunded the payment: take its credits back from the chat, as far as
         they are unspent, once. None if no such payment was recorded."""
         day = utc_day(now)
-        async with self._db.transaction() as connection:
+        recorded = await _payment(self._db, charge_id)
+        if recorded is None:
+            return None
+        # Decided under the chat's lock: no reservation or refund of it in between.
+        async with self._db.transaction(locks=[chat_lock(recorded.chat_id)]) as connection:
             payment = await _payment(connection, charge_id)
             if payment is None:
                 return None

@@ -6,10 +6,10 @@ protocol of its own, and it needs no libpq on the machine.
 
 - Statements use `?` / `:name` placeholders like SQLite's; they are numbered `$1, $2, …`
   here (quoted text is left alone), once per distinct statement.
-- Every transaction takes one advisory lock first (`pg_advisory_xact_lock`), so
-  transactions run one at a time across all replicas, as SQLite's single writer does: a
-  balance read and the reservation after it are never interleaved with another's. They
-  are a few statements each; single statements outside them do not wait for it.
+- A transaction takes the advisory locks of what it reads to decide (`locks`: a chat's
+  balance, an account's slots) first, in one order, so two that decide on the same thing
+  run one after the other across all replicas, and the rest run side by side: no
+  transaction waits for one on another chat or account.
 - Migrations run under an advisory lock of their own, so replicas starting together apply
   each one once.
 - `notify` is NOTIFY; `listen` keeps a connection of its own LISTENing (re-connected if
@@ -25,7 +25,7 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,7 +33,6 @@ import asyncpg
 
 from storage.database import Conflict, Database, Params, Row, Session
 from storage.migrations import all_migrations
-from storage.turns import TurnLock
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +44,6 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-_WRITE_KEY = lock_key("imagine-bot:transactions")
 _MIGRATE_KEY = lock_key("imagine-bot:migrations")
 
 
@@ -121,7 +119,6 @@ class PostgresDatabase(Database):
         self._listening: asyncpg.Connection | None = None
         self._relisten: asyncio.Task[None] | None = None
         self._leaderships: list[_AdvisoryLeadership] = []
-        self._one_at_a_time = TurnLock()
         self._listen_lock = asyncio.Lock()
         self._closing = False
 
@@ -160,16 +157,11 @@ class PostgresDatabase(Database):
             return await _Connection(connection).fetch_all(sql, params)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        # This process's transactions queue here first, in the order they were asked for
-        # (those `ahead_of_the_line()` first), without holding a connection while they
-        # wait; then every process's, at the advisory lock.
-        async with (
-            self._one_at_a_time,
-            self._pool.acquire() as connection,
-            connection.transaction(),
-        ):
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", _WRITE_KEY)
+    async def transaction(self, *, locks: Iterable[str] = ()) -> AsyncIterator[Session]:
+        keys = sorted({lock_key(f"imagine-bot:{name}") for name in locks})
+        async with self._pool.acquire() as connection, connection.transaction():
+            for key in keys:  # in one order: two wanting the same two never deadlock
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", key)
             yield _Connection(connection)
 
     def connection(self) -> Any:

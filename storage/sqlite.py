@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -90,17 +90,15 @@ class SQLiteDatabase(Database):
         async with self._lock:
             return await self._session.execute(sql, params)
 
-    async def execute_alone(self, sql: str, params: Params = ()) -> int:
-        return await self.execute(sql, params)  # SQLite has one writer at a time
-
     async def fetch_all(self, sql: str, params: Params = ()) -> Sequence[Row]:
         # One trip to the connection's thread (execute, then fetch, would be two).
         async with self._lock:
             return await self._session.fetch_all(sql, params)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on an exception, holding the lock."""
+    async def transaction(self, *, locks: Iterable[str] = ()) -> AsyncIterator[Session]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on an exception, holding the lock (one
+        writer at a time: whatever `locks` names is locked with the rest)."""
         async with self._lock:
             begin = asyncio.ensure_future(self._connection.execute("BEGIN IMMEDIATE"))
             try:

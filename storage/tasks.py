@@ -17,7 +17,7 @@ from typing import Literal
 from bot.core.lifecycle import FINAL_STATES, FailureKind, TaskKind, TaskState, sources_of
 from bot.core.quota import Refusal, Reservation, reserve, utc_day
 from storage import ledger
-from storage.database import Database, Row
+from storage.database import Database, Row, account_lock, chat_lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +181,7 @@ class TaskRepository:
     async def create(self, new: NewTask, charge: Charge | None = None) -> Task | Refusal:
         """Record a task and reserve its cost in one transaction, or refuse it unrecorded."""
         now = time.time()
-        async with self._db.transaction() as connection:
+        async with self._db.transaction(locks=[chat_lock(new.chat_id)]) as connection:
             reservation: Reservation | Refusal | None = None
             if charge is not None and charge.cost > 0:
                 day = utc_day(charge.now)
@@ -433,8 +433,9 @@ class TaskRepository:
                 " AND (SELECT COUNT(*) FROM tasks WHERE account = ? AND submitted_at > ?) < ?"
             )
             params += (account, caps.running, account, at - HOUR, caps.per_hour)
-            # Counted and moved with no other process's move in between.
-            moved = await self._db.execute_alone(sql, params)
+            # Counted and moved under the account's lock: no other process's move in between.
+            async with self._db.transaction(locks=[account_lock(account)]) as connection:
+                moved = await connection.execute(sql, params)
         if moved == 1:
             return "sent"
         task = await self.get(task_id)
@@ -495,7 +496,13 @@ class TaskRepository:
         if to not in (TaskState.FAILED, TaskState.DELIVERED):
             row = await self._db.fetch_one(sql, params)  # one statement: atomic alone
             return Task.from_row(row) if row else None
-        async with self._db.transaction() as connection:
+        # A refund is decided under the chat's lock, as a payment's take-back is (which
+        # counts what tasks not yet settled hold).
+        locks = []
+        if to is TaskState.FAILED:
+            owner = await self._db.fetch_one("SELECT chat_id FROM tasks WHERE id = ?", (task_id,))
+            locks = [chat_lock(owner[0])] if owner else []
+        async with self._db.transaction(locks=locks) as connection:
             row = await connection.fetch_one(sql, params)
             if row is None:
                 return None

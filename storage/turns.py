@@ -1,11 +1,10 @@
 """Whose statement runs next on a busy database: what frees or fills an upstream slot goes
 ahead of the rest.
 
-A process runs its transactions one at a time (SQLite has one writer; PostgreSQL's
-transactions take one advisory lock). Under load a hundred statements wait their turn, and
-the few an upstream slot waits on (the callback's look-up, the record of a finished task,
-the record of a create about to go) would queue behind status notes and deliveries: the
-slot idles for the whole line. Code that runs inside `ahead_of_the_line()` is served before
+SQLite runs a process's statements one at a time (one writer, one connection). Under
+load a hundred statements wait their turn, and the few an upstream slot waits on (the
+callback's look-up, the record of a finished task, the record of a create about to go)
+would queue behind status notes and deliveries: the slot idles for the whole line. Code that runs inside `ahead_of_the_line()` is served before
 all that waits outside it; each group keeps its own order.
 """
 

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from bot.core.lifecycle import FailureKind, TaskKind, TaskState
-from storage.database import Conflict, Database
+from fakes.postgres import run_sql
+from storage.database import Conflict, Database, chat_lock
 from storage.ledger import LedgerRepository
 from storage.migrations import all_migrations
 from storage.payments import NewPayment, PaymentRepository
 from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
 from storage.telegram_pace import Bucket, TelegramPace
+from tests.conftest import eventually
 
 
 async def create(tasks: TaskRepository, new: NewTask) -> Task:
@@ -324,22 +326,59 @@ async def test_an_accounts_caps_count_every_processs_tasks(bot_database: Path | 
         await database.close()
 
 
-async def test_two_processes_reserving_at_once_never_overspend(bot_database: Path | str) -> None:
-    # A chat with 20 credits, 5 a task, asked for 12 tasks at once through two processes:
-    # exactly 4 are recorded, and the ledger shows 20 reserved.
-    handles = [await Database.open(bot_database) for _ in range(2)]
+async def test_three_processes_reserving_at_once_never_overspend(bot_database: Path | str) -> None:
+    # A chat with 20 credits, 5 a task, asked for 12 tasks at once through three processes
+    # (three handles, each its own connections): exactly 4 are recorded, and the ledger
+    # shows 20 reserved. Beside it, ten chats of 10 credits ask for 3 tasks each: 2 each.
+    handles = [await Database.open(bot_database) for _ in range(3)]
     repositories = [TaskRepository(handle) for handle in handles]
     charge = Charge(5, daily_limit=20, user_cap=None, now=100.0)
+    small = Charge(5, daily_limit=10, user_cap=None, now=100.0)
+    asked = [(9, charge)] * 12 + [(chat, small) for chat in range(100, 110) for _ in range(3)]
     made = await asyncio.gather(
-        *(repositories[n % 2].create(new_task(chat_id=9), charge) for n in range(12))
+        *(
+            repositories[n % 3].create(new_task(chat_id=chat), price)
+            for n, (chat, price) in enumerate(asked)
+        )
     )
-    assert sum(isinstance(task, Task) for task in made) == 4
-    balance = await LedgerRepository(handles[0]).balance(
-        chat_id=9, day="1970-01-01", daily_limit=20
-    )
-    assert balance.daily_left == 0
+    recorded = [task.chat_id for task in made if isinstance(task, Task)]
+    assert recorded.count(9) == 4
+    assert all(recorded.count(chat) == 2 for chat in range(100, 110))
+    ledger = LedgerRepository(handles[0])
+    balance = await ledger.balance(chat_id=9, day="1970-01-01", daily_limit=20)
+    assert (balance.daily_spent, balance.daily_left) == (20, 0)
+    for chat in range(100, 110):
+        balance = await ledger.balance(chat_id=chat, day="1970-01-01", daily_limit=10)
+        assert (balance.daily_spent, balance.daily_left) == (10, 0)
     for handle in handles:
         await handle.close()
+
+
+@pytest.mark.postgres_only
+async def test_a_chats_reservation_waits_only_for_that_chats(bot_database: Path | str) -> None:
+    # No lock of the whole database: while one process decides on chat 1 (its lock held in
+    # an open transaction), another process records a task for chat 2; chat 1's waits.
+    holder, other = (await Database.open(bot_database), await Database.open(bot_database))
+    tasks = TaskRepository(other)
+    charge = Charge(5, daily_limit=20, user_cap=None, now=100.0)
+    async with holder.transaction(locks=[chat_lock(1)]) as session:
+        await session.fetch_one("SELECT 1")
+        assert isinstance(await tasks.create(new_task(chat_id=2), charge), Task)
+        waiting = asyncio.create_task(tasks.create(new_task(chat_id=1), charge))
+        await eventually(lambda: _waits_for_a_lock(bot_database))
+        assert not waiting.done()
+    assert isinstance(await waiting, Task)
+    for database in (holder, other):
+        await database.close()
+
+
+def _waits_for_a_lock(target: Path | str) -> bool:
+    rows = run_sql(
+        target,
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND wait_event = 'advisory'",
+    )
+    return bool(rows[0][0])
 
 
 @pytest.mark.postgres_only
