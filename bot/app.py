@@ -61,6 +61,7 @@ from bot.web.routes import (
     stop_server,
 )
 from bot.web.signing import telegram_webhook_secret
+from storage.accounts import AccountStates
 from storage.chats import ChatRepository
 from storage.database import Database
 from storage.drafts import DraftRepository
@@ -233,6 +234,7 @@ async def run(
     chats = ChatRepository(database)
     pool = Pool(
         [(account, build_provider(account)) for account in accounts],
+        states=AccountStates(database),
         breaker=timing.breaker,
         clock=clock,
     )

@@ -101,6 +101,7 @@ class FakeKie:
     tasks: dict[str, FakeTask] = field(default_factory=dict)
     created: list[FakeTask] = field(default_factory=list)
     create_attempts: int = 0
+    attempt_times: list[float] = field(default_factory=list)  # when each create arrived
     image_fetches: int = 0
     head_requests: int = 0  # HEADs of result files: what the bot asked before fetching
     hmac_key: str | None = None  # sign callbacks, as an account with signing turned on does
@@ -221,6 +222,7 @@ class FakeKie:
 
     async def _create(self, request: Request) -> Response:
         self.create_attempts += 1
+        self.attempt_times.append(time.time())
         if not self._authorized(request):
             return _answer(401, "You do not have access permissions")
         try:

@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.core.breaker import AccountState
 from bot.core.lifecycle import FINAL_STATES, FailureKind, TaskKind, TaskState, sources_of
 from bot.core.quota import Refusal, Reservation, reserve, utc_day
-from storage import ledger
+from storage import accounts, ledger
+from storage.accounts import AccountStates
 from storage.database import Database, Row, account_lock, chat_lock
 
 
@@ -411,12 +413,20 @@ class TaskRepository:
     # --- moves: each a conditional UPDATE, so of two racers exactly one wins ---------------
 
     async def mark_submitting(
-        self, task_id: int, account: str, *, at: float, caps: Caps | None = None
+        self,
+        task_id: int,
+        account: str,
+        *,
+        at: float,
+        caps: Caps | None = None,
+        admit: Callable[[AccountState], AccountState | None] | None = None,
     ) -> Submitting:
         """The create request is about to leave for `account` (`at`: for the hourly cap
-        and the timeout), if the task is still waiting and the account's `caps` leave room
-        for it, counting every process's tasks: "sent", "gone" (cancelled meanwhile) or
-        "full" (other processes' tasks fill the account; the task keeps waiting)."""
+        and the timeout), if the task is still waiting, the account's `caps` leave room
+        for it, counting every process's tasks, and `admit` (given the account's shared
+        state: its breaker, a pause) lets it through, in one step under the account's lock:
+        "sent", "gone" (cancelled meanwhile) or "full" (the account cannot take it now; the
+        task keeps waiting). The state `admit` returns is the account's from then on."""
         sources = tuple(sources_of(TaskState.SUBMITTING))
         marks = ", ".join("?" for _ in sources)
         sql = (
@@ -425,17 +435,28 @@ class TaskRepository:
         )
         params: tuple[object, ...] = (TaskState.SUBMITTING, time.time(), account, at, task_id)
         params += sources
-        if caps is None:
+        if caps is None and admit is None:
             moved = await self._db.execute(sql, params)
         else:
-            sql += (
-                f" AND (SELECT COUNT(*) FROM tasks WHERE account = ? AND {_UPSTREAM_HAS}) < ?"
-                " AND (SELECT COUNT(*) FROM tasks WHERE account = ? AND submitted_at > ?) < ?"
-            )
-            params += (account, caps.running, account, at - HOUR, caps.per_hour)
-            # Counted and moved under the account's lock: no other process's move in between.
+            if caps is not None:
+                sql += (
+                    f" AND (SELECT COUNT(*) FROM tasks WHERE account = ? AND {_UPSTREAM_HAS}) < ?"
+                    " AND (SELECT COUNT(*) FROM tasks WHERE account = ? AND submitted_at > ?) < ?"
+                )
+                params += (account, caps.running, account, at - HOUR, caps.per_hour)
+            # Decided and moved under the account's lock: no other process's in between.
+            changed = False
             async with self._db.transaction(locks=[account_lock(account)]) as connection:
-                moved = await connection.execute(sql, params)
+                state = await accounts.read(connection, account) if admit else None
+                admitted = admit(state) if admit is not None and state is not None else None
+                moved = 0
+                if admit is None or admitted is not None:
+                    moved = await connection.execute(sql, params)
+                if moved and admitted is not None and admitted != state:
+                    await accounts.write(connection, account, admitted)
+                    changed = True
+            if changed:
+                await AccountStates(self._db).changed(account)  # (a probe went out)
         if moved == 1:
             return "sent"
         task = await self.get(task_id)

@@ -4,8 +4,9 @@ ahead of the rest.
 SQLite runs a process's statements one at a time (one writer, one connection). Under
 load a hundred statements wait their turn, and the few an upstream slot waits on (the
 callback's look-up, the record of a finished task, the record of a create about to go)
-would queue behind status notes and deliveries: the slot idles for the whole line. Code that runs inside `ahead_of_the_line()` is served before
-all that waits outside it; each group keeps its own order.
+would queue behind status notes and deliveries: the slot idles for the whole line. Code
+that runs inside `ahead_of_the_line()` is served before all that waits outside it; each
+group keeps its own order.
 """
 
 from __future__ import annotations

@@ -202,6 +202,67 @@ async def test_replicas_contending_for_one_account_under_its_hourly_cap_do_not_s
     assert max(running) <= 2
 
 
+async def test_a_429_and_an_outage_met_by_one_replica_hold_every_replica(
+    telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
+) -> None:
+    # Three replicas, one account. An account's pause and breaker are the cluster's: what
+    # one replica meets, none of the others sends into, and the operators hear of it once.
+    kie.scenario = Scenario(duration=0.2)
+    operator = FakeUser(4242, "Operator", "en")
+    telegram.private_chat(operator)  # (the operators have talked to the bot)
+    replicas = Replicas(
+        telegram,
+        kie,
+        bot_database,
+        3,
+        settings={"ADMIN_USER_IDS": str(operator.id)},
+        log_folder=tmp_path,
+    )
+    await replicas.start()
+
+    def send(users: list[FakeUser], what: str) -> None:
+        for user in users:
+            telegram.send_text(telegram.private_chat(user), user, f"/imagine {what} {user.id}")
+
+    def account_state(column: str) -> object:
+        rows = run_sql(bot_database, f"SELECT {column} FROM account_states")
+        return rows[0][0] if rows else None
+
+    try:
+        # 1. A 429 asking for 4 s: once a replica has met it, no create leaves any replica
+        # before the pause is over.
+        kie.fail_creates(429, "Too many requests", http_status=429, headers={"Retry-After": "4"})
+        send(USERS[:1], "first")
+        await eventually(lambda: (account_state("paused_until") or 0) > 0)
+        paused_until = float(account_state("paused_until"))  # type: ignore[arg-type]
+        send(USERS[1:7], "paused")
+        await until_settled(bot_database, 7, 60)
+        assert len(kie.created) == 7
+        assert min(t.created_at for t in kie.created) >= paused_until
+
+        # 2. The account runs dry: the one create that meets the 402 takes it out of every
+        # replica's rotation. Requests meanwhile wait (no replica tries the account) until a
+        # check, by one replica, finds it topped up.
+        kie.credits = 0
+        attempts = kie.create_attempts
+        send(USERS[7:8], "dry")
+        await eventually(lambda: account_state("opened_at") is not None)
+        send(USERS[8:12], "waiting")
+        await eventually(lambda: len(run_sql(bot_database, "SELECT id FROM tasks")) == 12)
+        checks = kie.credit_checks
+        await eventually(lambda: kie.credit_checks > checks)  # 10-15 s on
+        assert kie.create_attempts == attempts + 1
+        kie.credits = 500
+        await until_settled(bot_database, 12, 90)
+    finally:
+        await replicas.stop()
+    check_once_and_balanced(telegram, bot_database)
+    alerts = [c.result["text"] for c in telegram.calls_of("sendMessage", operator.id) if c.ok]
+    assert len(alerts) == 2, alerts  # out of credits, then back: once each
+    assert alerts[0].startswith("⚠️ The kie account is out of credits")
+    assert alerts[1] == "✅ The kie account is back in rotation."
+
+
 async def test_a_callback_at_a_replica_that_does_not_hold_the_task(
     telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
 ) -> None:

@@ -1,4 +1,5 @@
-"""The line in front of the pool of accounts, on its own, on looptime's virtual clock: the
+"""The line in front of the pool of accounts, on its own (a pool with no database moves
+its accounts' state in memory), on looptime's virtual clock: the
 caps of each account, chats taking turns, routing by capability and room, pinned
 follow-ups, a 429's pause, the breaker, places and withdrawals. (test_scheduler.py and
 test_pool.py drive the same through the whole bot.)"""
@@ -116,7 +117,7 @@ async def test_a_429_pauses_that_account(make: MakeScheduler) -> None:
     scheduler = make(one(running=10))
     loop = asyncio.get_running_loop()
     [account] = scheduler.pool.accounts
-    scheduler.slow_down(account, 30)
+    await scheduler.slow_down(account, 30)
     started = loop.time()
     await scheduler.admit(1, 1, IMAGE)
     assert loop.time() - started == pytest.approx(30.0)
@@ -197,7 +198,7 @@ async def test_follow_ups_are_pinned_to_the_source_account(make: MakeScheduler) 
 async def test_a_follow_up_of_an_account_out_of_rotation(make: MakeScheduler) -> None:
     scheduler = make(("a", "kie", 5, 100), ("b", "kie", 5, 100))
     b = next(a for a in scheduler.pool.accounts if a.name == "b")
-    _open(scheduler.pool, b)
+    await _open(scheduler.pool, b)
     # An animation goes to another account with the image's URL...
     animate = Need(TaskKind.IMAGE_TO_VIDEO, pinned="b", by_url=True)
     assert (await scheduler.admit(1, 1, animate)).name == "a"
@@ -215,7 +216,7 @@ async def test_what_no_account_can_take_is_turned_away_while_the_others_are_full
     scheduler = make(("a", "kie", 1, 100), ("b", "kie", 1, 100))
     pool = scheduler.pool
     _, b = pool.accounts
-    _open(pool, b)
+    await _open(pool, b)
     assert (await scheduler.admit(1, 1, IMAGE)).name == "a"  # a is full now
     upscale = Need(TaskKind.UPSCALE, pinned="b")
     with pytest.raises(NoAccount):
@@ -235,7 +236,7 @@ async def test_the_breaker_opens_then_one_probe_closes_it(make: MakeScheduler) -
     scheduler = make(("a", "kie", 10, 100), ("b", "kie", 10, 100), cooldown=60)
     pool = scheduler.pool
     _, b = pool.accounts
-    assert pool.create_failed(b, _error(ErrorKind.UNAVAILABLE))  # an outage begins
+    assert await pool.create_failed(b, _error(ErrorKind.UNAVAILABLE))  # an outage begins
     # Out of rotation: everything goes to a, though b has as much room.
     for n in range(1, 4):
         assert (await scheduler.admit(n, n, IMAGE)).name == "a"
@@ -244,8 +245,8 @@ async def test_the_breaker_opens_then_one_probe_closes_it(make: MakeScheduler) -
     # One probe at a time: with the probe out, b takes nothing else.
     for n in range(5, 8):
         assert (await scheduler.admit(n, n, IMAGE)).name == "a"
-    assert pool.create_succeeded(b)  # the probe was taken: the outage is over
-    assert not pool.create_succeeded(b)  # (once)
+    assert await pool.create_succeeded(b)  # the probe was taken: the outage is over
+    assert not await pool.create_succeeded(b)  # (once)
     assert (await scheduler.admit(8, 8, IMAGE)).name == "b"  # closed: most room again
 
 
@@ -256,25 +257,25 @@ async def test_a_failed_probe_keeps_it_out_and_several_failures_open_it(
     pool = scheduler.pool
     [a] = pool.accounts
     # Transient failures: the third in a row opens the breaker; a success between resets.
-    assert not pool.create_failed(a, _error(ErrorKind.TRANSIENT))
-    assert not pool.create_failed(a, _error(ErrorKind.TRANSIENT))
-    assert not pool.create_succeeded(a)
-    assert not pool.create_failed(a, _error(ErrorKind.TRANSIENT))
-    assert not pool.create_failed(a, _error(ErrorKind.REJECTED))  # the request's fault
-    assert not pool.create_failed(a, _error(ErrorKind.TRANSIENT))
-    assert pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    assert not await pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    assert not await pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    assert not await pool.create_succeeded(a)
+    assert not await pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    assert not await pool.create_failed(a, _error(ErrorKind.REJECTED))  # the request's fault
+    assert not await pool.create_failed(a, _error(ErrorKind.TRANSIENT))
+    assert await pool.create_failed(a, _error(ErrorKind.TRANSIENT))
     with pytest.raises(NoAccount):  # a pool of one, out of rotation
         await scheduler.admit(1, 1, IMAGE)
     await asyncio.sleep(60)
     assert await scheduler.admit(2, 2, IMAGE) is a  # the probe...
     scheduler.release(2)
-    assert not pool.create_failed(a, _error(ErrorKind.UNAVAILABLE))  # ...fails: not news
+    assert not await pool.create_failed(a, _error(ErrorKind.UNAVAILABLE))  # ...fails: not news
     with pytest.raises(NoAccount):
         await scheduler.admit(3, 3, IMAGE)
 
 
-def _open(pool: Pool, account: Account) -> None:
-    assert pool.create_failed(account, _error(ErrorKind.UNAVAILABLE))
+async def _open(pool: Pool, account: Account) -> None:
+    assert await pool.create_failed(account, _error(ErrorKind.UNAVAILABLE))
 
 
 def _error(kind: ErrorKind) -> ProviderError:
@@ -298,11 +299,11 @@ async def test_a_probe_refused_for_its_request_lets_the_next_task_probe(
     scheduler = make(("a", "kie", 5, 100), cooldown=60)
     pool = scheduler.pool
     [a] = pool.accounts
-    _open(pool, a)
+    await _open(pool, a)
     await asyncio.sleep(60)
     assert await scheduler.admit(1, 1, IMAGE) is a  # the probe...
     scheduler.release(1)
-    assert not pool.create_failed(a, _error(ErrorKind.REJECTED))  # ...was a bad request
+    assert not await pool.create_failed(a, _error(ErrorKind.REJECTED))  # ...was a bad request
     assert await scheduler.admit(2, 2, IMAGE) is a  # another task probes (no deadlock)
 
 
@@ -315,7 +316,7 @@ async def test_a_task_waits_out_a_short_outage_and_goes_when_a_check_finds_the_a
     scheduler = make(("a", "kie", 5, 100), cooldown=600, outage_wait=120)
     pool = scheduler.pool
     [a] = pool.accounts
-    _open(pool, a)
+    await _open(pool, a)
     waiting = asyncio.create_task(scheduler.admit(1, 1, IMAGE))
     await asyncio.sleep(30)
     assert not waiting.done()
@@ -335,7 +336,7 @@ async def test_waiting_out_an_outage_ends_outage_wait_after_joining_or_the_outag
     assert await scheduler.admit(1, 1, IMAGE) is a  # a is full
     early = asyncio.create_task(scheduler.admit(2, 2, IMAGE))  # waits for room
     await asyncio.sleep(50)
-    _open(pool, a)  # the outage begins 50 s after task 2 joined the line
+    await _open(pool, a)  # the outage begins 50 s after task 2 joined the line
     scheduler.release(1)
     await asyncio.sleep(30)
     late = asyncio.create_task(scheduler.admit(3, 3, IMAGE))  # joins 30 s into the outage
@@ -356,7 +357,7 @@ async def test_a_task_waiting_out_an_outage_lets_its_chat_s_next_task_go(
     scheduler = make(("a", "kie", 5, 100), ("b", "kie", 5, 100), cooldown=600, outage_wait=120)
     pool = scheduler.pool
     a, b = pool.accounts
-    _open(pool, b)
+    await _open(pool, b)
     upscale = asyncio.create_task(scheduler.admit(1, 7, Need(TaskKind.UPSCALE, pinned="b")))
     await asyncio.sleep(1)
     assert (await scheduler.admit(2, 7, IMAGE)) is a  # behind the upscale, in the same chat
@@ -383,12 +384,12 @@ async def test_a_create_the_database_held_back_does_not_count_against_the_hour(
     [a] = pool.accounts
     for n in range(1, 6):
         assert await scheduler.admit(n, n, IMAGE) is a
-        pool.sent(a, n, went=False)  # held back
+        await pool.sent(a, n, went=False)  # held back
         scheduler.release(n)
     assert await scheduler.admit(6, 6, IMAGE) is a
-    pool.sent(a, 6, went=True)
+    await pool.sent(a, 6, went=True)
     assert await scheduler.admit(7, 7, IMAGE) is a
-    pool.sent(a, 7, went=True)
+    await pool.sent(a, 7, went=True)
     late = asyncio.create_task(scheduler.admit(8, 8, IMAGE))  # the hour's two are spent
     await asyncio.sleep(3599)
     assert not late.done()
@@ -405,7 +406,7 @@ async def test_the_task_an_account_refused_is_its_probe_when_its_cool_down_ends(
     pool = scheduler.pool
     [g] = pool.accounts
     assert await scheduler.admit(1, 1, IMAGE) is g
-    _open(pool, g)
+    await _open(pool, g)
     scheduler.release(1)
     refused = Need(TaskKind.TEXT_TO_IMAGE, refused_by=(("g", pool.now(), g.breaker.successes),))
     again = asyncio.create_task(scheduler.admit(1, 1, refused))
@@ -421,13 +422,13 @@ async def test_a_good_check_lets_one_probe_through_not_every_waiting_task(
     scheduler = make(("a", "kie", 5, 100), cooldown=600, outage_wait=120)
     pool = scheduler.pool
     [a] = pool.accounts
-    _open(pool, a)
+    await _open(pool, a)
     waiting = [asyncio.create_task(scheduler.admit(n, n, IMAGE)) for n in (1, 2, 3)]
     await asyncio.sleep(1)
     assert a.breaker.checked(pool.now(), True)  # the balance answers well
     scheduler.look_again()
     await asyncio.sleep(0)
     assert [t.done() for t in waiting] == [True, False, False]  # one probe
-    assert pool.create_succeeded(a)  # taken: the outage is over
+    assert await pool.create_succeeded(a)  # taken: the outage is over
     scheduler.look_again()
     assert [await t for t in waiting] == [a, a, a]

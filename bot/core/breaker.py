@@ -14,10 +14,16 @@ outage (one alert each way, and tasks waiting for it wait no longer than they wo
 
 Libraries such as pybreaker wrap a call and decide around it; here the decision is needed
 earlier, when the line picks an account for a task, so the states are kept by hand.
+
+Every replica's breaker of an account is one: its state is an `AccountState` row in the
+database, moved under the account's lock (`load`, a move, `dump`), so three failures in
+all (not three per replica) take it out, one probe goes out for the cluster, and one
+outage is news once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -32,6 +38,27 @@ class BreakerState(StrEnum):
 class BreakerPolicy:
     threshold: int = 3  # failed creates in a row that take an account out of rotation
     cooldown: float = 15.0  # seconds out of rotation before one probe is let through
+    # A probe not heard of for this long was lost with its process: another may go.
+    probe_timeout: float = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """What every replica shares of an upstream account: its breaker, a 429's pause, its
+    balance when it ran dry, and when it was last checked (by any replica)."""
+
+    failures: int = 0
+    opened_at: float | None = None
+    probe_sent_at: float | None = None
+    reason: str | None = None
+    down_since: float | None = None
+    successes: int = 0
+    paused_until: float = 0.0
+    balance_when_empty: float | None = None
+    checked_at: float = 0.0
+
+    def but(self, **changes: object) -> AccountState:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 class Breaker:
@@ -39,10 +66,31 @@ class Breaker:
         self._policy = policy
         self._failures = 0  # failed creates in a row
         self._opened_at: float | None = None
-        self._probing = False  # the half-open probe is on its way
+        self._probe_sent_at: float | None = None  # the half-open probe is on its way
         self.reason: str | None = None  # why it opened last, for operators
         self.down_since: float | None = None  # when the outage began; None: none is on
         self.successes = 0  # creates it took: one after a task's refusal lifts the refusal
+
+    def load(self, state: AccountState) -> None:
+        """Take the breaker's part of the shared state."""
+        self._failures, self._opened_at = state.failures, state.opened_at
+        self._probe_sent_at, self.reason = state.probe_sent_at, state.reason
+        self.down_since, self.successes = state.down_since, state.successes
+
+    def dump(self, into: AccountState) -> AccountState:
+        """The shared state with this breaker's part in it."""
+        return into.but(
+            failures=self._failures,
+            opened_at=self._opened_at,
+            probe_sent_at=self._probe_sent_at,
+            reason=self.reason,
+            down_since=self.down_since,
+            successes=self.successes,
+        )
+
+    def _probing(self, now: float) -> bool:
+        sent = self._probe_sent_at
+        return sent is not None and now - sent < self._policy.probe_timeout
 
     def state(self, now: float) -> BreakerState:
         if self._opened_at is None:
@@ -61,12 +109,12 @@ class Breaker:
         state = self.state(now)
         if state is BreakerState.CLOSED:
             return None
-        return 1 if state is BreakerState.HALF_OPEN and not self._probing else 0
+        return 1 if state is BreakerState.HALF_OPEN and not self._probing(now) else 0
 
     def sending(self, now: float) -> None:
         """A create request is about to go to the account (in half-open: the probe)."""
         if self.state(now) is BreakerState.HALF_OPEN:
-            self._probing = True
+            self._probe_sent_at = now
 
     @property
     def out(self) -> bool:
@@ -79,7 +127,7 @@ class Breaker:
         ended = self.down_since is not None
         self._failures = 0
         self._opened_at = None
-        self._probing = False
+        self._probe_sent_at = None
         self.reason = None
         self.down_since = None
         return ended
@@ -107,7 +155,7 @@ class Breaker:
             return False
         if state is BreakerState.HALF_OPEN:
             # The probe failed: another cool-down. The outage goes on; it is not news.
-            self._opened_at, self._probing, self.reason = now, False, reason
+            self._opened_at, self._probe_sent_at, self.reason = now, None, reason
             return False
         if account_down or self._failures >= self._policy.threshold:
             # Back out after a check put it back too soon: the same outage, not news.
@@ -120,4 +168,4 @@ class Breaker:
 
     def abandoned(self) -> None:
         """The probe never reached the account (the task was cancelled): another may go."""
-        self._probing = False
+        self._probe_sent_at = None

@@ -117,6 +117,8 @@ class Engine:
     async def start(self) -> None:
         """Resume every unfinished task nobody else holds (what a previous run left), and
         from then on keep this process's claims alive and pick up what others leave."""
+        await self._pool.load()  # the accounts' state, as every process shares it
+        await self._pool.on_change(self._account_changed)
         unfinished = await self._tasks.claimable(self._owner, now=self._clock())
         if unfinished:
             _log.info("resuming %d unfinished tasks", len(unfinished))
@@ -131,15 +133,35 @@ class Engine:
         self._keeper = asyncio.create_task(self._keep_claims(), name="claims")
         self._checker = asyncio.create_task(self._check_accounts(), name="account checks")
 
+    def _account_changed(self, name: str) -> None:
+        """Some process moved an account's shared state: read it, and look at the line."""
+        refresh = asyncio.create_task(self._refresh_account(name))
+        self._unstoppable.add(refresh)  # (kept until done; stopping waits for it)
+        refresh.add_done_callback(self._unstoppable.discard)
+
+    async def _refresh_account(self, name: str) -> None:
+        try:
+            await self._pool.refresh(name)
+        except Exception:
+            _log.warning("could not read account %s again", name, exc_info=True)
+        self._scheduler.look_again()
+
     async def _check_accounts(self) -> None:
         """While an account is out of rotation, check it every 10–15 s with a call that
-        costs nothing, and put it back as soon as it answers well: the tasks waiting for it
-        go at once (operators hear it is back when it takes one)."""
+        costs nothing (one process of all checks it), and put it back as soon as it answers
+        well: the tasks waiting for it go at once (operators hear it is back when it takes
+        one). Every account's shared state is read again meanwhile, in case a notice was
+        missed."""
+        every = self._timing.account_checks[0]
         while True:
             await asyncio.sleep(random.uniform(*self._timing.account_checks))
+            try:
+                await self._pool.load()
+            except Exception:
+                _log.warning("could not read the accounts' state", exc_info=True)
             for account in self._pool.accounts:
                 try:
-                    back = await self._pool.check(account)
+                    back = await self._pool.check(account, every=every)
                 except Exception:
                     _log.exception("checking account %s failed", account.name)
                     continue
@@ -449,21 +471,20 @@ class Engine:
         # which must not happen while the task is marked as on its way upstream.
         request = await self._upstream.request(task, account)
         outcome = await self._tasks.mark_submitting(
-            task.id, account.name, at=time.time(), caps=caps
+            task.id, account.name, at=time.time(), caps=caps, admit=self._pool.admits(account)
         )
-        self._pool.sent(account, task.id, went=outcome == "sent")
+        await self._pool.sent(account, task.id, went=outcome == "sent")
         if outcome != "sent":
-            account.breaker.abandoned()  # no probe went out
             self._scheduler.release(task.id)
             if outcome == "full":  # other replicas' tasks fill it: the task waits on
-                self._scheduler.slow_down(account, self._timing.full_elsewhere)
+                self._scheduler.hold_off(account, self._timing.full_elsewhere)
             return None
         try:
             upstream_id = await self._upstream.create(account, request)
         except ProviderError as error:
             await self._create_failed(job, task, account, error)
             return None
-        if self._pool.create_succeeded(account):
+        if await self._pool.create_succeeded(account):
             # The outage is over: the tasks waiting for this account go now, not when some
             # other task frees a slot.
             self._scheduler.look_again()
@@ -487,7 +508,7 @@ class Engine:
         refused = error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.TRANSIENT)
         if refused:
             job.refused_by[account.name] = (self._pool.now(), account.breaker.successes)
-        began = self._pool.create_failed(account, error)
+        began = await self._pool.create_failed(account, error)
         if error.out_of_credits:
             await self._pool.note_balance(account)  # to tell a top-up by
         if began and self._alerts:

@@ -4,6 +4,12 @@ follow-up goes to the account that made its source: the reseller's task ids belo
 
 The line (`scheduler.py`) asks `route` when a task's turn comes; the engine tells the pool
 how each create went (`create_failed`, `create_succeeded`), which drives the breakers.
+
+What must hold for the whole cluster (an account's breaker and probe, a 429's pause, its
+balance when it ran dry) is moved in the database (`storage.accounts`), under the
+account's lock (a pool given no database, as the line's own tests make, moves its copy); each `Account` here is this process's copy, read again when any process
+moves it (`refresh`). The database also has the last word on a slot: the move of a task to
+`submitting` counts every process's tasks, and takes the probe (`admits`).
 """
 
 from __future__ import annotations
@@ -14,12 +20,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from bot.core.breaker import Breaker, BreakerPolicy, BreakerState
+from bot.core.breaker import AccountState, Breaker, BreakerPolicy, BreakerState
 from bot.core.lifecycle import TaskKind
 from bot.providers import AccountConfig, Capabilities, ErrorKind, Provider, ProviderError
+from storage.accounts import AccountStates
 
 HOUR = 3600.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +68,12 @@ class Account:
     # Tasks given to it whose create has not been decided yet, with the moment counted in
     # `created` for them: a create the database then holds back is taken out again.
     deciding: dict[int, float] = field(default_factory=dict)
-    paused_until: float = 0.0  # a 429 asked for a pause
+    paused_until: float = 0.0  # a 429 asked for a pause (any process's)
+    # This process looks at it again no sooner than this (other processes' tasks fill it).
+    held_off_until: float = 0.0
     # Out of credits: its balance when the outage began; it is back once the balance grew.
     balance_when_empty: float | None = None
+    shared: AccountState = field(default_factory=AccountState)  # as the database has it
 
     @property
     def name(self) -> str:
@@ -75,7 +87,7 @@ class Account:
         """How many more tasks it may be given now."""
         while self.created and self.created[0] <= now - HOUR:
             self.created.popleft()
-        if now < self.paused_until:
+        if now < max(self.paused_until, self.held_off_until):
             return 0
         room = min(
             self.config.max_concurrent - len(self.running),
@@ -88,8 +100,8 @@ class Account:
         """When time lifts what holds it back (a pause, the hourly cap, a cool-down); None if
         time alone will not (it is full of running tasks)."""
         moments = []
-        if now < self.paused_until:
-            moments.append(self.paused_until)
+        if now < (paused := max(self.paused_until, self.held_off_until)):
+            moments.append(paused)
         if len(self.created) >= self.config.max_tasks_per_hour:
             moments.append(self.created[0] + HOUR)
         reopens = self.breaker.reopens_at()
@@ -100,18 +112,28 @@ class Account:
     def in_rotation(self, now: float) -> bool:
         return self.breaker.state(now) is not BreakerState.OPEN
 
+    def load(self, state: AccountState) -> None:
+        """Take the state every process shares."""
+        self.shared = state
+        self.breaker.load(state)
+        self.paused_until = state.paused_until
+        self.balance_when_empty = state.balance_when_empty
+
 
 class Pool:
     def __init__(
         self,
         accounts: Sequence[tuple[AccountConfig, Provider]],
         *,
+        states: AccountStates | None = None,
         breaker: BreakerPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not accounts:
             raise ValueError("a pool needs at least one account")
         policy = breaker or BreakerPolicy()
+        self._policy = policy
+        self._states = states
         self._cooldown = policy.cooldown
         self.accounts = [
             Account(config, provider, Breaker(policy)) for config, provider in accounts
@@ -234,34 +256,116 @@ class Pool:
         and not the probe: another task may probe)."""
         for account in self.accounts:
             if task_id in account.deciding:
-                self.sent(account, task_id, went=False)
+                self._forget_send(account, task_id, went=False)
                 account.breaker.abandoned()
 
-    def sent(self, account: Account, task_id: int, *, went: bool) -> None:
+    def admits(self, account: Account) -> Callable[[AccountState], AccountState | None]:
+        """The database's side of a slot (`TaskRepository.mark_submitting`): given the
+        account's state as every process shares it, whether it takes a task now (not paused,
+        in rotation, or half-open with no probe on its way) and its state if it does (the
+        probe taken); None if it does not."""
+
+        def admit(state: AccountState) -> AccountState | None:
+            now = self.now()
+            breaker = Breaker(self._policy)
+            breaker.load(state)
+            if now < state.paused_until or breaker.room(now) == 0:
+                return None
+            breaker.sending(now)
+            return breaker.dump(state)
+
+        return admit
+
+    async def sent(self, account: Account, task_id: int, *, went: bool) -> None:
         """The database said whether the create may leave (`went`). One it held back (the
-        account is full with other processes' tasks, or the task was cancelled) never
-        reached the upstream: it does not count against this hour's creates. (Were it kept,
-        replicas contending for one account would use up their own picture of its hourly
-        cap with held-back attempts within seconds, then stop sending for an hour.)"""
+        account is full with other processes' tasks, paused, out, or being probed by
+        another; or the task was cancelled) never reached the upstream: it does not count
+        against this hour's creates, and this process reads the account's state again.
+        (Were it kept, replicas contending for one account would use up their own picture
+        of its hourly cap with held-back attempts within seconds, then stop sending for an
+        hour.)"""
+        self._forget_send(account, task_id, went=went)
+        if not went:  # (no probe went out from here either)
+            await self.refresh(account.name)
+
+    def _forget_send(self, account: Account, task_id: int, *, went: bool) -> None:
         moment = account.deciding.pop(task_id, None)
         if not went and moment is not None:
             with contextlib.suppress(ValueError):  # an hour old already: gone by itself
                 account.created.remove(moment)
 
-    def create_succeeded(self, account: Account) -> bool:
-        """True if that ended an outage."""
-        account.balance_when_empty = None
-        return account.breaker.succeeded()
+    async def create_succeeded(self, account: Account) -> bool:
+        """True if that ended an outage (for exactly one process)."""
 
-    def create_failed(self, account: Account, error: ProviderError) -> bool:
-        """True if that began an outage (the account just left the rotation)."""
-        if error.kind is ErrorKind.REJECTED:
-            # The request was wrong, not the account; if it was the probe, it decided
-            # nothing, and the next task probes instead.
-            account.breaker.abandoned()
-            return False
-        down = error.kind is ErrorKind.UNAVAILABLE
-        return account.breaker.failed(self.now(), str(error), account_down=down)
+        def decide(state: AccountState) -> tuple[AccountState, bool]:
+            breaker = self._breaker(state)
+            ended = breaker.succeeded()
+            return breaker.dump(state).but(balance_when_empty=None), ended
+
+        return await self._move(account, decide)
+
+    async def create_failed(self, account: Account, error: ProviderError) -> bool:
+        """True if that began an outage (the account just left the rotation, for every
+        process; exactly one is told)."""
+        now = self.now()
+
+        def decide(state: AccountState) -> tuple[AccountState, bool]:
+            breaker = self._breaker(state)
+            if error.kind is ErrorKind.REJECTED:
+                # The request was wrong, not the account; if it was the probe, it decided
+                # nothing, and the next task probes instead.
+                breaker.abandoned()
+                return breaker.dump(state), False
+            down = error.kind is ErrorKind.UNAVAILABLE
+            began = breaker.failed(now, str(error), account_down=down)
+            return breaker.dump(state), began
+
+        return await self._move(account, decide)
+
+    async def pause(self, account: Account, seconds: float) -> None:
+        """The account's upstream said too many requests: no process sends it anything for
+        `seconds`."""
+        until = self.now() + seconds
+
+        def decide(state: AccountState) -> tuple[AccountState, None]:
+            return state.but(paused_until=max(state.paused_until, until)), None
+
+        await self._move(account, decide)
+
+    async def load(self) -> None:
+        """Read every account's shared state (start-up, and now and then as a net under the
+        notices of `refresh`)."""
+        if self._states is None:
+            return
+        states = await self._states.all()
+        for account in self.accounts:
+            account.load(states.get(account.name, AccountState()))
+
+    async def on_change(self, listener: Callable[[str], None]) -> None:
+        """Tell `listener` the name of an account whose state some process moved."""
+        if self._states is not None:
+            await self._states.on_change(listener)
+
+    async def refresh(self, name: str) -> None:
+        """Some process moved this account's state: read it again."""
+        account = self._by_name.get(name)
+        if account is not None and self._states is not None:
+            account.load(await self._states.get(name))
+
+    def _breaker(self, state: AccountState) -> Breaker:
+        breaker = Breaker(self._policy)
+        breaker.load(state)
+        return breaker
+
+    async def _move(
+        self, account: Account, decide: Callable[[AccountState], tuple[AccountState, T]]
+    ) -> T:
+        if self._states is None:  # a line of its own, with no database (its tests)
+            state, answer = decide(account.shared)
+        else:
+            state, answer = await self._states.move(account.name, decide)
+        account.load(state)
+        return answer
 
     def followups(self, account_name: str) -> tuple[bool, bool]:
         """(animate, upscale): what can be asked of a task made on that account."""
@@ -272,21 +376,46 @@ class Pool:
         upscale = bool(account and account.capabilities.upscale)
         return animate, upscale
 
-    async def check(self, account: Account) -> bool:
+    async def check(self, account: Account, *, every: float) -> bool:
         """Ask an account out of rotation how it is, with a call that costs nothing (its
-        balance): True if that put it back in rotation. Accounts without such a call wait
-        for their cool-down, after which one task probes them (refused, it goes back in
-        line). The outage ends when the account takes a task again."""
+        balance), if no process did in the last `every` seconds: True if that put it back
+        in rotation. Accounts without such a call wait for their cool-down, after which one
+        task probes them (refused, it goes back in line). The outage ends when the account
+        takes a task again."""
         if not account.capabilities.balance or not account.breaker.out:
             return False  # no such call, or in rotation
+        # By the wall clock: the checks' own pace is real seconds (`Timing.account_checks`),
+        # whatever clock the line keeps.
+        now = time.time()
+
+        def claim(state: AccountState) -> tuple[AccountState, bool]:
+            if 0 <= now - state.checked_at < every:
+                return state, False  # another process checked it just now
+            return state.but(checked_at=now), True
+
+        if not await self._move(account, claim):
+            return False
+        credits: float | None = None
         try:
             credits = await account.provider.get_account_credits()
         except ProviderError as error:
-            return account.breaker.checked(self.now(), False, str(error))
-        # Any good answer ends the cool-down of an outage of another cause; one of credits,
-        # once the balance grew (a create refused for want of credits may leave some).
-        empty = account.balance_when_empty
-        return account.breaker.checked(self.now(), empty is None or credits > empty)
+            reason: str | None = str(error)
+        else:
+            reason = None
+
+        def decide(state: AccountState) -> tuple[AccountState, bool]:
+            breaker = self._breaker(state)
+            if credits is None:
+                back = breaker.checked(self.now(), False, reason)
+            else:
+                # Any good answer ends the cool-down of an outage of another cause; one of
+                # credits, once the balance grew (a create refused for want of credits may
+                # leave some).
+                empty = state.balance_when_empty
+                back = breaker.checked(self.now(), empty is None or credits > empty)
+            return breaker.dump(state), back
+
+        return await self._move(account, decide)
 
     async def note_balance(self, account: Account) -> None:
         """The account refused a create for want of credits: note its balance now (a check
@@ -294,11 +423,18 @@ class Pool:
         counts as grown."""
         if not account.capabilities.balance:
             return
-        account.balance_when_empty = math.inf
+
+        async def note(balance: float) -> None:
+            def decide(state: AccountState) -> tuple[AccountState, None]:
+                return state.but(balance_when_empty=balance), None
+
+            await self._move(account, decide)
+
+        await note(math.inf)
         try:
-            account.balance_when_empty = await account.provider.get_account_credits()
+            await note(await account.provider.get_account_credits())
         except ProviderError:
-            account.balance_when_empty = 0.0
+            await note(0.0)
 
     # --- the account's other services -----------------------------------------------------
 

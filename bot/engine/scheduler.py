@@ -122,9 +122,16 @@ class Scheduler:
         follow (a test's)."""
         self._dispatch()
 
-    def slow_down(self, account: Account, seconds: float) -> None:
-        """The account's upstream said too many requests: it takes nothing for `seconds`."""
-        account.paused_until = max(account.paused_until, self._pool.now() + seconds)
+    async def slow_down(self, account: Account, seconds: float) -> None:
+        """The account's upstream said too many requests: it takes nothing from any process
+        for `seconds`."""
+        await self._pool.pause(account, seconds)
+        self._dispatch()
+
+    def hold_off(self, account: Account, seconds: float) -> None:
+        """Other processes' tasks fill the account: this line looks at it again in
+        `seconds` (or when a notice says its state moved)."""
+        account.held_off_until = max(account.held_off_until, self._pool.now() + seconds)
         self._dispatch()
 
     # --- what it tells ------------------------------------------------------------------------

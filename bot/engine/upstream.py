@@ -87,7 +87,8 @@ class UpstreamSide:
                 except ProviderError as error:
                     if error.code == 429:
                         # Too many requests: the account takes nothing for a while.
-                        self._scheduler.slow_down(account, error.retry_after or policy.initial * 5)
+                        pause = error.retry_after or policy.initial * 5
+                        await self._scheduler.slow_down(account, pause)
                     raise
         raise AssertionError("unreachable: tenacity reraises the last error")
 
