@@ -224,7 +224,7 @@ async def test_a_429_and_an_outage_met_by_one_replica_hold_every_replica(
         for user in users:
             telegram.send_text(telegram.private_chat(user), user, f"/imagine {what} {user.id}")
 
-    def account_state(column: str) -> object:
+    def account_state(column: str) -> float | None:
         rows = run_sql(bot_database, f"SELECT {column} FROM account_states")
         return rows[0][0] if rows else None
 
@@ -234,7 +234,7 @@ async def test_a_429_and_an_outage_met_by_one_replica_hold_every_replica(
         kie.fail_creates(429, "Too many requests", http_status=429, headers={"Retry-After": "4"})
         send(USERS[:1], "first")
         await eventually(lambda: (account_state("paused_until") or 0) > 0)
-        paused_until = float(account_state("paused_until"))  # type: ignore[arg-type]
+        paused_until = account_state("paused_until") or 0
         send(USERS[1:7], "paused")
         await until_settled(bot_database, 7, 60)
         assert len(kie.created) == 7

@@ -7,8 +7,9 @@ how each create went (`create_failed`, `create_succeeded`), which drives the bre
 
 What must hold for the whole cluster (an account's breaker and probe, a 429's pause, its
 balance when it ran dry) is moved in the database (`storage.accounts`), under the
-account's lock (a pool given no database, as the line's own tests make, moves its copy); each `Account` here is this process's copy, read again when any process
-moves it (`refresh`). The database also has the last word on a slot: the move of a task to
+account's lock; each `Account` here is this process's copy, read again when any process
+moves it (`refresh`). (A pool given no database, as the line's own tests make, moves its
+copy alone.) The database also has the last word on a slot: the move of a task to
 `submitting` counts every process's tasks, and takes the probe (`admits`).
 """
 
