@@ -268,6 +268,7 @@ async def run(
         on_chat_migrated=chats.migrate,
         telegram_busy=flood.busy_for,
         owner=settings.instance_id,
+        line_max_wait=settings.line_max_wait,
         clock=clock,
         image_from_telegram=handover.from_telegram,
     )

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # Seconds a request waits in line while every account that could do it is out of
     # rotation (a short outage) before it is refunded.
     outage_wait: float = Field(default=120.0, ge=0)
+    # Seconds a new request may expect to wait in line (every replica's line together, by
+    # the accounts' caps and recent tasks' durations); past it, the request is refused, free,
+    # with the expected wait. 0: no limit.
+    line_max_wait: float = Field(default=20 * 60, ge=0)
     # How long a replica's claim on a task lasts (renewed every third of it): a replica
     # killed without warning has its tasks taken over within 4/3 of this.
     task_lease: float = Field(default=20.0, ge=1)

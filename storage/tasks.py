@@ -331,6 +331,28 @@ class TaskRepository:
         )
         return [(row[0], row[1]) for row in rows]
 
+    async def created_since(self, accounts: Sequence[str], moment: float) -> int:
+        """Creates sent to these accounts since `moment`, by every process."""
+        if not accounts:
+            return 0
+        marks = ", ".join("?" for _ in accounts)
+        row = await self._db.fetch_one(
+            f"SELECT COUNT(*) FROM tasks WHERE account IN ({marks}) AND submitted_at > ?",
+            (*accounts, moment),
+        )
+        return int(row[0]) if row else 0
+
+    async def recent_seconds(self, kind: TaskKind, last: int = 50) -> float | None:
+        """How long the last `last` tasks of this kind took upstream (the median); None if
+        none is known."""
+        rows = await self._db.fetch_all(
+            "SELECT finished_at - submitted_at FROM tasks WHERE kind = ? AND state = 'delivered'"
+            " AND submitted_at IS NOT NULL AND finished_at IS NOT NULL ORDER BY id DESC LIMIT ?",
+            (kind, last),
+        )
+        seconds = sorted(float(row[0]) for row in rows)
+        return seconds[len(seconds) // 2] if seconds else None
+
     async def count_unfinished(self) -> dict[str, int]:
         final = tuple(FINAL_STATES)
         marks = ", ".join("?" for _ in final)

@@ -253,3 +253,35 @@ async def test_a_telegram_429_on_the_album_is_waited_out(
     assert attempts[1].at - attempts[0].at >= 1.0
     assert task["state"] == "delivered"
     await asyncio.sleep(0)
+
+
+async def test_a_request_that_would_wait_past_the_lines_limit_is_refused_free(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    # One task at a time, images of 20 s (the typical time: none has ended yet), a limit
+    # of a minute: with four tasks in hand, a fifth would wait 80 s.
+    kie.scenario = HELD
+    bot = await start_bot(max_concurrent_tasks=1, line_max_wait=60)
+    user = USERS[0]
+    chat = telegram.private_chat(user)
+    for n in range(4):
+        telegram.send_text(chat, user, f"/imagine number {n}")
+        await eventually(lambda n=n: len(bot.tasks()) == n + 1)  # type: ignore[misc]
+
+    def refusals() -> list[str]:
+        texts = [c.params["text"] for c in telegram.calls_of("sendMessage", chat.id) if c.ok]
+        return [t for t in texts if t.startswith("⏳ The line is long")]
+
+    telegram.send_text(chat, user, "/imagine one too many")
+    [refusal] = await eventually(refusals)
+    assert "would wait about 2 min" in refusal
+    assert "Nothing was charged" in refusal
+    assert len(bot.tasks()) == 4
+    reserved = bot.rows("SELECT COUNT(*) FROM ledger WHERE kind = 'reserve'")
+    assert reserved[0][0] == 4
+    # A task ends in well under a second: the line learns it, and takes the request.
+    kie.finish(kie.created[0])
+    await eventually(lambda: bot.tasks()[0]["state"] == "delivered")
+    telegram.send_text(chat, user, "/imagine taken now")
+    await eventually(lambda: len(bot.tasks()) == 5)
+    assert len(refusals()) == 1

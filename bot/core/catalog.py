@@ -227,6 +227,12 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         "({daily_left} из дневных {daily_limit}, подарено {granted}, куплено {purchased}). "
         "Дневные кредиты обновятся через {renews_in} (00:00 UTC).{buy_hint}",
     },
+    "line.too_long": {
+        Lang.EN: "⏳ The line is long right now: a new request would wait about {wait}. "
+        "Nothing was charged; please try again a little later.",
+        Lang.RU: "⏳ Сейчас длинная очередь: новый запрос ждал бы около {wait}. "
+        "Ничего не списано; попробуйте чуть позже.",
+    },
     "quota.user_cap_reached": {
         Lang.EN: "💳 You have used your share for today in this group: {user_left} of "
         "{user_cap} credits left, and /imagine costs {cost}. It renews in {renews_in} (00:00 UTC).",

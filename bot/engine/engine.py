@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from telegram.error import ChatMigrated
 
 from bot.core.lifecycle import FailureKind, TaskKind, TaskState
+from bot.core.line import HOUR, TYPICAL_SECONDS, LineLoad, LineTooLong, admit_to_line
 from bot.core.quota import Refusal
 from bot.engine.job import Job, reload
 from bot.engine.pool import Account, Need, Pool
@@ -65,11 +66,13 @@ class Engine:
         on_chat_migrated: Callable[[int, int], Awaitable[None]] | None = None,
         telegram_busy: Callable[[int], bool] = lambda chat_id: False,
         owner: str = "engine",
+        line_max_wait: float = 0.0,
         clock: Callable[[], float] = time.time,
         image_from_telegram: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self._tasks = tasks
         self._owner = owner  # this process's name on the tasks it claims
+        self._line_max_wait = line_max_wait
         self._clock = clock  # for claims' leases
         self._timing = timing or Timing()
         self._alerts = alerts
@@ -246,6 +249,26 @@ class Engine:
             self._metrics.tasks_created.labels(task.kind).inc()
             self._spawn(task.id)
         return task
+
+    async def line_refusal(self, kind: TaskKind) -> LineTooLong | None:
+        """The refusal of a new request of this kind if it would wait in line longer than
+        the limit (LINE_MAX_WAIT), counting every replica's tasks; None if it may join."""
+        if self._line_max_wait <= 0:
+            return None
+        now = self._pool.now()
+        open_ = [a for a in self._pool.capable(Need(kind)) if a.in_rotation(now)]
+        counts = await self._tasks.count_unfinished()
+        load = LineLoad(
+            waiting=counts.get(TaskState.PENDING, 0),
+            running=sum(counts.get(state, 0) for state in _UPSTREAM_HAS_IT),
+            created_last_hour=await self._tasks.created_since(
+                [a.name for a in open_], time.time() - HOUR
+            ),
+            slots=sum(a.config.max_concurrent for a in open_),
+            per_hour=sum(a.config.max_tasks_per_hour for a in open_),
+        )
+        seconds = await self._tasks.recent_seconds(kind) or TYPICAL_SECONDS[kind]
+        return admit_to_line(load, seconds, self._line_max_wait)
 
     async def cancel(self, task: Task) -> bool:
         """Cancel a task still waiting for its turn (and refund it); False if it is past that."""

@@ -28,6 +28,7 @@ from bot.core import catalog
 from bot.core.catalog import Lang
 from bot.core.constants import DEFAULT_ASPECT_RATIO
 from bot.core.lifecycle import TaskKind, TaskState
+from bot.core.line import LineTooLong
 from bot.core.parsing import ImagineRequest, ParseError, parse_imagine
 from bot.core.quota import Refusal
 from bot.providers import Capabilities
@@ -175,7 +176,7 @@ class Inline:
         except Conflict:
             _log.info("inline message %s was chosen before", chosen.inline_message_id)
             return
-        if isinstance(result, Refusal):
+        if isinstance(result, Refusal | LineTooLong):
             await context.bot.edit_message_text(
                 rendering.refusal_text(lang, result, now, shop_open=self._intake.shop_open),
                 inline_message_id=chosen.inline_message_id,

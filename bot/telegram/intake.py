@@ -1,7 +1,8 @@
 """The one way a new task comes in, from a command, a button or an animation: built here
 (`from_prompt`, `again`, `upscale_of`, `animation`), then `submit`: reserve its cost and
 record it (one transaction), hand it to the engine, and return; or, when the chat cannot
-pay for it, reply saying why (balance, cost, time to renewal) and create nothing."""
+pay for it, reply saying why (balance, cost, time to renewal) and create nothing; the same
+when the line is longer than LINE_MAX_WAIT (with the expected wait)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from telegram import Message
 
 from bot.core.catalog import Lang
 from bot.core.lifecycle import AnimateMode, TaskKind
+from bot.core.line import LineTooLong
 from bot.core.parsing import ImagineRequest
 from bot.core.quota import Refusal
 from bot.engine.billing import Billing
@@ -38,7 +40,7 @@ class Intake:
         """True if the task was recorded and handed over; False if it was refused (and
         `answer_to` was answered with the reason)."""
         result, now = await self.record(new)
-        if isinstance(result, Refusal):
+        if isinstance(result, Refusal | LineTooLong):
             await answer_to.reply_text(
                 rendering.refusal_text(Lang(new.lang), result, now, shop_open=self._shop_open),
                 do_quote=True,
@@ -50,9 +52,13 @@ class Intake:
     def shop_open(self) -> bool:
         return self._shop_open
 
-    async def record(self, new: NewTask) -> tuple[Task | Refusal, float]:
-        """Charge, record and hand over `new`, or refuse it unrecorded; and the moment it
-        was charged at (for a refusal's "renews in")."""
+    async def record(self, new: NewTask) -> tuple[Task | Refusal | LineTooLong, float]:
+        """Charge, record and hand over `new`, or refuse it unrecorded (the chat cannot pay,
+        or the line is too long); and the moment it was charged at (for a refusal's "renews
+        in")."""
+        too_long = await self._engine.line_refusal(new.kind)
+        if too_long is not None:
+            return too_long, 0.0
         async with self._recording:  # a refusal's reply waits outside: it may wait its pace
             charge = await self._billing.charge(new.kind, new.chat_id, new.chat_type)
             return await self._engine.submit(new, charge), charge.now

@@ -26,6 +26,7 @@ from bot.core.callback_data import (
 from bot.core.catalog import Lang, Markup, plain, text
 from bot.core.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
 from bot.core.lifecycle import TaskKind
+from bot.core.line import LineTooLong
 from bot.core.quota import Balance, Costs, Refusal, next_renewal
 from bot.core.shop import Pack, image_sets
 from bot.providers.base import UpstreamState
@@ -147,7 +148,11 @@ def quota_text(
     )
 
 
-def refusal_text(lang: Lang, refusal: Refusal, now: float, *, shop_open: bool = False) -> str:
+def refusal_text(
+    lang: Lang, refusal: Refusal | LineTooLong, now: float, *, shop_open: bool = False
+) -> str:
+    if isinstance(refusal, LineTooLong):
+        return text(lang, "line.too_long", wait=duration_text(lang, refusal.wait))
     balance = refusal.balance
     renews_in = duration_text(lang, next_renewal(now) - now)
     if refusal.reason == "user":

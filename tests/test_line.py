@@ -1,0 +1,39 @@
+"""The line's honest limit, as arithmetic (bot.core.line); test_scheduler.py drives it
+through the bot."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core.line import LineLoad, LineTooLong, admit_to_line, expected_wait
+
+
+def load(waiting: int, running: int, *, created: int = 0, slots: int = 2) -> LineLoad:
+    return LineLoad(waiting, running, created, slots=slots, per_hour=100)
+
+
+def test_a_free_slot_means_no_wait() -> None:
+    assert expected_wait(load(0, 1), 20.0) == 0.0
+
+
+def test_the_tasks_ahead_start_as_slots_free() -> None:
+    # Two slots, both busy, three waiting: this one is the sixth, in the third wave.
+    assert expected_wait(load(3, 2), 20.0) == pytest.approx(40.0)
+
+
+def test_the_hourly_caps_hold_the_line_past_the_hour_s_creates() -> None:
+    # 100 an hour, 90 made: ten waiting take the rest, this one waits for the window.
+    assert expected_wait(load(10, 0, created=90, slots=50), 20.0) == pytest.approx(36.0)
+
+
+def test_no_account_in_rotation_leaves_it_to_the_outage_wait() -> None:
+    assert expected_wait(load(10, 0, slots=0), 20.0) == 0.0
+
+
+def test_refused_only_past_the_limit_and_never_without_one() -> None:
+    assert admit_to_line(load(2, 2), 20.0, limit=60) is None  # 40 s
+    assert admit_to_line(load(5, 2), 20.0, limit=60) is None  # 60 s: at the limit
+    refused = admit_to_line(load(6, 2), 20.0, limit=60)
+    assert isinstance(refused, LineTooLong)
+    assert refused.wait == pytest.approx(70.0)
+    assert admit_to_line(load(500, 2), 20.0, limit=0) is None
