@@ -287,7 +287,7 @@ async def run(
     )
 
     intake = Intake(billing=billing, engine=engine, shop_open=shop.open)
-    admins = ChatAdmins(clock=clock)
+    admins = ChatAdmins(clock=clock, tell_everyone=chats.admins_changed)
     permissions = Permissions(admins=admins, chats=chats, operator_ids=settings.admin_user_ids)
     animations = Animations(
         drafts=DraftRepository(database),
@@ -437,6 +437,7 @@ async def run(
                     allowed_updates=ALLOWED_UPDATES,
                 )
                 await polling.start()
+            await chats.on_admins_changed(admins.forget)
             await engine.start()
             mode = "webhook" if webhook_secret else "polling"
             results = "callbacks" if public else "polling"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Literal
 
 from storage.database import Database, chat_lock
+
+_ADMINS_CHANGED = "imagine_bot_admins_changed"
 
 # Who may press a result's buttons: the requester (and the chat's admins), or everyone.
 ButtonsFor = Literal["requester", "everyone"]
@@ -78,3 +81,12 @@ class ChatRepository:
                 " AND NOT EXISTS (SELECT 1 FROM chat_settings WHERE chat_id = ?)",
                 (new_chat_id, old_chat_id, new_chat_id),
             )
+
+    # --- between processes: "this chat's administrators changed" ----------------------------
+
+    async def admins_changed(self, chat_id: int) -> None:
+        """Tell every process on this database that the chat's administrators changed."""
+        await self._db.notify(_ADMINS_CHANGED, str(chat_id))
+
+    async def on_admins_changed(self, listener: Callable[[int], None]) -> None:
+        await self._db.listen(_ADMINS_CHANGED, lambda payload: listener(int(payload)))

@@ -7,9 +7,15 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import pytest
+from telegram import Bot, ChatMember, User
+
+from bot.telegram.admins import ChatAdmins
 from fakes.kie import FakeKie, Scenario
 from fakes.telegram import FakeChat, FakeTelegram, FakeUser
-from tests.conftest import LOOSE_FLOOD, FakeClock, RunningBot, StartBot, eventually
+from storage.chats import ChatRepository
+from storage.database import Database
+from tests.conftest import BOT_TOKEN, LOOSE_FLOOD, FakeClock, RunningBot, StartBot, eventually
 
 ANN = FakeUser(1001, "Ann", "en")
 BOB = FakeUser(1002, "Bob", "en")
@@ -137,3 +143,32 @@ async def test_back_to_back_tasks_in_a_private_chat_keep_to_telegrams_pace(
     # moment early over a busy loopback, and a 429 is waited out, as from Telegram.)
     albums = [c.json("media")[0]["caption"] for c in telegram.calls_of("sendMediaGroup") if c.ok]
     assert albums == ["fox number 1", "fox number 2", "fox number 3"]
+
+
+@pytest.mark.postgres_only
+async def test_a_change_of_administrators_heard_by_one_replica_is_heard_by_all(
+    telegram: FakeTelegram, bot_database: str
+) -> None:
+    # Two replicas (two database handles, each its own ChatAdmins): the chat_member update
+    # reaches one; the other reads the administrators afresh too, not five minutes later.
+    group = telegram.group_chat(-100802)
+    telegram.set_member_status(group, BOB, "member", announce=False)
+    handles = [await Database.open(bot_database) for _ in range(2)]
+    replicas = []
+    for handle in handles:
+        chats = ChatRepository(handle)
+        admins = ChatAdmins(tell_everyone=chats.admins_changed)
+        await chats.on_admins_changed(admins.forget)
+        replicas.append(admins)
+    heard, other = replicas
+    bot = Bot(BOT_TOKEN, base_url=f"{telegram.url}/bot{{token}}")
+    async with bot:
+        assert not await other.is_admin(bot, group.id, BOB.id)
+        telegram.set_member_status(group, BOB, "administrator", announce=False)
+        user = User(BOB.id, BOB.first_name, is_bot=False)
+        await heard.changed(group.id, ChatMember(user, "member"), ChatMember(user, "administrator"))
+        await eventually(lambda: other.reads == 1 and group.id not in other._known)
+        assert await other.is_admin(bot, group.id, BOB.id)
+        assert other.reads == 2
+    for handle in handles:
+        await handle.close()

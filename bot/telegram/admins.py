@@ -2,8 +2,9 @@
 
 A group's administrators are read with one `getChatAdministrators` and kept for `ttl`
 seconds; a `chat_member` or `my_chat_member` update that promotes or demotes someone makes
-the next question read them afresh. Presses that arrive together while a read is under way
-share it.
+the next question read them afresh, on every replica: the replica the update reached tells
+the others through the database (`ChatRepository.admins_changed`). Presses that arrive
+together while a read is under way share it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from telegram import Bot, ChatMember
@@ -33,8 +34,16 @@ class _Known:
 
 
 class ChatAdmins:
-    def __init__(self, *, ttl: float = DEFAULT_TTL, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        ttl: float = DEFAULT_TTL,
+        clock: Callable[[], float] = time.time,
+        tell_everyone: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
         self._ttl = ttl
+        # Tells every process (this one too) to `forget` a chat's administrators.
+        self._tell_everyone = tell_everyone
         self._clock = clock
         self._known: OrderedDict[int, _Known] = OrderedDict()
         self._reading: dict[int, asyncio.Task[frozenset[int] | None]] = {}
@@ -63,11 +72,13 @@ class ChatAdmins:
         if self._reading.get(chat_id) is done:
             del self._reading[chat_id]
 
-    def changed(self, chat_id: int, old: ChatMember, new: ChatMember) -> None:
+    async def changed(self, chat_id: int, old: ChatMember, new: ChatMember) -> None:
         """A member's status in `chat_id` changed (a `chat_member` or `my_chat_member`
-        update): forget the chat's administrators if it touched them."""
+        update): forget the chat's administrators if it touched them, on every process."""
         if old.status in ADMIN_STATUSES or new.status in ADMIN_STATUSES:
             self.forget(chat_id)
+            if self._tell_everyone is not None:
+                await self._tell_everyone(chat_id)
 
     def forget(self, chat_id: int) -> None:
         self._known.pop(chat_id, None)

@@ -102,7 +102,7 @@ def register(
         """Someone was promoted or demoted (or the bot itself): who may press is read anew."""
         changed = update.chat_member or update.my_chat_member
         if changed is not None:
-            admins.changed(changed.chat.id, changed.old_chat_member, changed.new_chat_member)
+            await admins.changed(changed.chat.id, changed.old_chat_member, changed.new_chat_member)
 
     application.add_handler(ChatMemberHandler(member_changed, ChatMemberHandler.ANY_CHAT_MEMBER))
     application.add_error_handler(error)
