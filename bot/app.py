@@ -71,6 +71,7 @@ from storage.served_files import ServedFiles
 from storage.stats import StatsRepository
 from storage.tasks import Task, TaskRepository
 from storage.telegram_pace import TelegramPace
+from storage.upstream_pace import UpstreamPace
 
 _log = logging.getLogger(__name__)
 
@@ -271,6 +272,8 @@ async def run(
         line_max_wait=settings.line_max_wait,
         clock=clock,
         image_from_telegram=handover.from_telegram,
+        # Replicas on PostgreSQL share each account's pace of status reads too.
+        status_pace=UpstreamPace(database) if database.dialect == "postgresql" else None,
     )
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)

@@ -28,7 +28,9 @@ async def imagine(telegram: FakeTelegram, bot: RunningBot, kie: FakeKie) -> str:
     """Send /imagine and wait until the upstream has the task; returns its callback URL."""
     chat = telegram.private_chat(ANN)
     telegram.send_text(chat, ANN, "/imagine a fox by callback")
-    await eventually(lambda: kie.created)
+    # Until the bot has recorded the upstream's id, a callback may name the task (that is
+    # how a create whose answer was lost is found): wait for the record.
+    await eventually(lambda: bot.tasks() and bot.tasks()[0]["upstream_task_id"])
     url: str = kie.created[0].request["callBackUrl"]
     return url
 

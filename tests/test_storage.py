@@ -17,6 +17,7 @@ from storage.migrations import all_migrations
 from storage.payments import NewPayment, PaymentRepository
 from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
 from storage.telegram_pace import Bucket, TelegramPace
+from storage.upstream_pace import UpstreamPace
 from tests.conftest import eventually
 
 
@@ -424,5 +425,20 @@ async def test_processes_sharing_a_pace_reserve_moments_one_interval_apart(
     assert await paces[0].reserve(6, chat, every, now=1000.0) == 1000.0
     await paces[1].forget(before=2000.0)
     assert await paces[1].reserve(5, chat, every, now=1000.0) == 1000.0  # forgotten: empty
+    for handle in handles:
+        await handle.close()
+
+
+async def test_processes_sharing_an_accounts_status_reads_keep_to_its_pace(
+    bot_database: Path | str,
+) -> None:
+    # 2 at once, then 8 a second, for three processes' reads together; another account's
+    # reads are not held up by this one's.
+    handles = [await Database.open(bot_database) for _ in range(3)]
+    paces = [UpstreamPace(handle) for handle in handles]
+    bucket = Bucket(2, 8.0)
+    moments = [await paces[n % 3].reserve("a", bucket, now=500.0) - 500.0 for n in range(6)]
+    assert [round(m, 6) for m in moments] == [0, 0, 0.125, 0.25, 0.375, 0.5]
+    assert await paces[1].reserve("b", bucket, now=500.0) == 500.0
     for handle in handles:
         await handle.close()

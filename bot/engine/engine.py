@@ -39,6 +39,7 @@ from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.delivery import Deliverer
 from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
 from storage.turns import ahead_of_the_line
+from storage.upstream_pace import UpstreamPace
 
 __all__ = ["Engine", "RetryPolicy", "Timing"]
 
@@ -69,6 +70,7 @@ class Engine:
         line_max_wait: float = 0.0,
         clock: Callable[[], float] = time.time,
         image_from_telegram: Callable[[str], Awaitable[str | None]] | None = None,
+        status_pace: UpstreamPace | None = None,
     ) -> None:
         self._tasks = tasks
         self._owner = owner  # this process's name on the tasks it claims
@@ -88,6 +90,7 @@ class Engine:
             callback_url=callback_url,
             image_from_telegram=image_from_telegram,
             clock=clock,
+            shared_pace=status_pace,
         )
         self._status = StatusMessages(
             bot=bot,
@@ -507,16 +510,17 @@ class Engine:
         except ProviderError as error:
             await self._create_failed(job, task, account, error)
             return None
+        # The upstream's id first (what a restart needs), then the account's news. None when
+        # a callback came first and recorded the same upstream task.
+        running = await self._tasks.mark_running(task.id, upstream_id)
+        if running is not None:
+            _tlog(task, account.name).info("task %d: upstream task %s", task.id, upstream_id)
         if await self._pool.create_succeeded(account):
             # The outage is over: the tasks waiting for this account go now, not when some
             # other task frees a slot.
             self._scheduler.look_again()
             if self._alerts:
                 await self._alerts.account_back(account.name)
-        # None when a callback came first and recorded the same upstream task.
-        running = await self._tasks.mark_running(task.id, upstream_id)
-        if running is not None:
-            _tlog(task, account.name).info("task %d: upstream task %s", task.id, upstream_id)
         return running
 
     async def _create_failed(

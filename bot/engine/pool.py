@@ -70,8 +70,9 @@ class Account:
     # `created` for them: a create the database then holds back is taken out again.
     deciding: dict[int, float] = field(default_factory=dict)
     paused_until: float = 0.0  # a 429 asked for a pause (any process's)
-    # This process looks at it again no sooner than this (other processes' tasks fill it).
-    held_off_until: float = 0.0
+    # The database said it is full (other processes' tasks fill it): this process gives it
+    # nothing for a moment (`Scheduler.hold_off`).
+    held_off: bool = False
     # Out of credits: its balance when the outage began; it is back once the balance grew.
     balance_when_empty: float | None = None
     shared: AccountState = field(default_factory=AccountState)  # as the database has it
@@ -88,7 +89,7 @@ class Account:
         """How many more tasks it may be given now."""
         while self.created and self.created[0] <= now - HOUR:
             self.created.popleft()
-        if now < max(self.paused_until, self.held_off_until):
+        if now < self.paused_until or self.held_off:
             return 0
         room = min(
             self.config.max_concurrent - len(self.running),
@@ -101,8 +102,8 @@ class Account:
         """When time lifts what holds it back (a pause, the hourly cap, a cool-down); None if
         time alone will not (it is full of running tasks)."""
         moments = []
-        if now < (paused := max(self.paused_until, self.held_off_until)):
-            moments.append(paused)
+        if now < self.paused_until:
+            moments.append(self.paused_until)
         if len(self.created) >= self.config.max_tasks_per_hour:
             moments.append(self.created[0] + HOUR)
         reopens = self.breaker.reopens_at()

@@ -129,9 +129,16 @@ class Scheduler:
         self._dispatch()
 
     def hold_off(self, account: Account, seconds: float) -> None:
-        """Other processes' tasks fill the account: this line looks at it again in
-        `seconds` (or when a notice says its state moved)."""
-        account.held_off_until = max(account.held_off_until, self._pool.now() + seconds)
+        """The database said the account cannot take a task now (other processes' tasks
+        fill it, or another's probe is out): this line gives it nothing for `seconds` of
+        real time (whatever clock the line keeps), then looks again."""
+        account.held_off = True
+
+        def over() -> None:
+            account.held_off = False
+            self._dispatch()
+
+        asyncio.get_running_loop().call_later(seconds, over)
         self._dispatch()
 
     # --- what it tells ------------------------------------------------------------------------

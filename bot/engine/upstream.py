@@ -4,6 +4,7 @@ when a kind of task can first be done, so that polling does not read too early."
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,8 @@ from bot.engine.timing import Timing
 from bot.ops.metrics import Metrics
 from bot.providers import ErrorKind, GenerationRequest, ProviderError, UpstreamStatus
 from storage.tasks import Task, TaskRepository
+from storage.telegram_pace import Bucket
+from storage.upstream_pace import UpstreamPace
 
 T = TypeVar("T")
 
@@ -44,8 +47,10 @@ class UpstreamSide:
         callback_url: Callable[[Task], str] | None,
         image_from_telegram: Callable[[str], Awaitable[str | None]] | None = None,
         clock: Callable[[], float] = time.time,
+        shared_pace: UpstreamPace | None = None,
     ) -> None:
         self._tasks = tasks
+        self._shared_pace = shared_pace  # replicas on PostgreSQL: the status reads' pace
         self._image_from_telegram = image_from_telegram  # a file id → a URL the upstream takes
         self._clock = clock
         self._timing = timing
@@ -98,7 +103,13 @@ class UpstreamSide:
         """One status read. Polling keeps to each key's ~10 reads a second (`paced`); a
         read a callback asked for is the one read that task needs, and waits for nobody."""
         pace: contextlib.AbstractAsyncContextManager[object] = contextlib.nullcontext()
-        if paced:
+        if paced and self._shared_pace is not None:
+            # Every replica's reads of this account together keep to its pace.
+            capacity, period = self._timing.status_reads
+            bucket = Bucket(capacity, capacity / period)
+            moment = await self._shared_pace.reserve(account.name, bucket, now=time.time())
+            await asyncio.sleep(max(0.0, moment - time.time()))
+        elif paced:
             pace = self._status_reads.setdefault(
                 account.name, AsyncLimiter(*self._timing.status_reads)
             )
