@@ -274,6 +274,7 @@ async def run(
         image_from_telegram=handover.from_telegram,
         # Replicas on PostgreSQL share each account's pace of status reads too.
         status_pace=UpstreamPace(database) if database.dialect == "postgresql" else None,
+        shared_line=database.dialect == "postgresql",
     )
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)

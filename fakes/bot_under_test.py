@@ -28,6 +28,7 @@ FAST = Timing(
     not_found_grace=1.0,
     status_reads=(1000, 1),
     account_checks=(0.05, 0.1),
+    places=0.1,
 )
 
 # The test Telegram server enforces no flood limits unless a test asks it to; PTB's own

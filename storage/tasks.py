@@ -16,6 +16,7 @@ from typing import Literal
 
 from bot.core.breaker import AccountState
 from bot.core.lifecycle import FINAL_STATES, FailureKind, TaskKind, TaskState, sources_of
+from bot.core.line import turn_for
 from bot.core.quota import Refusal, Reservation, reserve, utc_day
 from storage import accounts, ledger
 from storage.accounts import AccountStates
@@ -103,6 +104,7 @@ class Task:
     finished_at: float | None
     delivered_at: float | None
     inline_message_id: str | None = None
+    turn: int = 0  # its turn in the line (chats take turns over every replica's tasks)
 
     @property
     def is_group(self) -> bool:
@@ -145,6 +147,7 @@ class Task:
             finished_at=row["finished_at"],
             delivered_at=row["delivered_at"],
             inline_message_id=row["inline_message_id"],
+            turn=row["turn"],
         )
 
 
@@ -198,14 +201,23 @@ class TaskRepository:
                 reservation = reserve(current, charge.cost)
                 if isinstance(reservation, Refusal):
                     return reservation
+            # Its turn in the line of every replica (the chat's lock keeps its own in order).
+            line = await connection.fetch_one(
+                "SELECT (SELECT MIN(turn) FROM tasks WHERE state = 'pending'),"
+                " (SELECT MAX(turn) FROM tasks WHERE chat_id = ? AND state = 'pending'),"
+                " (SELECT turn FROM tasks ORDER BY id DESC LIMIT 1)",
+                (new.chat_id,),
+            )
+            assert line is not None
+            turn = turn_for(head=line[0], last_of_chat=line[1], latest=line[2] or 0)
             rows = await connection.fetch_all(
                 """
                 INSERT INTO tasks (kind, state, account, chat_id, chat_type, user_id, lang,
                                    message_thread_id, request_message_id, prompt, aspect_ratio,
                                    parent_task_id, callback_secret, cost, mode, source_task_id,
                                    source_index, image_url, created_at, updated_at,
-                                   inline_message_id, image_file_id)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   inline_message_id, image_file_id, turn)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 RETURNING *
                 """,
                 (
@@ -231,6 +243,7 @@ class TaskRepository:
                     now,
                     new.inline_message_id,
                     new.image_file_id,
+                    turn,
                 ),
             )
             (row,) = rows
@@ -352,6 +365,13 @@ class TaskRepository:
         )
         seconds = sorted(float(row[0]) for row in rows)
         return seconds[len(seconds) // 2] if seconds else None
+
+    async def places(self) -> dict[int, int]:
+        """Every waiting task's place in the line of all replicas (1: next)."""
+        rows = await self._db.fetch_all(
+            "SELECT id FROM tasks WHERE state = 'pending' ORDER BY turn, id"
+        )
+        return {row[0]: place for place, row in enumerate(rows, start=1)}
 
     async def count_unfinished(self) -> dict[str, int]:
         final = tuple(FINAL_STATES)

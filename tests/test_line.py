@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.line import LineLoad, LineTooLong, admit_to_line, expected_wait
+from bot.core.line import LineLoad, LineTooLong, admit_to_line, expected_wait, turn_for
 
 
 def load(waiting: int, running: int, *, created: int = 0, slots: int = 2) -> LineLoad:
@@ -37,3 +37,23 @@ def test_refused_only_past_the_limit_and_never_without_one() -> None:
     assert isinstance(refused, LineTooLong)
     assert refused.wait == pytest.approx(70.0)
     assert admit_to_line(load(500, 2), 20.0, limit=0) is None
+
+
+def test_chats_take_turns_one_task_a_round_each_in_the_order_asked() -> None:
+    # Chat 1 asks three times, then chat 2 twice, then chat 3 once, nothing running yet.
+    line: list[tuple[int, int, str]] = []  # (turn, id, name) of the tasks waiting
+
+    def ask(chat: int, name: str) -> None:
+        head = min((turn for turn, _, _ in line), default=None)
+        mine = [turn for turn, _, n in line if n.startswith(str(chat))]
+        latest = line[-1][0] if line else 0
+        turn = turn_for(head=head, last_of_chat=max(mine, default=None), latest=latest)
+        line.append((turn, len(line), name))
+
+    for chat, count in ((1, 3), (2, 2), (3, 1)):
+        for n in range(count):
+            ask(chat, f"{chat}{'abc'[n]}")
+    assert [name for _, _, name in sorted(line)] == ["1a", "2a", "3a", "1b", "2b", "1c"]
+    # The line moved on (the head's turn is 5); a new chat joins the current round.
+    assert turn_for(head=5, last_of_chat=None, latest=6) == 5
+    assert turn_for(head=None, last_of_chat=None, latest=9) == 9  # nothing waits

@@ -442,3 +442,27 @@ async def test_processes_sharing_an_accounts_status_reads_keep_to_its_pace(
     assert await paces[1].reserve("b", bucket, now=500.0) == 500.0
     for handle in handles:
         await handle.close()
+
+
+async def test_every_processs_tasks_take_turns_by_chat_in_one_line(
+    bot_database: Path | str,
+) -> None:
+    # Three processes record tasks: chat 1 five, then chat 2 two, then chat 3 one. The
+    # line (and each task's place) takes one of each chat a round, whoever recorded it.
+    handles = [await Database.open(bot_database) for _ in range(3)]
+    repositories = [TaskRepository(handle) for handle in handles]
+    asked = [1] * 5 + [2] * 2 + [3]
+    made = [
+        await create(repositories[n % 3], new_task(chat_id=chat)) for n, chat in enumerate(asked)
+    ]
+    places = await repositories[1].places()
+    in_line = sorted(made, key=lambda task: places[task.id])
+    assert [task.chat_id for task in in_line] == [1, 2, 3, 1, 2, 1, 1, 1]
+    # The first one leaves the line: the places move up; a new chat joins the round under way.
+    await repositories[0].mark_submitting(in_line[0].id, "kie", at=1.0)
+    late = await create(repositories[2], new_task(chat_id=4))
+    places = await repositories[0].places()
+    assert places[late.id] == 3  # after chats 2 and 3 of this round
+    assert places[in_line[1].id] == 1
+    for handle in handles:
+        await handle.close()

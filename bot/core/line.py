@@ -60,3 +60,11 @@ def admit_to_line(load: LineLoad, task_seconds: float, limit: float) -> LineTooL
     """None if a new request may join the line (`limit` 0: always); the refusal if not."""
     wait = expected_wait(load, task_seconds)
     return LineTooLong(wait) if limit > 0 and wait > limit else None
+
+
+def turn_for(*, head: int | None, last_of_chat: int | None, latest: int) -> int:
+    """A new task's turn, so that chats take turns over the whole line: one task of each
+    chat a round, each chat's in the order asked. `head`: the earliest turn waiting (None if
+    none is); `last_of_chat`: the chat's latest turn waiting; `latest`: the newest task's."""
+    base = head if head is not None else latest
+    return base if last_of_chat is None else max(base, last_of_chat + 1)

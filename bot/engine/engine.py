@@ -71,10 +71,13 @@ class Engine:
         clock: Callable[[], float] = time.time,
         image_from_telegram: Callable[[str], Awaitable[str | None]] | None = None,
         status_pace: UpstreamPace | None = None,
+        shared_line: bool = False,
     ) -> None:
         self._tasks = tasks
         self._owner = owner  # this process's name on the tasks it claims
         self._line_max_wait = line_max_wait
+        self._shared_line = shared_line  # other replicas' tasks wait in the line too
+        self._placer: asyncio.Task[None] | None = None
         self._clock = clock  # for claims' leases
         self._timing = timing or Timing()
         self._alerts = alerts
@@ -138,6 +141,20 @@ class Engine:
         await self._tasks.on_nudge(self._nudged)
         self._keeper = asyncio.create_task(self._keep_claims(), name="claims")
         self._checker = asyncio.create_task(self._check_accounts(), name="account checks")
+        if self._shared_line:
+            self._placer = asyncio.create_task(self._place_in_line(), name="places")
+
+    async def _place_in_line(self) -> None:
+        """With several replicas, the places shown are the whole line's: read from the
+        database every few seconds while tasks of this replica's wait."""
+        while True:
+            await asyncio.sleep(self._timing.places)
+            if not self._scheduler.waiting():
+                continue
+            try:
+                self._scheduler.set_places(await self._tasks.places())
+            except Exception:
+                _log.warning("could not read the places in line", exc_info=True)
 
     def _account_changed(self, name: str) -> None:
         """Some process moved an account's shared state: read it, and look at the line."""
@@ -230,6 +247,8 @@ class Engine:
             self._keeper.cancel()
         if self._checker is not None:
             self._checker.cancel()
+        if self._placer is not None:
+            self._placer.cancel()
         await cancel_all(list(self._workers.values()))
         if drop_queued is not None:
             drop_queued()
@@ -432,7 +451,7 @@ class Engine:
         need = await self._need(job, task)
         places = asyncio.create_task(self._status.show_places(job, task))
         try:
-            return await self._scheduler.admit(task.id, task.chat_id, need)
+            return await self._scheduler.admit(task.id, task.chat_id, need, turn=task.turn)
         except Withdrawn:
             return None  # cancelled: the state says what comes next
         except NoAccount:

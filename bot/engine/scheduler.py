@@ -4,7 +4,10 @@ Each account takes at most its own `max_concurrent` tasks at once and `max_tasks
 per rolling hour; which account a task goes to is the pool's choice (`pool.py`). The queue
 itself is in the database (tasks in `pending`); this is its in-memory order, rebuilt at
 start-up from the rows. Chats take turns (round robin), each chat's tasks in the order
-asked, so one chat sending fifty prompts does not starve the others. A task waits only
+asked, so one chat sending fifty prompts does not starve the others: each task has its turn
+(`bot.core.line.turn_for`), given when it is recorded over every replica's line, and chats
+go in the order of their next task's turn. With several replicas, the places shown are
+the whole line's (`show_places`), read from the database. A task waits only
 while no fitting account has room. While every account that could do it is out of
 rotation (an outage), it waits too, at most `outage_wait` seconds from when it joined the
 line or the outage began, whichever is later; then, or at once if no account could ever do
@@ -16,8 +19,9 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from itertools import count, zip_longest
+from itertools import count
 
+from bot.core.line import turn_for
 from bot.engine.pool import Account, Need, Pool
 
 
@@ -41,6 +45,11 @@ class Scheduler:
         self._stranded: dict[int, tuple[int, float]] = {}
         self._holding: dict[int, Account] = {}  # task → the account whose slot it holds
         self._waiting: OrderedDict[int, deque[int]] = OrderedDict()  # chat → its task ids
+        self._turns: dict[int, tuple[int, int]] = {}  # waiting task → (its turn, its id)
+        self._latest_turn = 0
+        # The places of every replica's waiting tasks, as the database last told them (None:
+        # this line is the whole line, one process).
+        self._cluster_places: dict[int, int] | None = None
         self._needs: dict[int, Need] = {}
         self._admitted: dict[int, asyncio.Future[Account]] = {}
         self._wake: asyncio.TimerHandle | None = None
@@ -76,20 +85,32 @@ class Scheduler:
             self._holding[task_id] = account
             account.running.add(task_id)
 
-    async def admit(self, task_id: int, chat_id: int, need: Need) -> Account:
-        """Wait for this task's turn; on return it holds a slot of the returned account.
-        Raises `NoAccount` if no account in rotation can take it."""
+    async def admit(
+        self, task_id: int, chat_id: int, need: Need, *, turn: int | None = None
+    ) -> Account:
+        """Wait for this task's turn (`turn`: as recorded; None: given here, over this
+        line); on return it holds a slot of the returned account. Raises `NoAccount` if no
+        account in rotation can take it."""
         if task_id in self._holding:
             return self._holding[task_id]
+        if turn is None:
+            queue = self._waiting.get(chat_id)
+            turn = turn_for(
+                head=min((t for t, _ in self._turns.values()), default=None),
+                last_of_chat=self._turns[queue[-1]][0] if queue else None,
+                latest=self._latest_turn,
+            )
+        self._latest_turn = max(self._latest_turn, turn)
         future: asyncio.Future[Account] = asyncio.get_running_loop().create_future()
         self._admitted[task_id] = future
         self._needs[task_id] = need
+        self._turns[task_id] = (turn, task_id)
         self._joined[task_id] = need.queued_since or self._pool.now()
         queue = self._waiting.setdefault(chat_id, deque())
         queue.append(task_id)
-        # Task ids grow with time: keep each chat's queue in the order recorded, also when
-        # a restart enqueues them in whatever order their workers start.
-        self._waiting[chat_id] = deque(sorted(queue))
+        # Keep each chat's queue in its turns' order, also when a restart enqueues them in
+        # whatever order their workers start.
+        self._waiting[chat_id] = deque(sorted(queue, key=self._turns.__getitem__))
         self._places = None
         self._unlooked.add(chat_id)
         self._dispatch()
@@ -143,8 +164,25 @@ class Scheduler:
 
     # --- what it tells ------------------------------------------------------------------------
 
+    def set_places(self, places: dict[int, int]) -> None:
+        """The places of every replica's waiting tasks, from the database: shown from now
+        on instead of this line's own."""
+        if places != self._cluster_places:
+            self._cluster_places = places
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def waiting(self) -> int:
+        """How many tasks wait in this line."""
+        return len(self._turns)
+
     def position(self, task_id: int) -> int | None:
-        """1 for the next task to be admitted; None if it is not waiting."""
+        """1 for the next task to be admitted; None if it is not waiting (or, with several
+        replicas, not yet placed in the whole line)."""
+        if task_id not in self._turns:
+            return None
+        if self._cluster_places is not None:
+            return self._cluster_places.get(task_id)
         if self._places is None:
             self._places = dict(zip(self._order(), count(1)))
         return self._places.get(task_id)
@@ -170,11 +208,13 @@ class Scheduler:
     # --- the turn-taking ----------------------------------------------------------------------
 
     def _order(self) -> list[int]:
-        """The order waiting tasks will be admitted in: chats in turn, one task each."""
-        # Row by row: every chat's first task, then every chat's second, … (a chat out of
-        # tasks leaves a gap, None, in the rows after).
-        rows = zip_longest(*self._waiting.values())
-        return [task_id for row in rows for task_id in row if task_id is not None]
+        """The order waiting tasks will be admitted in: by turn (chats in turn, one task
+        each a round)."""
+        return [task_id for _, task_id in sorted(self._turns.values())]
+
+    def _chats_in_turn(self) -> list[int]:
+        """The chats with tasks waiting, in the order of their next task's turn."""
+        return sorted(self._waiting, key=lambda chat: self._turns[self._waiting[chat][0]])
 
     def _dispatch(self) -> None:
         """Give every chat whose next task some fitting account has room for its turn,
@@ -199,7 +239,7 @@ class Scheduler:
         moved = True
         while moved and self._waiting and not full:
             moved = False
-            for chat_id in list(self._waiting):
+            for chat_id in self._chats_in_turn():
                 admitted = self._turn(chat_id)
                 if admitted is None:
                     continue  # its next task waits for room
@@ -263,6 +303,7 @@ class Scheduler:
         """This chat had its turn: the task leaves the line, and the chat goes to the back."""
         queue = self._waiting.pop(chat_id)
         queue.remove(task_id)
+        self._turns.pop(task_id, None)
         self._joined.pop(task_id, None)
         self._stranded.pop(task_id, None)
         self._places = None
@@ -272,6 +313,7 @@ class Scheduler:
 
     def _forget(self, task_id: int, chat_id: int) -> None:
         self._admitted.pop(task_id, None)
+        self._turns.pop(task_id, None)
         self._needs.pop(task_id, None)
         self._joined.pop(task_id, None)
         self._stranded.pop(task_id, None)

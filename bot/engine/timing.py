@@ -48,3 +48,6 @@ class Timing:
     # How long a task waits in line while every account that could do it is out of rotation
     # (OUTAGE_WAIT) before it is refunded.
     outage_wait: float = 120.0
+    # With several replicas, how often the places in the whole line are read (while tasks
+    # wait).
+    places: float = 3.0
