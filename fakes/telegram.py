@@ -1503,6 +1503,11 @@ class FakeTelegram:
             chat_id, message["message_id"], from_bot, message
         )
 
+    def deliver_again(self, message: dict[str, Any]) -> None:
+        """The update of a message the bot got once, once more: Telegram delivers an update
+        again when its webhook request was not answered (the bot died before answering)."""
+        self._push({"message": message})
+
     def _push(self, update: dict[str, Any]) -> None:
         update["update_id"] = next(self._update_ids)
         self._updates.append(update)

@@ -28,7 +28,16 @@ from storage.postgres import PostgresDatabase, session_of
 from storage.sqlite import SQLiteDatabase
 
 # Parents before children (a task's parent and source are older tasks: ids in order).
-TABLES = ("tasks", "ledger", "chat_settings", "drafts", "payments", "star_scan", "served_files")
+TABLES = (
+    "tasks",
+    "ledger",
+    "chat_settings",
+    "drafts",
+    "payments",
+    "star_scan",
+    "served_files",
+    "task_requests",
+)
 # Tables whose ids PostgreSQL hands out: its counters go on from the highest copied.
 _IDENTITIES = ("tasks", "ledger", "drafts")
 

@@ -41,6 +41,9 @@ class NewTask:
     image_url: str | None = None
     image_file_id: str | None = None  # Telegram's id of that image (a user's own photo)
     inline_message_id: str | None = None  # made from inline mode: its result goes there
+    # What makes the request one (a chat's message): a request delivered again finds the
+    # task it made, and is not recorded, or charged, twice.
+    request_key: str | None = None
 
 
 HOUR = 3600.0
@@ -184,9 +187,18 @@ class TaskRepository:
         self._db = database
 
     async def create(self, new: NewTask, charge: Charge | None = None) -> Task | Refusal:
-        """Record a task and reserve its cost in one transaction, or refuse it unrecorded."""
+        """Record a task and reserve its cost in one transaction, or refuse it unrecorded. A
+        request recorded before (its `request_key`) returns the task it made, charged once."""
         now = time.time()
         async with self._db.transaction(locks=[chat_lock(new.chat_id)]) as connection:
+            if new.request_key is not None:
+                made = await connection.fetch_one(
+                    "SELECT tasks.* FROM task_requests JOIN tasks ON tasks.id = task_id"
+                    " WHERE key = ?",
+                    (new.request_key,),
+                )
+                if made is not None:
+                    return Task.from_row(made)
             reservation: Reservation | Refusal | None = None
             if charge is not None and charge.cost > 0:
                 day = utc_day(charge.now)
@@ -248,6 +260,11 @@ class TaskRepository:
             )
             (row,) = rows
             task = Task.from_row(row)
+            if new.request_key is not None:
+                await connection.execute(
+                    "INSERT INTO task_requests (key, task_id) VALUES (?, ?)",
+                    (new.request_key, task.id),
+                )
             if isinstance(reservation, Reservation) and charge is not None:
                 await ledger.record_reserve(
                     connection,

@@ -45,6 +45,18 @@ class TelegramPace:
             moments.append(row[1] - bucket.capacity / bucket.rate)
         return max(moments)
 
+    async def next_free(self, chat_id: int, chat: Bucket, every: Bucket, *, now: float) -> float:
+        """The moment a message to `chat_id` reserved now would leave, without reserving it
+        (what can wait asks first, and reserves only a moment that comes soon)."""
+        rows = await self._db.fetch_all(
+            "SELECT key, tat FROM telegram_pace WHERE key IN (?, ?)", (chat_id, EVERY_CHAT)
+        )
+        moments = [now]
+        for row in rows:
+            bucket = every if row[0] == EVERY_CHAT else chat
+            moments.append(max(row[1], now) + 1 / bucket.rate - bucket.capacity / bucket.rate)
+        return max(moments)
+
     async def forget(self, *, before: float) -> None:
         """Drop the paces of chats quiet since `before` (their buckets are long empty)."""
         await self._db.execute(

@@ -333,3 +333,20 @@ async def test_one_oversized_image_does_not_lose_the_other_five(
     assert [ids[i] for i in (0, 1, 2, 4, 5)] == [m["message_id"] for m in album.result]
     keyboard = telegram.calls_of("sendMessage", chat.id)[-1].json("reply_markup")
     assert len([b for row in keyboard["inline_keyboard"] for b in row]) == 7  # 🎬 × 6 and 🔁
+
+
+async def test_a_message_delivered_again_makes_one_task_charged_once(
+    telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
+) -> None:
+    # Telegram delivers an update again when its webhook went unanswered (a replica killed
+    # after it recorded the task): the chat's message makes one task, one charge, one album.
+    chat = telegram.private_chat(ANN)
+    message = telegram.send_text(chat, ANN, "/imagine a fox, once")
+    await bot.wait_until_settled()
+    telegram.deliver_again(message)
+    telegram.send_text(chat, ANN, "/imagine the next one")
+    tasks = await bot.wait_until_settled(count=2)
+    assert [t["prompt"] for t in tasks] == ["a fox, once", "the next one"]
+    assert len(kie.created) == 2
+    reserves = bot.rows("SELECT task_id FROM ledger WHERE kind = 'reserve' ORDER BY id")
+    assert [r["task_id"] for r in reserves] == [t["id"] for t in tasks]

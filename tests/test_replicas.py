@@ -6,6 +6,7 @@ SQLite bot up with `storage.copy_to_postgres`."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import pytest
 
 from bot.core.lifecycle import TaskKind
 from fakes.audit import audit
-from fakes.kie import FakeKie, Scenario
+from fakes.kie import HELD, FakeKie, Scenario
 from fakes.postgres import ThrowawayPostgres, run_sql
 from fakes.replicas import ROOT, Replicas
 from fakes.telegram import FakeTelegram, FakeUser
@@ -261,6 +262,59 @@ async def test_a_429_and_an_outage_met_by_one_replica_hold_every_replica(
     assert len(alerts) == 2, alerts  # out of credits, then back: once each
     assert alerts[0].startswith("⚠️ The kie account is out of credits")
     assert alerts[1] == "✅ The kie account is back in rotation."
+
+
+async def test_a_frozen_replica_woken_after_its_tasks_were_taken_over_repeats_nothing(
+    telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
+) -> None:
+    # Two replicas, leases of 3 s. One is frozen (SIGSTOP) while the upstream works on its
+    # tasks; the other takes them over and delivers them; the frozen one is woken. Every
+    # move is conditional on the task's state: no second create, no second album, one
+    # charge each.
+    kie.scenario = HELD
+    replicas = Replicas(
+        telegram, kie, bot_database, 2, settings={"TASK_LEASE": "3"}, log_folder=tmp_path
+    )
+    await replicas.start()
+    try:
+        for user in USERS[:6]:
+            telegram.send_text(telegram.private_chat(user), user, f"/imagine frozen {user.id}")
+        await eventually(lambda: len(kie.created) == 6)
+        await eventually(
+            lambda: len(run_sql(bot_database, "SELECT id FROM tasks WHERE state = 'running'")) == 6
+        )
+        owners = Counter(row[0] for row in run_sql(bot_database, "SELECT claimed_by FROM tasks"))
+        frozen_name = owners.most_common(1)[0][0]
+        frozen = next(r for r in replicas.replicas if r.name == frozen_name)
+        assert frozen.process is not None
+        frozen.process.send_signal(signal.SIGSTOP)
+        try:
+            await eventually(
+                lambda: (
+                    not run_sql(
+                        bot_database, "SELECT id FROM tasks WHERE claimed_by = ?", (frozen_name,)
+                    )
+                )
+            )
+            for task in kie.created:
+                kie.finish(task)
+            await until_settled(bot_database, 6, 60)
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+        # Woken, each of its workers reads its task's state anew, finds it delivered, and
+        # ends: nothing is done twice.
+        for _ in range(600):
+            health = await frozen.health()
+            if health is not None and health.get("tasks_in_flight") == 0:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the woken replica still works: {health}")
+    finally:
+        await replicas.stop()
+    check_once_and_balanced(telegram, bot_database)
+    assert len(kie.created) == 6
+    assert kie.create_attempts == 6
 
 
 async def test_a_callback_at_a_replica_that_does_not_hold_the_task(

@@ -423,6 +423,9 @@ async def test_processes_sharing_a_pace_reserve_moments_one_interval_apart(
     assert [round(m, 6) for m in moments] == [0, 0, 0, 1, 2, 3]
     # Another chat is not held up by this one, only by all chats' pace (not yet full).
     assert await paces[0].reserve(6, chat, every, now=1000.0) == 1000.0
+    # Asking when the next would leave books nothing.
+    assert await paces[1].next_free(5, chat, every, now=1000.0) == pytest.approx(1004.0)
+    assert await paces[0].next_free(5, chat, every, now=1000.0) == pytest.approx(1004.0)
     await paces[1].forget(before=2000.0)
     assert await paces[1].reserve(5, chat, every, now=1000.0) == 1000.0  # forgotten: empty
     for handle in handles:

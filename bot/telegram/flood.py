@@ -29,6 +29,11 @@ _log = logging.getLogger(__name__)
 # Replicas' shared paces (a chat's, all chats') run at this share of the limits.
 SHARED_MARGIN = 0.9
 
+# With replicas, a message that can wait (a status edit) reserves its moment in the shared
+# paces only once that moment is this near: it never books a slot far ahead, in front of a
+# result another replica is about to send.
+SHARED_SOON = 1.0
+
 # More Bot API calls than this queued or in flight: skip what can be skipped.
 BUSY_AT = 20
 
@@ -218,7 +223,7 @@ class FloodControl(AIORateLimiter):
         await self._overall.acquire(priority)
         if self._shared is not None:
             try:
-                await self._wait_for_shared(chat_id)
+                await self._wait_for_shared(chat_id, priority)
             except Exception as error:
                 # The database is away: this process's own pace still holds; a message is
                 # never lost to the shared one.
@@ -226,15 +231,22 @@ class FloodControl(AIORateLimiter):
                     self._shared_failed_at = time.time()
                     _log.warning("shared Telegram pace unavailable (%s): pacing alone", error)
 
-    async def _wait_for_shared(self, chat_id: int) -> None:
+    async def _wait_for_shared(self, chat_id: int, priority: int) -> None:
         assert self._shared is not None
         limits = self._limits
         own = limits.group if chat_id < 0 else limits.private_chat
-        now = time.time()
         # The shared paces keep a tenth in hand: messages of several processes reach
         # Telegram with more jitter than one process's.
         every = Bucket(limits.overall[0], limits.overall[0] / limits.overall[1] * SHARED_MARGIN)
         chat = Bucket(own[0], own[0] / own[1] * SHARED_MARGIN)
+        # What can wait books only a moment that comes soon: results (of any replica) are
+        # booked ahead of it meanwhile.
+        while priority >= BEST_EFFORT:
+            free = await self._shared.next_free(chat_id, chat, every, now=time.time())
+            if free <= time.time() + SHARED_SOON:
+                break
+            await asyncio.sleep(min(free - time.time(), SHARED_SOON))
+        now = time.time()
         leave_at = await self._shared.reserve(chat_id, chat, every, now=now)
         if now - self._pruned_at > 60:
             self._pruned_at = now

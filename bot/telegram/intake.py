@@ -79,6 +79,8 @@ class Intake:
             aspect_ratio=parsed.aspect_ratio,
             message_thread_id=message.message_thread_id if message.is_topic_message else None,
             request_message_id=message.message_id,
+            # Delivered again (a webhook a killed replica never answered): the same task.
+            request_key=f"{message.chat_id}:{message.message_id}",
         )
 
     def again(self, task: Task, user_id: int, lang: Lang, answer_to: int) -> NewTask:
