@@ -132,6 +132,12 @@ async def run(kind: str, tasks: int, chats: int, postgres: ThrowawayPostgres) ->
     line("Telegram 429s", f"{telegram.flood_errors}", "0")
     line("lost", f"{lost}", "0")
     line("duplicated", f"{duplicated}", "0")
+    if duplicated:
+        print(
+            f"   (a second album: {len(found.extra_albums)}, a second task for a message:"
+            f" {sum(1 for n in by_message.values() if n > 1)}, an upstream task made twice:"
+            f" {sum(1 for n in prompts.values() if n > 1)})"
+        )
     line("ledger rows not explaining a task", f"{len(found.unexplained)}", "0")
     line("reported and refunded", f"{dict(reported) or 0}", "(informational)")
     line("requests recorded (first → last)", f"{intake:.1f} s", "(informational)")

@@ -429,6 +429,13 @@ class TaskRepository:
         # Sorted here: an ORDER BY id would lead SQLite to scan the whole table instead.
         return sorted((Task.from_row(row) for row in rows), key=lambda task: task.id)
 
+    async def holds(self, task_id: int, owner: str) -> bool:
+        """Whether `owner` still holds its claim on the task (nobody took it over)."""
+        row = await self._db.fetch_one(
+            "SELECT 1 FROM tasks WHERE id = ? AND claimed_by = ?", (task_id, owner)
+        )
+        return row is not None
+
     async def renew_claims(self, owner: str, *, until: float) -> set[int]:
         """Renew `owner`'s leases; returns the tasks it holds."""
         # Unfinished tasks only: the index on them keeps this cheap in a database of

@@ -35,6 +35,7 @@ from bot.engine.upstream import UpstreamSide
 from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
 from bot.providers import ErrorKind, ProviderError, UpstreamState
+from bot.telegram import flood
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.delivery import Deliverer
 from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
@@ -347,6 +348,10 @@ class Engine:
         )
         if first is None:
             return  # finished, or another process holds it
+        # Every Telegram call about the task leaves only while the claim is still this
+        # process's: one frozen past its lease, whose task another process took over and
+        # delivered, sends nothing of what it had queued when it wakes.
+        flood.fence(lambda: self._tasks.holds(task_id, self._owner))
         if first.state in _UPSTREAM_HAS_IT:
             self._scheduler.hold(task_id, first.account)  # it holds a slot of its account
         job = self._jobs[task_id] = Job(task_id)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +72,20 @@ _ticket: ContextVar[Ticket | None] = ContextVar("flood_ticket", default=None)
 
 
 _priority: ContextVar[int] = ContextVar("flood_priority", default=URGENT)
+
+
+class Fenced(Exception):
+    """A call about a task this process no longer holds (another replica took it over while
+    this one was frozen or cut off): never sent."""
+
+
+_fence: ContextVar[Callable[[], Awaitable[bool]] | None] = ContextVar("flood_fence", default=None)
+
+
+def fence(still_mine: Callable[[], Awaitable[bool]]) -> None:
+    """The calls the current asyncio task (and those it starts) makes from here on are about
+    one task: each is sent only if `still_mine()` says so as it leaves, after its wait."""
+    _fence.set(still_mine)
 
 
 def best_effort() -> None:
@@ -190,6 +204,9 @@ class FloodControl(AIORateLimiter):
         held = _ticket.get()
         if held is not None:
             callback = _punching(held, callback)
+        still_mine = _fence.get()
+        if still_mine is not None:
+            callback = _fenced(still_mine, callback)
         chat_id = data.get("chat_id")
         message_to = chat_id if isinstance(chat_id, int) and endpoint in MESSAGE_METHODS else None
         self.pending += 1
@@ -271,6 +288,20 @@ class FloodControl(AIORateLimiter):
         except TelegramError as error:
             self._metrics.telegram_errors.labels(type(error).__name__).inc()
             raise
+
+
+def _fenced(
+    still_mine: Callable[[], Awaitable[bool]],
+    request: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+) -> Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]]:
+    """`request`, sent only if the task is still this process's as it leaves."""
+
+    async def fenced(*args: Any, **kwargs: Any) -> bool | JSONDict | list[JSONDict]:
+        if not await still_mine():
+            raise Fenced("the task was taken over by another process")
+        return await request(*args, **kwargs)
+
+    return fenced
 
 
 def _punching(
