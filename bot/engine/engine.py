@@ -396,11 +396,16 @@ class Engine:
                 _tlog(task).info("task %d: chat moved to %d", task.id, moved.new_chat_id)
                 if self._on_chat_migrated is not None:
                     await self._on_chat_migrated(task.chat_id, moved.new_chat_id)
+            except flood.Fenced:
+                _tlog(task).warning("task %d: taken over by another process: let go", task.id)
+                return
             except Exception:
                 # Whatever broke, the state in SQLite is still true: wait, then redo the step.
                 failures += 1
                 _tlog(task).exception("task %d: step %s failed (%d)", task.id, task.state, failures)
                 if failures >= policy.attempts:
+                    if not await self._tasks.holds(task.id, self._owner):
+                        return  # another process drives it now: its outcome is not ours
                     await self._give_up(task)
                     failures = 0
                     continue
