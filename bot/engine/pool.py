@@ -269,8 +269,7 @@ class Pool:
 
         def admit(state: AccountState) -> AccountState | None:
             now = self.now()
-            breaker = Breaker(self._policy)
-            breaker.load(state)
+            breaker = self._breaker(state)
             if now < state.paused_until or breaker.room(now) == 0:
                 return None
             breaker.sending(now)
