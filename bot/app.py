@@ -52,6 +52,7 @@ from bot.telegram.media import MediaFetcher
 from bot.telegram.permissions import Permissions
 from bot.telegram.polling import PollingLeader
 from bot.telegram.shop import Shop
+from bot.telegram.task_chat import TelegramChat
 from bot.web.routes import (
     TELEGRAM_PREFIX,
     WebDependencies,
@@ -257,17 +258,15 @@ async def run(
         bot=application.bot, pool=pool, served_files=served_files, public_url=public
     )
     engine = Engine(
-        bot=application.bot,
+        chat=TelegramChat(application.bot, deliverer, flood),
         tasks=tasks,
         pool=pool,
-        deliverer=deliverer,
         timing=timing,
         callback_url=task_callback_url if public else None,
         alerts=alerts,
         metrics=metrics,
         scheduler=Scheduler(pool, outage_wait=timing.outage_wait),
         on_chat_migrated=chats.migrate,
-        telegram_busy=flood.busy_for,
         owner=settings.instance_id,
         line_max_wait=settings.line_max_wait,
         clock=clock,

@@ -1,4 +1,4 @@
-"""The task engine: drives every task from its row in SQLite to a delivered result or a
+"""The task engine: drives every task from its row in the database to a delivered result or a
 reported failure, in background workers owned by the engine, never by a handler.
 
 A worker reads the task's state, does the one step that state calls for, records the
@@ -6,7 +6,8 @@ new state, and reads again. Because every step starts from what the database say
 same code serves a fresh task and one resumed after a restart. The steps lean on parts
 with one job each: the line (`scheduler.py`), the upstream (`upstream.py`), the status
 message (`status.py`) and the outcome in the chat (`results.py`); what the engine keeps
-in memory about a task is one `Job` (`job.py`).
+in memory about a task is one `Job` (`job.py`). The engine reaches the chat only through
+its port (`chat.py`), in its own terms: it imports nothing of Telegram.
 """
 
 from __future__ import annotations
@@ -19,14 +20,12 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from telegram.error import ChatMigrated
-
 from bot.core.lifecycle import FailureKind, TaskKind, TaskState
 from bot.core.line import HOUR, TYPICAL_SECONDS, LineLoad, LineTooLong, admit_to_line
 from bot.core.quota import Refusal
+from bot.engine.chat import Alerts, ChatMoved, ChatPort, ClaimLost, Sending
 from bot.engine.job import Job, reload
 from bot.engine.pool import Account, Need, Pool
-from bot.engine.port import TelegramPort
 from bot.engine.results import Results
 from bot.engine.scheduler import NoAccount, Scheduler, Withdrawn
 from bot.engine.status import StatusMessages
@@ -35,9 +34,6 @@ from bot.engine.upstream import UpstreamSide
 from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
 from bot.providers import ErrorKind, ProviderError, UpstreamState
-from bot.telegram import flood
-from bot.telegram.alerts import OperatorAlerts
-from bot.telegram.delivery import Deliverer
 from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
 from storage.turns import ahead_of_the_line
 from storage.upstream_pace import UpstreamPace
@@ -56,17 +52,15 @@ class Engine:
     def __init__(
         self,
         *,
-        bot: TelegramPort,
+        chat: ChatPort,
         tasks: TaskRepository,
         pool: Pool,
-        deliverer: Deliverer,
         timing: Timing | None = None,
         callback_url: Callable[[Task], str] | None = None,
-        alerts: OperatorAlerts | None = None,
+        alerts: Alerts | None = None,
         metrics: Metrics | None = None,
         scheduler: Scheduler | None = None,
         on_chat_migrated: Callable[[int, int], Awaitable[None]] | None = None,
-        telegram_busy: Callable[[int], bool] = lambda chat_id: False,
         owner: str = "engine",
         line_max_wait: float = 0.0,
         clock: Callable[[], float] = time.time,
@@ -97,17 +91,15 @@ class Engine:
             shared_pace=status_pace,
         )
         self._status = StatusMessages(
-            bot=bot,
+            chat=chat,
             tasks=tasks,
             cadence=self._timing.status,
             scheduler=self._scheduler,
-            telegram_busy=telegram_busy,
             unstoppable=self._unstoppable_task,
         )
         self._results = Results(
-            bot=bot,
+            chat=chat,
             tasks=tasks,
-            deliverer=deliverer,
             status=self._status,
             followups=pool.followups,
             metrics=self._metrics,
@@ -236,7 +228,7 @@ class Engine:
     async def stop(
         self, grace: float = 5.0, *, drop_queued: Callable[[], None] | None = None
     ) -> None:
-        """Stop all workers. Their tasks stay in SQLite and resume at the next start.
+        """Stop all workers. Their tasks stay in the database and resume at the next start.
 
         Waiting (polls, sleeps) stops at once; a message on its way to Telegram is given
         `grace` seconds to arrive and be recorded, so a restart does not send it again.
@@ -348,13 +340,13 @@ class Engine:
         )
         if first is None:
             return  # finished, or another process holds it
-        # Every Telegram call about the task leaves only while the claim is still this
-        # process's: one frozen past its lease, whose task another process took over and
-        # delivered, sends nothing of what it had queued when it wakes.
-        flood.fence(lambda: self._tasks.holds(task_id, self._owner))
         if first.state in _UPSTREAM_HAS_IT:
             self._scheduler.hold(task_id, first.account)  # it holds a slot of its account
-        job = self._jobs[task_id] = Job(task_id)
+        # Every call to the chat about the task leaves only while the claim is still this
+        # process's: one frozen past its lease, whose task another process took over and
+        # delivered, sends nothing of what it had queued when it wakes.
+        claim = Sending(lambda: self._tasks.holds(task_id, self._owner))
+        job = self._jobs[task_id] = Job(task_id, claim)
         # The status message goes out beside the upstream work, never in front of it.
         self._status.start(job, first)
         try:
@@ -391,16 +383,16 @@ class Engine:
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except ChatMigrated as moved:
+            except ChatMoved as moved:
                 # The group became a supergroup: its rows follow it, and the step is redone.
                 _tlog(task).info("task %d: chat moved to %d", task.id, moved.new_chat_id)
                 if self._on_chat_migrated is not None:
                     await self._on_chat_migrated(task.chat_id, moved.new_chat_id)
-            except flood.Fenced:
+            except ClaimLost:
                 _tlog(task).warning("task %d: taken over by another process: let go", task.id)
                 return
             except Exception:
-                # Whatever broke, the state in SQLite is still true: wait, then redo the step.
+                # Whatever broke, the state in the database is still true: wait, then redo the step.
                 failures += 1
                 _tlog(task).exception("task %d: step %s failed (%d)", task.id, task.state, failures)
                 if failures >= policy.attempts:
@@ -425,7 +417,7 @@ class Engine:
         """Take the task one state further; the task as that left it, if known."""
         match task.state:
             case TaskState.PENDING:
-                # Waiting in line can stop any time: the line is the pending rows in SQLite.
+                # Waiting in line can stop any time: the line is the pending rows in the database.
                 account = await self._wait_turn(job, task)
                 if account is None:
                     return None

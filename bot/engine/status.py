@@ -1,5 +1,6 @@
-"""A task's status message: posted when the task is taken, showing its place in line and
-then how long it has been working; at the end removed, or turned into the failure notice.
+"""A task's status message, told through the chat port (`chat.py`): posted when the task is
+taken, showing its place in line and then how long it has been working; at the end removed,
+or turned into the failure notice.
 
 Best effort throughout: results go first, a tick is skipped when the chat is backed up (the
 next shows the latest), and a status message still waiting to leave when its result is
@@ -15,16 +16,20 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram.constants import ChatAction
-from telegram.error import BadRequest, TelegramError
-
-from bot.core.catalog import Lang, text
 from bot.core.lifecycle import StatusCadence, TaskState
-from bot.engine.job import Job, placement, reload
-from bot.engine.port import TelegramPort
+from bot.engine.chat import (
+    Activity,
+    ChatError,
+    ChatPort,
+    InLine,
+    Outage,
+    Refused,
+    StatusView,
+    Working,
+)
+from bot.engine.job import Job, reload
 from bot.engine.scheduler import Scheduler
 from bot.ops.logs import task_logger
-from bot.telegram import flood, rendering
 from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
@@ -39,18 +44,16 @@ class StatusMessages:
     def __init__(
         self,
         *,
-        bot: TelegramPort,
+        chat: ChatPort,
         tasks: TaskRepository,
         cadence: StatusCadence,
         scheduler: Scheduler,
-        telegram_busy: Callable[[int], bool],
         unstoppable: Unstoppable,
     ) -> None:
-        self._bot = bot
+        self._chat = chat
         self._tasks = tasks
         self._cadence = cadence
         self._scheduler = scheduler
-        self._telegram_busy = telegram_busy
         self._unstoppable = unstoppable
 
     def start(self, job: Job, task: Task) -> None:
@@ -63,27 +66,21 @@ class StatusMessages:
             return
         if task.inline_message_id is not None:
             return  # the inline message itself says the picture is being made
-        flood.best_effort()  # an acknowledgement: welcome, but results go first
-        job.status_ticket = flood.ticket()
-        where = placement(task)
+        # An acknowledgement: welcome, but results go first.
+        sending = job.status_sending = job.sending.later()
+        view = Working(None, max(0, int(time.time() - task.created_at)))
         try:
-            message = await self._bot.send_message(
-                task.chat_id,
-                rendering.status_text(Lang(task.lang), None, time.time() - task.created_at),
-                message_thread_id=where.message_thread_id,
-                reply_parameters=where.reply_parameters,
-            )
-        except TelegramError as error:
+            message_id = await self._chat.post_status(task, view, sending)
+        except ChatError as error:
             _tlog(task).warning("task %d: could not post the status message: %s", task.id, error)
             return
-        await self._tasks.note_status_message(task.id, message.message_id)
-        job.status_shown = message.text_html or ""
+        await self._tasks.note_status_message(task.id, message_id)
+        job.status_shown = view
 
     async def show_places(self, job: Job, task: Task) -> None:
         """While the task waits in line: its place, edited in as the line moves."""
         if task.inline_message_id is not None:
             return
-        flood.best_effort()
         # A place is news worth far fewer edits than a running task's clock.
         interval = 3 * self._cadence.interval(is_group=task.is_group)
         shown: tuple[int, bool] | None = None
@@ -91,7 +88,7 @@ class StatusMessages:
             place = self._scheduler.position(task.id)
             stranded = self._scheduler.stranded_until(task.id)
             if place is not None and (place, stranded is not None) != shown:
-                if self._telegram_busy(task.chat_id):
+                if self._chat.busy(task.chat_id):
                     await asyncio.sleep(interval)  # the chat is backed up: try again later
                     continue
                 shown = (place, stranded is not None)
@@ -110,59 +107,58 @@ class StatusMessages:
         self, job: Job, task: Task, place: int, stranded_until: float | None
     ) -> None:
         current = await self.settled(job, task)
-        lang = Lang(task.lang)
+        wanted: StatusView
         if stranded_until is None:
-            wanted = text(lang, "status.in_line", place=place)
+            wanted = InLine(place)
         else:
             # Every account that could do it is out: it waits for one, for a while.
             left = stranded_until - self._scheduler.pool.now()
-            wanted = text(lang, "status.outage", minutes=max(1, math.ceil(left / 60)))
+            wanted = Outage(max(1, math.ceil(left / 60)))
         if current.status_message_id is None or wanted == job.status_shown:
             return
         try:
-            await self._bot.edit_message_text(wanted, task.chat_id, current.status_message_id)
+            await self._chat.edit_status(
+                task, current.status_message_id, wanted, job.sending.later()
+            )
             job.status_shown = wanted
-        except TelegramError as error:
+        except ChatError as error:
             _tlog(task).info("task %d: place in line not shown: %s", task.id, error)
 
     async def tick(self, job: Job, task: Task) -> None:
         """While the task runs upstream: "sending photo…" and the seconds it has worked."""
         if task.inline_message_id is not None:
             return  # no chat to show it in
-        flood.best_effort()
-        lang = Lang(task.lang)
         interval = self._cadence.interval(is_group=task.is_group)
         while True:
-            if not self._telegram_busy(task.chat_id):
-                await self.chat_action(task, ChatAction.UPLOAD_PHOTO)
+            if not self._chat.busy(task.chat_id):
+                await self.show_activity(job, task, Activity.MAKING_PHOTO)
             # Up to half again, never less (groups must keep to their pace): tasks started
             # together would otherwise all tick in the same instant, and a burst of hundreds
             # of edits delays the results queued behind it.
             await asyncio.sleep(interval * random.uniform(1.0, 1.5))
-            if self._telegram_busy(task.chat_id):
+            if self._chat.busy(task.chat_id):
                 continue  # results first: this tick's edit is dropped, the next shows the latest
             current = await self._tasks.get(task.id)
             if current is None or current.status_message_id is None:
                 continue
-            wanted = rendering.status_text(lang, job.seen, time.time() - task.created_at)
+            wanted = Working(job.seen, max(0, int(time.time() - task.created_at)))
             if wanted == job.status_shown:  # what the message says now
                 continue
             try:
-                await self._bot.edit_message_text(wanted, task.chat_id, current.status_message_id)
+                await self._chat.edit_status(
+                    task, current.status_message_id, wanted, job.sending.later()
+                )
                 job.status_shown = wanted
-            except BadRequest as error:
-                if "not modified" not in str(error).lower():
-                    _tlog(task).info("task %d: status edit refused: %s", task.id, error)
-                    return
-            except TelegramError as error:
+            except Refused as error:
+                _tlog(task).info("task %d: status edit refused: %s", task.id, error)
+                return
+            except ChatError as error:
                 _tlog(task).info("task %d: status edit failed: %s", task.id, error)
 
-    async def chat_action(self, task: Task, action: ChatAction) -> None:
+    async def show_activity(self, job: Job, task: Task, activity: Activity) -> None:
         try:
-            await self._bot.send_chat_action(
-                task.chat_id, action, message_thread_id=task.message_thread_id
-            )
-        except TelegramError as error:
+            await self._chat.show_activity(task, activity, job.sending.later())
+        except ChatError as error:
             _tlog(task).info("task %d: chat action failed: %s", task.id, error)
 
     async def settled(self, job: Job, task: Task) -> Task:
@@ -174,17 +170,17 @@ class StatusMessages:
     def withdraw(self, job: Job) -> None:
         """When Telegram is backed up, the outcome may be known before the status message
         has left: then it never goes, saving the chat two messages (it and its removal)."""
-        post, ticket = job.status_post, job.status_ticket
-        if post is not None and not post.done() and ticket is not None and not ticket.gone:
+        post, sending = job.status_post, job.status_sending
+        if post is not None and not post.done() and sending is not None and not sending.gone:
             post.cancel()
 
-    async def remove(self, task: Task) -> None:
+    async def remove(self, job: Job, task: Task) -> None:
         """Delete the status message; `task` as read after it settled (`settled`)."""
         if task.status_message_id is None:
             return
         try:
-            await self._bot.delete_message(task.chat_id, task.status_message_id)
-        except TelegramError as error:
+            await self._chat.remove_status(task, task.status_message_id, job.sending)
+        except ChatError as error:
             _tlog(task).info("task %d: could not delete the status message: %s", task.id, error)
 
 

@@ -10,10 +10,11 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from telegram._utils.types import JSONDict
 from telegram.error import NetworkError, TelegramError
@@ -60,18 +61,11 @@ class Stopping(NetworkError):
     """A call that was still waiting for its turn when the bot stopped: never sent."""
 
 
-class Ticket:
+class Ticket(Protocol):
     """Held by a call that may still be withdrawn while it waits for its turn: `gone` once
     the request has left (or is leaving) for Telegram, and cancelling it no longer helps."""
 
-    def __init__(self) -> None:
-        self.gone = False
-
-
-_ticket: ContextVar[Ticket | None] = ContextVar("flood_ticket", default=None)
-
-
-_priority: ContextVar[int] = ContextVar("flood_priority", default=URGENT)
+    gone: bool
 
 
 class Fenced(Exception):
@@ -79,25 +73,30 @@ class Fenced(Exception):
     this one was frozen or cut off): never sent."""
 
 
+_priority: ContextVar[int] = ContextVar("flood_priority", default=URGENT)
+_ticket: ContextVar[Ticket | None] = ContextVar("flood_ticket", default=None)
 _fence: ContextVar[Callable[[], Awaitable[bool]] | None] = ContextVar("flood_fence", default=None)
 
 
-def fence(still_mine: Callable[[], Awaitable[bool]]) -> None:
-    """The calls the current asyncio task (and those it starts) makes from here on are about
-    one task: each is sent only if `still_mine()` says so as it leaves, after its wait."""
-    _fence.set(still_mine)
-
-
-def best_effort() -> None:
-    """The calls the current asyncio task makes from here on can wait: results go first."""
-    _priority.set(BEST_EFFORT)
-
-
-def ticket() -> Ticket:
-    """A ticket for the calls the current asyncio task makes from here on."""
-    held = Ticket()
-    _ticket.set(held)
-    return held
+@contextmanager
+def about_a_task(
+    *, urgent: bool, still_mine: Callable[[], Awaitable[bool]], ticket: Ticket
+) -> Iterator[None]:
+    """The calls made inside are about one task: results and failures (`urgent`) go ahead
+    of what can wait (status messages, chat actions) in every queue; each is sent only if
+    `still_mine()` says so as it leaves, after its wait, else `Fenced`; `ticket.gone` is set
+    as the first one leaves."""
+    tokens = (
+        _priority.set(URGENT if urgent else BEST_EFFORT),
+        _fence.set(still_mine),
+        _ticket.set(ticket),
+    )
+    try:
+        yield
+    finally:
+        _ticket.reset(tokens[2])
+        _fence.reset(tokens[1])
+        _priority.reset(tokens[0])
 
 
 # The calls Telegram's per-chat limits count: messages sent, and (to be safe) edited. They

@@ -1,0 +1,248 @@
+"""The engine on its own, through its ports: no Telegram library, no HTTP. A task's chat is
+`fakes.chat.RecordingChat` (what each chat was told, fenced by the claim as the real port
+is), its upstream `MemoryUpstream`; the database is the real one (SQLite, or PostgreSQL on
+the second run). Claims, failover and takeover are driven in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.core.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskKind, TaskState
+from bot.engine.engine import Engine, RetryPolicy, Timing
+from bot.engine.pool import Pool
+from bot.providers import AccountConfig
+from bot.settings import ProviderName
+from fakes.chat import MemoryUpstream, RecordingChat, Told, unavailable
+from fakes.telegram import WAIT
+from storage.accounts import AccountStates
+from storage.chats import ChatRepository
+from storage.database import Database
+from storage.tasks import NewTask, Task, TaskRepository
+from tests.conftest import eventually
+
+QUICK = Timing(
+    poll=PollSchedule(
+        first=0.02, fast=0.02, fast_until=5, medium=0.1, medium_until=10, slow=0.2, timeout=120
+    ),
+    status=StatusCadence(private=0.05, group=0.05),
+    create_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
+    step_retry=RetryPolicy(attempts=3, initial=0.01, maximum=0.05),
+    status_reads=(1000, 1),
+    account_checks=(0.05, 0.1),
+    places=0.1,
+)
+
+
+class Cluster:
+    """Engines ("replicas") over one database and one set of upstream accounts, telling one
+    shared log what reached the chats."""
+
+    def __init__(self, database: Database, upstreams: list[MemoryUpstream]) -> None:
+        self.database = database
+        self.tasks = TaskRepository(database)
+        self.upstreams = upstreams
+        self.told: list[Told] = []
+        self.engines: list[Engine] = []
+        self.pools: list[Pool] = []
+
+    async def replica(
+        self, name: str, *, clock: Callable[[], float] = time.time
+    ) -> tuple[Engine, RecordingChat]:
+        configs = [
+            AccountConfig(
+                name=upstream.name,
+                provider=ProviderName.KIE,
+                api_key=SecretStr("unused"),
+                max_concurrent=5,
+                max_tasks_per_hour=100,
+            )
+            for upstream in self.upstreams
+        ]
+        pool = Pool(
+            list(zip(configs, self.upstreams, strict=True)),
+            states=AccountStates(self.database),
+            breaker=QUICK.breaker,
+        )
+        chat = RecordingChat(name, self.told)
+        engine = Engine(
+            chat=chat,
+            tasks=self.tasks,
+            pool=pool,
+            timing=QUICK,
+            owner=name,
+            clock=clock,
+            on_chat_migrated=ChatRepository(self.database).migrate,
+        )
+        await engine.start()
+        self.engines.append(engine)
+        self.pools.append(pool)
+        return engine, chat
+
+    def calls(self, call: str) -> list[Told]:
+        return [told for told in self.told if told.call == call]
+
+    async def settled(self, task_id: int) -> Task:
+        """The task once it is final (delivered, or its failure reported)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT
+        while True:
+            task = await self.tasks.get(task_id)
+            if task is not None and task.state in (TaskState.DELIVERED, TaskState.REPORTED):
+                return task
+            if loop.time() > deadline:
+                raise TimeoutError(f"task {task_id} never settled: {task}")
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def open_database(bot_database: Path | str) -> AsyncIterator[Database]:
+    database = await Database.open(bot_database)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def cluster_of(open_database: Database) -> AsyncIterator[Callable[..., Cluster]]:
+    made: list[Cluster] = []
+
+    def build(*upstreams: MemoryUpstream) -> Cluster:
+        cluster = Cluster(open_database, list(upstreams))
+        made.append(cluster)
+        return cluster
+
+    yield build
+    for cluster in made:
+        for engine in cluster.engines:
+            await engine.stop(grace=1.0)
+        for pool in cluster.pools:
+            await pool.aclose()
+
+
+def image_request(chat_id: int = 1, prompt: str = "a red fox") -> NewTask:
+    return NewTask(
+        kind=TaskKind.TEXT_TO_IMAGE,
+        chat_id=chat_id,
+        chat_type="private" if chat_id > 0 else "group",
+        user_id=7,
+        lang="en",
+        prompt=prompt,
+        aspect_ratio="1:1",
+        request_message_id=10,
+    )
+
+
+async def submitted(engine: Engine, new: NewTask) -> Task:
+    task = await engine.submit(new)
+    assert isinstance(task, Task)
+    return task
+
+
+async def test_a_task_is_told_to_its_chat_in_the_engines_own_terms(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_of(MemoryUpstream("kie"))
+    engine, _ = await cluster.replica("a")
+    task = await submitted(engine, image_request())
+
+    done = await cluster.settled(task.id)
+
+    assert done.state is TaskState.DELIVERED
+    calls = [told.call for told in cluster.told if told.call != "show_activity"]
+    # The status message first (it may show progress), the album, its buttons, then the
+    # status message goes.
+    assert calls[0] == "post_status"
+    assert calls[-3:] == ["send_result", "send_buttons", "remove_status"]
+    assert set(calls[1:-3]) <= {"edit_status"}
+    [result] = cluster.calls("send_result")
+    assert len(result.detail) == 6  # type: ignore[arg-type]
+    assert len(done.album_message_ids) == 6
+    assert done.buttons_message_id is not None
+
+
+async def test_an_account_that_refuses_the_create_hands_the_task_to_the_next(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    down, up = MemoryUpstream("first"), MemoryUpstream("second")
+    down.refuse = unavailable()
+    cluster = cluster_of(down, up)
+    engine, _ = await cluster.replica("a")
+
+    tasks = [await submitted(engine, image_request(chat_id=n)) for n in (1, 2, 3)]
+    done = [await cluster.settled(task.id) for task in tasks]
+
+    assert [task.state for task in done] == [TaskState.DELIVERED] * 3
+    assert {task.account for task in done} == {"second"}
+    assert len(up.created) == 3
+    assert not down.created
+    assert sorted(told.chat_id for told in cluster.calls("send_result")) == [1, 2, 3]
+
+
+async def test_a_task_taken_over_is_told_only_by_its_new_holder(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    """Replica "a" drives a task; replica "b", whose clock is past a's lease (a seems dead
+    to it), takes it over. From then on every call "a" makes about the task is fenced:
+    the result reaches the chat once, from "b"."""
+    upstream = MemoryUpstream("kie", hold=True)
+    cluster = cluster_of(upstream)
+    a, chat_a = await cluster.replica("a")
+    task = await submitted(a, image_request())
+    await eventually(lambda: upstream.created and cluster.calls("post_status"))
+
+    later = QUICK.lease * 2
+    _, chat_b = await cluster.replica("b", clock=lambda: time.time() + later)
+    for _ in range(int(WAIT / 0.02)):
+        if await cluster.tasks.holds(task.id, "b"):
+            break
+        await asyncio.sleep(0.02)
+    assert await cluster.tasks.holds(task.id, "b")
+    # "a" still ticks its status message; nothing of it leaves any more.
+    fenced_before = chat_a.fenced
+    await eventually(lambda: chat_a.fenced > fenced_before)
+    upstream.finish()
+
+    done = await cluster.settled(task.id)
+    assert done.state is TaskState.DELIVERED
+    assert [told.by for told in cluster.calls("send_result")] == ["b"]
+    assert [told.by for told in cluster.calls("send_buttons")] == ["b"]
+    assert len(upstream.created) == 1  # "b" watched the same upstream task: no second create
+    assert chat_b.fenced == 0
+
+
+async def test_a_chat_closed_to_the_bot_fails_the_task_and_is_not_asked_again(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    cluster = cluster_of(MemoryUpstream("kie"))
+    engine, chat = await cluster.replica("a")
+    chat.closed.add(5)
+    task = await submitted(engine, image_request(chat_id=5))
+
+    done = await cluster.settled(task.id)
+
+    assert done.state is TaskState.REPORTED
+    assert done.failure_kind is FailureKind.DELIVERY
+    assert cluster.calls("send_result") == []
+
+
+async def test_a_group_that_moved_gets_its_result_at_its_new_id(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    upstream = MemoryUpstream("kie", hold=True)
+    cluster = cluster_of(upstream)
+    engine, chat = await cluster.replica("a")
+    task = await submitted(engine, image_request(chat_id=-100))
+    await eventually(lambda: upstream.created)
+    chat.moved[-100] = -1001  # it became a supergroup meanwhile
+    upstream.finish()
+
+    done = await cluster.settled(task.id)
+
+    assert done.state is TaskState.DELIVERED
+    assert done.chat_id == -1001
+    assert [told.chat_id for told in cluster.calls("send_result")] == [-1001]
