@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.line import LineLoad, LineTooLong, admit_to_line, expected_wait, turn_for
+from bot.core.line import (
+    LineLoad,
+    LineTooLong,
+    admit_to_line,
+    expected_wait,
+    turn_for,
+    wait_at_place,
+)
 
 
 def load(waiting: int, running: int, *, created: int = 0, slots: int = 2) -> LineLoad:
@@ -28,6 +35,17 @@ def test_the_hourly_caps_hold_the_line_past_the_hour_s_creates() -> None:
 
 def test_no_account_in_rotation_leaves_it_to_the_outage_wait() -> None:
     assert expected_wait(load(10, 0, slots=0), 20.0) == 0.0
+
+
+def test_a_place_in_line_waits_for_the_tasks_ahead_of_it_only() -> None:
+    # Two slots, both busy; ten wait. The first in line goes as the first slot frees (one
+    # task's time, at worst), the fifth in the third wave; the tasks behind do not count.
+    line = load(10, 2)
+    assert wait_at_place(line, 1, 20.0) == pytest.approx(10.0)
+    assert wait_at_place(line, 5, 20.0) == pytest.approx(50.0)
+    assert wait_at_place(line, 5, 20.0) == wait_at_place(load(4, 2), 5, 20.0)
+    # With a slot free, the first in line waits for nothing.
+    assert wait_at_place(load(3, 1), 1, 20.0) == 0.0
 
 
 def test_refused_only_past_the_limit_and_never_without_one() -> None:

@@ -111,7 +111,11 @@ async def test_waiting_tasks_show_their_place_as_the_line_moves(
     third_status = bot.tasks()[2]["status_message_id"]
 
     def shown_place(n: int) -> bool:
-        return f"⏳ Waiting in line: number {n}" in status_texts(telegram, chat, third_status)
+        # One slot, taken; no task delivered yet, so a task is taken to last a typical 20 s:
+        # second in line, it waits about 40 s (shown as "about 1 min").
+        return f"⏳ Waiting in line: number {n}, about 1 min" in status_texts(
+            telegram, chat, third_status
+        )
 
     await telegram.wait_for(lambda: shown_place(2))
     kie.finish(kie.created[0])  # the second goes; the third moves up
@@ -122,7 +126,10 @@ async def test_waiting_tasks_show_their_place_as_the_line_moves(
     third = next(t for t in tasks if t["prompt"] == "third")
     shown = status_texts(telegram, chat, third["status_message_id"])
     places = [text for text in shown if text.startswith("⏳ Waiting in line")]
-    assert places == ["⏳ Waiting in line: number 2", "⏳ Waiting in line: number 1"]
+    assert places == [
+        "⏳ Waiting in line: number 2, about 1 min",
+        "⏳ Waiting in line: number 1, about 1 min",
+    ]
 
 
 async def test_an_upstream_429_holds_the_whole_line(

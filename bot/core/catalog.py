@@ -507,6 +507,10 @@ _MESSAGES: Final[dict[str, dict[Lang, str]]] = {
         Lang.EN: "⏳ Waiting in line: number {place}",
         Lang.RU: "⏳ В очереди: номер {place}",
     },
+    "status.in_line_wait": {
+        Lang.EN: "⏳ Waiting in line: number {place}, about {wait}",
+        Lang.RU: "⏳ В очереди: номер {place}, примерно {wait}",
+    },
     "status.outage": {
         Lang.EN: "⏳ The service is not answering right now. Your request waits for it, "
         "up to {minutes} min; if it does not come back by then, your credits are returned.",

@@ -56,6 +56,20 @@ def expected_wait(load: LineLoad, task_seconds: float) -> float:
     return max(by_slots, by_hour)
 
 
+def wait_at_place(load: LineLoad, place: int, task_seconds: float) -> float:
+    """Seconds a task at `place` in the line (1: next) waits for its create to leave: as a
+    new request would with only the `place - 1` tasks ahead of it waiting. The tasks ahead
+    are counted as taking as long as this one's kind."""
+    ahead = LineLoad(
+        waiting=max(0, place - 1),
+        running=load.running,
+        created_last_hour=load.created_last_hour,
+        slots=load.slots,
+        per_hour=load.per_hour,
+    )
+    return expected_wait(ahead, task_seconds)
+
+
 def admit_to_line(load: LineLoad, task_seconds: float, limit: float) -> LineTooLong | None:
     """None if a new request may join the line (`limit` 0: always); the refusal if not."""
     wait = expected_wait(load, task_seconds)

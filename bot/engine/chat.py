@@ -74,9 +74,10 @@ class Sending:
 
 @dataclass(frozen=True, slots=True)
 class InLine:
-    """Waiting in the line at `place` (1: next)."""
+    """Waiting in the line at `place` (1: next), for about `minutes` (None: not known)."""
 
     place: int
+    minutes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

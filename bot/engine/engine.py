@@ -21,7 +21,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from bot.core.lifecycle import FailureKind, TaskKind, TaskState
-from bot.core.line import HOUR, TYPICAL_SECONDS, LineLoad, LineTooLong, admit_to_line
+from bot.core.line import (
+    HOUR,
+    TYPICAL_SECONDS,
+    LineLoad,
+    LineTooLong,
+    admit_to_line,
+    wait_at_place,
+)
 from bot.core.quota import Refusal
 from bot.engine.chat import Alerts, ChatMoved, ChatPort, ClaimLost, Sending
 from bot.engine.job import Job, reload
@@ -96,6 +103,7 @@ class Engine:
             cadence=self._timing.status,
             scheduler=self._scheduler,
             unstoppable=self._unstoppable_task,
+            wait_at=self._wait_at,
         )
         self._results = Results(
             chat=chat,
@@ -105,6 +113,9 @@ class Engine:
             metrics=self._metrics,
             fail=self._fail,
         )
+        # The line's load for each kind, as last read (when, by the loop's clock), for the
+        # waits shown beside places.
+        self._loads: dict[TaskKind, tuple[float, LineLoad, float]] = {}
         self._jobs: dict[int, Job] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._unstoppable: set[asyncio.Task[Any]] = set()
@@ -270,6 +281,12 @@ class Engine:
         the limit (LINE_MAX_WAIT), counting every replica's tasks; None if it may join."""
         if self._line_max_wait <= 0:
             return None
+        load, seconds = await self._line_load(kind)
+        return admit_to_line(load, seconds, self._line_max_wait)
+
+    async def _line_load(self, kind: TaskKind) -> tuple[LineLoad, float]:
+        """What the whole line holds for tasks of this kind (every replica's, from the
+        database), and how long one such task takes (the recent median, or typical)."""
         now = self._pool.now()
         open_ = [a for a in self._pool.capable(Need(kind)) if a.in_rotation(now)]
         counts = await self._tasks.count_unfinished()
@@ -283,7 +300,17 @@ class Engine:
             per_hour=sum(a.config.max_tasks_per_hour for a in open_),
         )
         seconds = await self._tasks.recent_seconds(kind) or TYPICAL_SECONDS[kind]
-        return admit_to_line(load, seconds, self._line_max_wait)
+        return load, seconds
+
+    async def _wait_at(self, task: Task, place: int) -> float:
+        """Seconds the task, at `place` in the line, can expect to wait; the line's load is
+        read at most once per `Timing.places` for each kind, however many tasks wait."""
+        now = asyncio.get_running_loop().time()
+        known = self._loads.get(task.kind)
+        if known is None or now - known[0] > self._timing.places:
+            load, seconds = await self._line_load(task.kind)
+            known = self._loads[task.kind] = (now, load, seconds)
+        return wait_at_place(known[1], place, known[2])
 
     async def cancel(self, task: Task) -> bool:
         """Cancel a task still waiting for its turn (and refund it); False if it is past that."""

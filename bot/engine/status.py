@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bot.core.lifecycle import StatusCadence, TaskState
@@ -38,6 +38,8 @@ _log = logging.getLogger(__name__)
 _STATUS_SHOWN_IN = frozenset({TaskState.PENDING, TaskState.RUNNING})
 
 Unstoppable = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+# Seconds a task at this place in the line waits for its turn; None if not known.
+WaitAt = Callable[[Task, int], Awaitable["float | None"]]
 
 
 class StatusMessages:
@@ -49,12 +51,14 @@ class StatusMessages:
         cadence: StatusCadence,
         scheduler: Scheduler,
         unstoppable: Unstoppable,
+        wait_at: WaitAt | None = None,
     ) -> None:
         self._chat = chat
         self._tasks = tasks
         self._cadence = cadence
         self._scheduler = scheduler
         self._unstoppable = unstoppable
+        self._wait_at = wait_at
 
     def start(self, job: Job, task: Task) -> None:
         """Post the status message beside the task's work (a send that, once begun, is
@@ -109,7 +113,8 @@ class StatusMessages:
         current = await self.settled(job, task)
         wanted: StatusView
         if stranded_until is None:
-            wanted = InLine(place)
+            wait = await self._wait(task, place)
+            wanted = InLine(place, None if wait is None else max(1, math.ceil(wait / 60)))
         else:
             # Every account that could do it is out: it waits for one, for a while.
             left = stranded_until - self._scheduler.pool.now()
@@ -123,6 +128,15 @@ class StatusMessages:
             job.status_shown = wanted
         except ChatError as error:
             _tlog(task).info("task %d: place in line not shown: %s", task.id, error)
+
+    async def _wait(self, task: Task, place: int) -> float | None:
+        if self._wait_at is None:
+            return None
+        try:
+            return await self._wait_at(task, place)
+        except Exception:
+            _tlog(task).warning("task %d: expected wait not known", task.id, exc_info=True)
+            return None
 
     async def tick(self, job: Job, task: Task) -> None:
         """While the task runs upstream: "sending photo…" and the seconds it has worked."""

@@ -213,8 +213,11 @@ def placement(task: Task, *, reply_to: int | None = None) -> Placement:
 
 def status_text(lang: Lang, view: StatusView) -> str:
     match view:
-        case InLine(place):
+        case InLine(place, None):
             return text(lang, "status.in_line", place=place)
+        case InLine(place, minutes):
+            wait = rendering.duration_text(lang, (minutes or 1) * 60)
+            return text(lang, "status.in_line_wait", place=place, wait=wait)
         case Outage(minutes):
             return text(lang, "status.outage", minutes=minutes)
         case Working(seen, seconds):
