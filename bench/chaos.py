@@ -47,16 +47,16 @@ async def rows(url: str, sql: str) -> list[Any]:
     return await asyncio.to_thread(run_sql, url, sql)
 
 
-async def watch_takeover(url: str, held: dict[int, tuple[float, str]], killed_at: float) -> float:
-    """Seconds until every task in `held` (id → its lease and state at the kill) was driven
-    again by a live process."""
+async def watch_takeover(url: str, held: dict[int, tuple[str, str]], killed_at: float) -> float:
+    """Seconds until every task in `held` (id → its holder and state at the kill) was driven
+    again by a live process (another holds it, or it moved on)."""
     waiting = dict(held)
     while waiting:
-        now_rows = await rows(url, "SELECT id, claimed_until, state FROM tasks")
+        now_rows = await rows(url, "SELECT id, claimed_by, state FROM tasks")
         for row in now_rows:
-            task_id, until, state = row[0], row[1], row[2]
+            task_id, holder, state = row[0], row[1], row[2]
             if task_id in waiting and (
-                (until or 0) != waiting[task_id][0]
+                holder != waiting[task_id][0]
                 or state != waiting[task_id][1]
                 or state in ("delivered", "reported")
             ):
@@ -102,7 +102,7 @@ async def run(tasks: int, replicas_count: int, kill_every: float, restart_after:
                     row[0]: (row[1], row[2])
                     for row in await rows(
                         url,
-                        "SELECT id, claimed_until, state FROM tasks WHERE claimed_by = "
+                        "SELECT id, claimed_by, state FROM tasks WHERE claimed_by = "
                         f"'{victim.name}' AND state NOT IN ('delivered', 'reported')",
                     )
                 }

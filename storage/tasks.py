@@ -157,6 +157,12 @@ class Task:
 # Literally the condition of the `tasks_unfinished` partial index (0001_tasks.sql), so that
 # SQLite can use it: a condition with bound parameters does not let it.
 _UNFINISHED = "state NOT IN ('delivered', 'reported')"
+# A task a process may claim (parameters: the process, now): nobody holds it, the process
+# itself does, or the replica that does has let its heartbeat run out.
+_FREE_FOR = (
+    "(claimed_by IS NULL OR claimed_by = ? OR NOT EXISTS (SELECT 1 FROM replicas"
+    " WHERE replicas.name = tasks.claimed_by AND replicas.alive_until >= ?))"
+)
 # Telegram keeps at least one of the task's results as a photo or video it can send again.
 _HAS_FILE_ID = {
     "sqlite": "EXISTS (SELECT 1 FROM json_each(tasks.media_file_ids) WHERE value != '')",
@@ -406,28 +412,45 @@ class TaskRepository:
         )
         return [Task.from_row(row) for row in rows]
 
-    # --- claims: who drives an unfinished task; a lease, renewed while the work goes on -----
+    # --- claims: who drives an unfinished task, while its replica's heartbeat is alive ------
 
-    async def claim(self, task_id: int, owner: str, *, until: float, now: float) -> Task | None:
-        """Take the task for `owner` until `until`, and return it as it is now: if it is
-        unfinished and nobody else holds a live claim on it (a claim of `owner`'s own is
-        renewed). None if not."""
+    async def beat(self, owner: str, *, until: float) -> None:
+        """`owner` is alive until `until`: its claims hold till then (one row per replica,
+        however many tasks it holds)."""
+        await self._db.execute(
+            "INSERT INTO replicas (name, alive_until) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET alive_until = excluded.alive_until",
+            (owner, until),
+        )
+
+    async def claim(self, task_id: int, owner: str, *, now: float) -> Task | None:
+        """Take the task for `owner` and return it as it is now: if it is unfinished and
+        nobody else holds it (no claim, `owner`'s own, or a replica whose heartbeat ran out
+        by `now`). None if not."""
         row = await self._db.fetch_one(
-            f"UPDATE tasks SET claimed_by = ?, claimed_until = ? WHERE id = ? AND {_UNFINISHED}"
-            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?) RETURNING *",
-            (owner, until, task_id, owner, now),
+            f"UPDATE tasks SET claimed_by = ? WHERE id = ? AND {_UNFINISHED} AND {_FREE_FOR}"
+            " RETURNING *",
+            (owner, task_id, owner, now),
         )
         return Task.from_row(row) if row else None
 
     async def claimable(self, owner: str, *, now: float) -> list[Task]:
-        """Unfinished tasks `owner` may claim: unclaimed, its own, or their lease ran out."""
+        """Unfinished tasks `owner` may claim: unclaimed, its own, or their replica's
+        heartbeat ran out."""
         rows = await self._db.fetch_all(
-            f"SELECT * FROM tasks WHERE {_UNFINISHED}"
-            " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until < ?)",
-            (owner, now),
+            f"SELECT * FROM tasks WHERE {_UNFINISHED} AND {_FREE_FOR}", (owner, now)
         )
         # Sorted here: an ORDER BY id would lead SQLite to scan the whole table instead.
         return sorted((Task.from_row(row) for row in rows), key=lambda task: task.id)
+
+    async def claimable_ids(self, owner: str, *, now: float) -> dict[int, bool]:
+        """`claimable`, as task id → whether `owner` holds it already: two columns, for a
+        look every few seconds at however many tasks."""
+        rows = await self._db.fetch_all(
+            f"SELECT id, claimed_by FROM tasks WHERE {_UNFINISHED} AND {_FREE_FOR}",
+            (owner, now),
+        )
+        return {row[0]: row[1] == owner for row in rows}
 
     async def holds(self, task_id: int, owner: str) -> bool:
         """Whether `owner` still holds its claim on the task (nobody took it over)."""
@@ -436,20 +459,9 @@ class TaskRepository:
         )
         return row is not None
 
-    async def renew_claims(self, owner: str, *, until: float) -> set[int]:
-        """Renew `owner`'s leases; returns the tasks it holds."""
-        # Unfinished tasks only: the index on them keeps this cheap in a database of
-        # millions of finished ones.
-        rows = await self._db.fetch_all(
-            f"UPDATE tasks SET claimed_until = ? WHERE {_UNFINISHED} AND claimed_by = ?"
-            " RETURNING id",
-            (until, owner),
-        )
-        return {row[0] for row in rows}
-
     async def taken_from(self, owner: str, task_ids: Sequence[int]) -> set[int]:
-        """Which of these unfinished tasks `owner` no longer holds (its lease ran out while
-        it could not renew, and another process claimed them)."""
+        """Which of these unfinished tasks `owner` no longer holds (its heartbeat ran out
+        while it could not beat, and another process claimed them)."""
         if not task_ids:
             return set()
         marks = ", ".join("?" for _ in task_ids)
@@ -462,10 +474,12 @@ class TaskRepository:
 
     async def release_claims(self, owner: str) -> None:
         """`owner` stops: what it held is anyone's to pick up at once."""
-        await self._db.execute(
-            "UPDATE tasks SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?",
-            (owner,),
-        )
+        async with self._db.transaction() as connection:
+            await connection.execute(
+                f"UPDATE tasks SET claimed_by = NULL WHERE {_UNFINISHED} AND claimed_by = ?",
+                (owner,),
+            )
+            await connection.execute("DELETE FROM replicas WHERE name = ?", (owner,))
 
     # --- between processes: "read this task's status now" -----------------------------------
 

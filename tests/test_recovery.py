@@ -62,10 +62,18 @@ async def test_finished_tasks_are_left_alone_after_a_restart(
     assert len(kie.created) == 1
 
 
-async def crash_with(start_bot: StartBot, telegram: FakeTelegram, **row: object) -> None:
-    """Leave a task in the database as a crash at that point would, with the bot stopped."""
+async def crash_with(
+    start_bot: StartBot,
+    telegram: FakeTelegram,
+    alive: dict[str, float] | None = None,
+    **row: object,
+) -> None:
+    """Leave a task in the database as a crash at that point would, with the bot stopped;
+    `alive`: other replicas' heartbeats (name → alive until)."""
     bot = await start_bot()
     await bot.stop()
+    for name, until in (alive or {}).items():
+        bot.rows("INSERT INTO replicas (name, alive_until) VALUES (?, ?)", (name, until))
     values = {
         "kind": "text_to_image",
         "account": "kie",
@@ -155,21 +163,22 @@ async def test_a_task_another_process_holds_is_left_to_it_until_its_claim_runs_o
     await crash_with(
         start_bot,
         telegram,
+        alive={"replica-2": clock.now + 60},
         state="pending",
         claimed_by="replica-2",
-        claimed_until=clock.now + 60,
     )
     bot = await start_bot(clock=clock, timing=replace(FAST, lease=0.3))
-    # Its keeper looks every 0.1 s; replica-2's claim is alive: the task is not touched.
+    # Its keeper looks every 0.1 s; replica-2's heartbeat is alive: the task is not touched.
     await asyncio.sleep(0.5)
     assert kie.created == []
     assert bot.tasks()[0]["claimed_by"] == "replica-2"
-    clock.advance(61)  # replica-2 died: its claim runs out, and this process picks it up
+    clock.advance(61)  # replica-2 died: its heartbeat runs out, and this process picks it up
     [task] = await bot.wait_until_settled()
     assert task["state"] == "delivered"
     assert task["claimed_by"] == bot.settings.instance_id
     await bot.stop()
-    assert bot.tasks()[0]["claimed_by"] is None  # a stop lets go of what it held
+    # A stop lets go of what it held: its heartbeat is gone, so any claim left is free.
+    assert [row[0] for row in bot.rows("SELECT name FROM replicas")] == ["replica-2"]
 
 
 async def test_a_process_whose_lease_was_taken_stops_driving_the_task(
@@ -181,7 +190,10 @@ async def test_a_process_whose_lease_was_taken_stops_driving_the_task(
     bot = await start_bot(timing=replace(FAST, lease=0.3), max_concurrent_tasks=1)
     telegram.send_text(telegram.private_chat(ANN), ANN, "/imagine held elsewhere")
     await eventually(lambda: [t for t in bot.tasks() if t["state"] == "running"])
-    bot.rows("UPDATE tasks SET claimed_by = 'replica-2', claimed_until = ?", (time.time() + 600,))
+    bot.rows(
+        "INSERT INTO replicas (name, alive_until) VALUES ('replica-2', ?)", (time.time() + 600,)
+    )
+    bot.rows("UPDATE tasks SET claimed_by = 'replica-2'")
     await eventually(lambda: "taken over by another process" in caplog.text)
     async with httpx.AsyncClient() as client:
         for _ in range(500):  # its worker ends (nothing announces it)

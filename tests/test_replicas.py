@@ -63,7 +63,7 @@ async def until_settled(url: str, count: int, timeout: float) -> None:
     try:
         await eventually(lambda: settled(url, count), timeout)
     except TimeoutError:
-        rows = run_sql(url, "SELECT id, state, claimed_by, claimed_until FROM tasks ORDER BY id")
+        rows = run_sql(url, "SELECT id, state, claimed_by FROM tasks ORDER BY id")
         raise AssertionError(f"not settled: {[tuple(row) for row in rows]}") from None
 
 

@@ -135,48 +135,54 @@ async def test_one_upstream_task_belongs_to_one_task(bot_database: Path | str) -
     await database.close()
 
 
-async def test_a_task_is_claimed_by_one_process_until_its_lease_runs_out(
+async def test_a_task_is_claimed_by_one_process_while_its_heartbeat_lasts(
     bot_database: Path | str,
 ) -> None:
     database = await Database.open(bot_database)
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
-    racing = [tasks.claim(task.id, f"p{i}", until=160.0, now=100.0) for i in range(10)]
+    for i in range(10):
+        await tasks.beat(f"p{i}", until=160.0)
+    racing = [tasks.claim(task.id, f"p{i}", now=100.0) for i in range(10)]
     won = [claimed is not None for claimed in await asyncio.gather(*racing)]
     assert won.count(True) == 1
     owner = f"p{won.index(True)}"
     other = "p1" if owner != "p1" else "p2"
-    renewed = await tasks.claim(task.id, owner, until=170.0, now=110.0)  # its own: renewed
-    assert renewed is not None
-    assert renewed.id == task.id
-    assert None is await tasks.claim(task.id, other, until=200.0, now=169.0)
-    assert [t.id for t in await tasks.claimable(other, now=169.0)] == []
-    assert [t.id for t in await tasks.claimable(owner, now=169.0)] == [task.id]
-    await tasks.renew_claims(owner, until=300.0)
-    assert None is await tasks.claim(task.id, other, until=400.0, now=250.0)
-    # The owner died: once the lease has run out, the task is anyone's.
-    assert [t.id for t in await tasks.claimable(other, now=301.0)] == [task.id]
-    assert await tasks.claim(task.id, other, until=400.0, now=301.0) is not None
+    again = await tasks.claim(task.id, owner, now=110.0)  # its own: still its own
+    assert again is not None
+    assert again.id == task.id
+    assert None is await tasks.claim(task.id, other, now=159.0)
+    assert [t.id for t in await tasks.claimable(other, now=159.0)] == []
+    assert [t.id for t in await tasks.claimable(owner, now=159.0)] == [task.id]
+    assert await tasks.claimable_ids(owner, now=159.0) == {task.id: True}
+    await tasks.beat(owner, until=300.0)  # one row for the process, however many tasks
+    assert None is await tasks.claim(task.id, other, now=250.0)
+    # The owner died: once its heartbeat has run out, the task is anyone's.
+    assert await tasks.claimable_ids(other, now=301.0) == {task.id: False}
+    assert await tasks.claim(task.id, other, now=301.0) is not None
+    # The owner, woken, finds the task gone from it.
+    assert await tasks.taken_from(owner, [task.id]) == {task.id}
+    assert not await tasks.holds(task.id, owner)
     # A graceful stop lets go at once; a finished task is nobody's to claim.
     await tasks.release_claims(other)
-    assert await tasks.claim(task.id, owner, until=500.0, now=302.0) is not None
+    assert await tasks.claim(task.id, owner, now=302.0) is not None
     await tasks.mark_failed(task.id, FailureKind.REJECTED, at=303.0)
     await tasks.mark_reported(task.id)
-    assert None is await tasks.claim(task.id, other, until=600.0, now=1000.0)
+    assert None is await tasks.claim(task.id, other, now=1000.0)
     assert await tasks.claimable(other, now=1000.0) == []
     await database.close()
 
 
 @pytest.mark.sqlite_only
 async def test_claims_are_kept_up_on_unfinished_tasks_only_by_the_index(tmp_path: Path) -> None:
-    # Renewing claims every 20 s must not touch the finished tasks of years: the claim
-    # queries name the partial index's exact condition, so SQLite uses it.
-    from storage.tasks import _UNFINISHED
+    # Looking for tasks to pick up every few seconds must not read the finished tasks of
+    # years: the claim queries name the partial index's exact condition, so SQLite uses it.
+    from storage.tasks import _FREE_FOR, _UNFINISHED
 
     database = await Database.open(tmp_path / "db.sqlite3")
     plan = await database.fetch_all(
-        f"EXPLAIN QUERY PLAN UPDATE tasks SET claimed_until = 1 WHERE {_UNFINISHED}"
-        " AND claimed_by = 'me'"
+        f"EXPLAIN QUERY PLAN SELECT id, claimed_by FROM tasks WHERE {_UNFINISHED} AND {_FREE_FOR}",
+        ("me", 1.0),
     )
     assert "USING INDEX tasks_unfinished" in " ".join(str(row[3]) for row in plan)
     await database.close()

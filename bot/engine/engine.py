@@ -122,6 +122,7 @@ class Engine:
         self._keeper: asyncio.Task[None] | None = None
         self._checker: asyncio.Task[None] | None = None
         self._stopping = False
+        self._beat_at = 0.0  # when this process last wrote its heartbeat (by its clock)
 
     @property
     def in_flight(self) -> int:
@@ -132,6 +133,9 @@ class Engine:
         from then on keep this process's claims alive and pick up what others leave."""
         await self._pool.load()  # the accounts' state, as every process shares it
         await self._pool.on_change(self._account_changed)
+        # Alive first: the claims this process takes hold while its heartbeat does.
+        self._beat_at = self._clock()
+        await self._tasks.beat(self._owner, until=self._beat_at + self._timing.lease)
         unfinished = await self._tasks.claimable(self._owner, now=self._clock())
         if unfinished:
             _log.info("resuming %d unfinished tasks", len(unfinished))
@@ -197,36 +201,37 @@ class Engine:
             self._scheduler.look_again()
 
     async def _keep_claims(self) -> None:
-        """Renew this process's leases, and pick up tasks whose lease ran out."""
+        """Write this process's heartbeat (its claims hold while it is alive: one row, not
+        one per task), let go of tasks another process took over, and pick up the tasks no
+        live process holds."""
         every = self._timing.lease / 3
-        renewed_at = self._clock()
         while True:
             await asyncio.sleep(every)
             try:
-                held = await self._tasks.renew_claims(
-                    self._owner, until=self._clock() + self._timing.lease
-                )
+                now = self._clock()
+                await self._tasks.beat(self._owner, until=now + self._timing.lease)
+                claimable = await self._tasks.claimable_ids(self._owner, now=now)
+                held = {task_id for task_id, ours in claimable.items() if ours}
                 lost = await self._tasks.taken_from(
                     self._owner, [task_id for task_id in self._jobs if task_id not in held]
                 )
-                left = await self._tasks.claimable(self._owner, now=self._clock())
             except Exception:
-                _log.exception("claims not renewed; trying again")
-                if self._clock() - renewed_at > self._timing.lease * 2 / 3:
-                    # Our leases are about to run out: another process may take the tasks
+                _log.exception("heartbeat not written; trying again")
+                if self._clock() - self._beat_at > self._timing.lease * 2 / 3:
+                    # Our heartbeat is about to run out: another process may take the tasks
                     # any moment. Stop driving them (they are picked up again, by whoever
                     # holds them, once the database answers).
-                    self._let_go(list(self._jobs), "leases not renewed")
+                    self._let_go(list(self._jobs), "heartbeat not written")
                 continue
-            renewed_at = self._clock()
-            # Leases that ran out while this process could not renew (a stalled loop, a
-            # database away): another process drives those tasks now, and only one may.
+            self._beat_at = now
+            # Claims lost while this process could not beat (a stalled loop, a database
+            # away): another process drives those tasks now, and only one may.
             self._let_go(sorted(lost), "taken over by another process")
-            orphans = [t for t in left if t.id not in self._workers]
+            orphans = sorted(task_id for task_id in claimable if task_id not in self._workers)
             if orphans:
-                _log.info("picking up %d tasks no process holds", len(orphans))
-            for task in orphans:
-                self._spawn(task.id)
+                _log.info("picking up %d tasks no live process holds", len(orphans))
+            for task_id in orphans:
+                self._spawn(task_id)
 
     def _let_go(self, task_ids: Sequence[int], why: str) -> None:
         if task_ids:
@@ -361,10 +366,7 @@ class Engine:
         worker.add_done_callback(lambda _: self._workers.pop(task_id, None))
 
     async def _work(self, task_id: int) -> None:
-        now = self._clock()
-        first = await self._tasks.claim(
-            task_id, self._owner, until=now + self._timing.lease, now=now
-        )
+        first = await self._tasks.claim(task_id, self._owner, now=self._clock())
         if first is None:
             return  # finished, or another process holds it
         if first.state in _UPSTREAM_HAS_IT:
