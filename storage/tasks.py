@@ -188,9 +188,33 @@ def _encode(name: str, value: object) -> object:
     return value
 
 
+class ClaimLost(Exception):
+    """Nothing was done: the process no longer holds the task's claim (another took it
+    over while this one was frozen or cut off)."""
+
+
 class TaskRepository:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, *, holder: str | None = None) -> None:
         self._db = database
+        self._holder = holder  # moves and notes are fenced by this process's claim
+
+    def held_by(self, owner: str) -> TaskRepository:
+        """The same tasks, as the process `owner` drives them: every move and note of a
+        task made through this is written only while `owner` holds the task's claim (in
+        the same statement), else `ClaimLost`. A replica whose task was taken over can
+        change nothing of it."""
+        return TaskRepository(self._db, holder=owner)
+
+    def _fence(self) -> tuple[str, tuple[object, ...]]:
+        """The condition (and its parameter) that fences a write by the claim, if any."""
+        if self._holder is None:
+            return "", ()
+        return " AND claimed_by = ?", (self._holder,)
+
+    async def _not_moved(self, task_id: int) -> None:
+        """A fenced write changed nothing: raise `ClaimLost` if the claim is why."""
+        if self._holder is not None and not await self.holds(task_id, self._holder):
+            raise ClaimLost(f"task {task_id} is no longer {self._holder}'s")
 
     async def create(self, new: NewTask, charge: Charge | None = None) -> Task | Refusal:
         """Record a task and reserve its cost in one transaction, or refuse it unrecorded. A
@@ -509,12 +533,13 @@ class TaskRepository:
         task keeps waiting). The state `admit` returns is the account's from then on."""
         sources = tuple(sources_of(TaskState.SUBMITTING))
         marks = ", ".join("?" for _ in sources)
+        fence, held_by = self._fence()
         sql = (
             "UPDATE tasks SET state = ?, updated_at = ?, account = ?, submitted_at = ?"
-            f" WHERE id = ? AND state IN ({marks})"
+            f" WHERE id = ? AND state IN ({marks}){fence}"
         )
         params: tuple[object, ...] = (TaskState.SUBMITTING, time.time(), account, at, task_id)
-        params += sources
+        params += sources + held_by
         if caps is None and admit is None:
             moved = await self._db.execute(sql, params)
         else:
@@ -539,6 +564,7 @@ class TaskRepository:
                 await AccountStates(self._db).changed(account)  # (a probe went out)
         if moved == 1:
             return "sent"
+        await self._not_moved(task_id)
         task = await self.get(task_id)
         return "full" if task is not None and task.state in sources else "gone"
 
@@ -583,9 +609,10 @@ class TaskRepository:
         assignments = "".join(f", {name} = ?" for name in fields)
         marks = ", ".join("?" for _ in sources)
         now = time.time()
+        fence, held_by = self._fence()
         sql = (
             f"UPDATE tasks SET state = ?, updated_at = ?{assignments}"
-            f" WHERE id = ? AND state IN ({marks}) RETURNING *"
+            f" WHERE id = ? AND state IN ({marks}){fence} RETURNING *"
         )
         params = (
             to,
@@ -593,9 +620,12 @@ class TaskRepository:
             *(_encode(name, value) for name, value in fields.items()),
             task_id,
             *sources,
+            *held_by,
         )
         if to not in (TaskState.FAILED, TaskState.DELIVERED):
             row = await self._db.fetch_one(sql, params)  # one statement: atomic alone
+            if row is None:
+                await self._not_moved(task_id)
             return Task.from_row(row) if row else None
         # A refund is decided under the chat's lock, as a payment's take-back is (which
         # counts what tasks not yet settled hold).
@@ -605,13 +635,14 @@ class TaskRepository:
             locks = [chat_lock(owner[0])] if owner else []
         async with self._db.transaction(locks=locks) as connection:
             row = await connection.fetch_one(sql, params)
-            if row is None:
-                return None
             # The credits follow the outcome, in the same transaction as the outcome.
-            if to is TaskState.FAILED:
+            if row is not None and to is TaskState.FAILED:
                 await ledger.settle(connection, task_id, "refund", now)
-            elif to is TaskState.DELIVERED:
+            elif row is not None and to is TaskState.DELIVERED:
                 await ledger.settle(connection, task_id, "commit", now)
+        if row is None:
+            await self._not_moved(task_id)
+            return None
         return Task.from_row(row)
 
     # --- the Telegram messages a task owns, noted without changing its state ---------------
@@ -632,8 +663,16 @@ class TaskRepository:
 
     async def _note(self, task_id: int, fields: Mapping[str, object]) -> Task | None:
         assignments = ", ".join(f"{name} = ?" for name in fields)
+        fence, held_by = self._fence()
         row = await self._db.fetch_one(
-            f"UPDATE tasks SET {assignments}, updated_at = ? WHERE id = ? RETURNING *",
-            (*(_encode(name, value) for name, value in fields.items()), time.time(), task_id),
+            f"UPDATE tasks SET {assignments}, updated_at = ? WHERE id = ?{fence} RETURNING *",
+            (
+                *(_encode(name, value) for name, value in fields.items()),
+                time.time(),
+                task_id,
+                *held_by,
+            ),
         )
+        if row is None:
+            await self._not_moved(task_id)
         return Task.from_row(row) if row else None

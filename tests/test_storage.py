@@ -15,7 +15,7 @@ from storage.database import Conflict, Database, chat_lock
 from storage.ledger import LedgerRepository
 from storage.migrations import all_migrations
 from storage.payments import NewPayment, PaymentRepository
-from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
+from storage.tasks import Caps, Charge, ClaimLost, NewTask, Task, TaskRepository
 from storage.telegram_pace import Bucket, TelegramPace
 from storage.upstream_pace import UpstreamPace
 from tests.conftest import eventually
@@ -170,6 +170,42 @@ async def test_a_task_is_claimed_by_one_process_while_its_heartbeat_lasts(
     await tasks.mark_reported(task.id)
     assert None is await tasks.claim(task.id, other, now=1000.0)
     assert await tasks.claimable(other, now=1000.0) == []
+    await database.close()
+
+
+async def test_a_process_whose_task_was_taken_over_can_write_nothing_of_it(
+    bot_database: Path | str,
+) -> None:
+    """Every move and note a worker makes goes through `held_by(owner)`: in the same
+    statement as the claim's check, so a replica that woke after another took its task over
+    changes nothing of it (no state, no refund, no message noted)."""
+    database = await Database.open(bot_database)
+    tasks = TaskRepository(database)
+    task = await create(tasks, new_task())
+    await tasks.beat("a", until=100.0)
+    await tasks.beat("b", until=1000.0)
+    a, b = tasks.held_by("a"), tasks.held_by("b")
+    assert await tasks.claim(task.id, "a", now=50.0) is not None
+    assert await a.mark_submitting(task.id, "kie", at=51.0) == "sent"
+    # "a" froze; its heartbeat ran out; "b" took the task over.
+    assert await tasks.claim(task.id, "b", now=200.0) is not None
+    with pytest.raises(ClaimLost):
+        await a.mark_running(task.id, "up-1")
+    with pytest.raises(ClaimLost):
+        await a.mark_failed(task.id, FailureKind.TIMEOUT, at=201.0)
+    with pytest.raises(ClaimLost):
+        await a.note_status_message(task.id, 5)
+    unchanged = await tasks.get(task.id)
+    assert unchanged is not None
+    assert unchanged.state is TaskState.SUBMITTING
+    assert unchanged.status_message_id is None
+    assert unchanged.failure_kind is None
+    # The holder moves it; a move that loses to another for the state (not the claim) is
+    # None, as before.
+    assert await b.mark_running(task.id, "up-1") is not None
+    assert await b.mark_running(task.id, "up-1") is None
+    # Writes that are not a worker's (a callback, a /cancel) go through the plain one.
+    assert await tasks.note_status_message(task.id, 6) is not None
     await database.close()
 
 

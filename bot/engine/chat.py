@@ -8,7 +8,8 @@ holds any object with these methods (no Telegram library, no HTTP).
 Every call carries a `Sending`: whether it is urgent (results, failures) or may wait
 (status messages), and the claim it is made under. A port sends a call only while the
 claim still holds as the call leaves (after any wait for Telegram's limits), else raises
-`ClaimLost`: a replica whose task another one took over sends nothing more about it.
+`ClaimLost` (storage's, whose writes are fenced the same way): a replica whose task another
+one took over sends nothing more about it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,26 @@ from enum import StrEnum
 from typing import Protocol
 
 from bot.providers import ProviderError, UpstreamState
-from storage.tasks import Task
+from storage.tasks import ClaimLost, Task
+
+__all__ = [
+    "Activity",
+    "Alerts",
+    "ChatClosed",
+    "ChatError",
+    "ChatMoved",
+    "ChatPort",
+    "ClaimLost",
+    "InLine",
+    "Offers",
+    "Outage",
+    "Posted",
+    "Refused",
+    "Sending",
+    "StatusView",
+    "Unreachable",
+    "Working",
+]
 
 # --- what can go wrong, as the engine needs to tell it apart ---------------------------
 
@@ -46,10 +66,6 @@ class Refused(ChatError):
 
 class Unreachable(ChatError):
     """The chat could not be reached just now (network, flood wait): worth another try."""
-
-
-class ClaimLost(Exception):
-    """Not sent: this process no longer holds the task (another took it over)."""
 
 
 # --- what a call carries ------------------------------------------------------------------

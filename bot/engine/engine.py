@@ -77,6 +77,8 @@ class Engine:
     ) -> None:
         self._tasks = tasks
         self._owner = owner  # this process's name on the tasks it claims
+        # What workers write of their tasks: only while this process holds the claim.
+        self._mine = tasks.held_by(owner)
         self._line_max_wait = line_max_wait
         self._shared_line = shared_line  # other replicas' tasks wait in the line too
         self._placer: asyncio.Task[None] | None = None
@@ -99,7 +101,7 @@ class Engine:
         )
         self._status = StatusMessages(
             chat=chat,
-            tasks=tasks,
+            tasks=self._mine,
             cadence=self._timing.status,
             scheduler=self._scheduler,
             unstoppable=self._unstoppable_task,
@@ -107,7 +109,7 @@ class Engine:
         )
         self._results = Results(
             chat=chat,
-            tasks=tasks,
+            tasks=self._mine,
             status=self._status,
             followups=pool.followups,
             metrics=self._metrics,
@@ -320,7 +322,7 @@ class Engine:
     async def cancel(self, task: Task) -> bool:
         """Cancel a task still waiting for its turn (and refund it); False if it is past that."""
         if task.state is not TaskState.PENDING or not await self._fail(
-            task, FailureKind.CANCELLED, None
+            task, FailureKind.CANCELLED, None, fenced=False
         ):
             return False
         # Its worker, waiting in line, goes on to report the cancellation.
@@ -435,7 +437,7 @@ class Engine:
     async def _give_up(self, task: Task) -> None:
         if task.state is TaskState.FAILED:
             # Even telling the user failed; stop trying rather than loop forever.
-            await self._tasks.mark_reported(task.id)
+            await self._mine.mark_reported(task.id)
             return
         kind = (
             FailureKind.DELIVERY if task.state is TaskState.DELIVERING else FailureKind.UNAVAILABLE
@@ -460,7 +462,7 @@ class Engine:
             case TaskState.RUNNING:
                 return await self._watch(job, task)
             case TaskState.SUCCEEDED:
-                return await self._tasks.mark_delivering(task.id)
+                return await self._mine.mark_delivering(task.id)
             case TaskState.DELIVERING:
                 return await asyncio.shield(
                     self._unstoppable_task(self._results.deliver(job, task))
@@ -546,7 +548,7 @@ class Engine:
         # The request is made first: it may fetch an image from Telegram for the upstream,
         # which must not happen while the task is marked as on its way upstream.
         request = await self._upstream.request(task, account)
-        outcome = await self._tasks.mark_submitting(
+        outcome = await self._mine.mark_submitting(
             task.id, account.name, at=time.time(), caps=caps, admit=self._pool.admits(account)
         )
         await self._pool.sent(account, task.id, went=outcome == "sent")
@@ -562,7 +564,7 @@ class Engine:
             return None
         # The upstream's id first (what a restart needs), then the account's news. None when
         # a callback came first and recorded the same upstream task.
-        running = await self._tasks.mark_running(task.id, upstream_id)
+        running = await self._mine.mark_running(task.id, upstream_id)
         if running is not None:
             _tlog(task, account.name).info("task %d: upstream task %s", task.id, upstream_id)
         if await self._pool.create_succeeded(account):
@@ -594,7 +596,7 @@ class Engine:
             try:
                 # Back in line: another account takes it, or this one once it is back (the
                 # line keeps it for OUTAGE_WAIT at most).
-                if await self._tasks.mark_refused(task.id):
+                if await self._mine.mark_refused(task.id):
                     log.info("task %d: back in line", task.id)
                     return
             finally:
@@ -667,7 +669,7 @@ class Engine:
                 # (by every replica), so the line must not hand the slot out before.
                 try:
                     with ahead_of_the_line():
-                        return await self._tasks.mark_succeeded(
+                        return await self._mine.mark_succeeded(
                             task.id, status.result_urls, at=time.time()
                         )
                 finally:
@@ -676,12 +678,17 @@ class Engine:
                 await self._fail(task, FailureKind.GENERATION, status.fail_message)
                 return None
 
-    async def _fail(self, task: Task, kind: FailureKind, detail: str | None) -> bool:
+    async def _fail(
+        self, task: Task, kind: FailureKind, detail: str | None, *, fenced: bool = True
+    ) -> bool:
         """Record the failure (the refund goes with it, in one transaction); True if this
-        call did. Its slot is free once the failure is recorded (see `_poll`)."""
+        call did. Its slot is free once the failure is recorded (see `_poll`). `fenced`:
+        made by the task's worker, so only while this process holds the task (a /cancel,
+        from any replica, is not)."""
+        tasks = self._mine if fenced else self._tasks
         try:
             with ahead_of_the_line():
-                moved = await self._tasks.mark_failed(task.id, kind, detail, at=time.time())
+                moved = await tasks.mark_failed(task.id, kind, detail, at=time.time())
         finally:
             self._scheduler.release(task.id)
         if moved is None:

@@ -9,6 +9,7 @@ ready is never sent."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -21,6 +22,7 @@ from bot.engine.chat import (
     Activity,
     ChatError,
     ChatPort,
+    ClaimLost,
     InLine,
     Outage,
     Refused,
@@ -75,16 +77,22 @@ class StatusMessages:
         view = Working(None, max(0, int(time.time() - task.created_at)))
         try:
             message_id = await self._chat.post_status(task, view, sending)
+            await self._tasks.note_status_message(task.id, message_id)
         except ChatError as error:
             _tlog(task).warning("task %d: could not post the status message: %s", task.id, error)
             return
-        await self._tasks.note_status_message(task.id, message_id)
+        except ClaimLost:
+            return  # another process drives the task now
         job.status_shown = view
 
     async def show_places(self, job: Job, task: Task) -> None:
         """While the task waits in line: its place, edited in as the line moves."""
         if task.inline_message_id is not None:
             return
+        with contextlib.suppress(ClaimLost):  # another process drives the task now
+            await self._show_places(job, task)
+
+    async def _show_places(self, job: Job, task: Task) -> None:
         # A place is news worth far fewer edits than a running task's clock.
         interval = 3 * self._cadence.interval(is_group=task.is_group)
         shown: tuple[int, bool] | None = None
@@ -142,6 +150,10 @@ class StatusMessages:
         """While the task runs upstream: "sending photo…" and the seconds it has worked."""
         if task.inline_message_id is not None:
             return  # no chat to show it in
+        with contextlib.suppress(ClaimLost):  # another process drives the task now
+            await self._tick(job, task)
+
+    async def _tick(self, job: Job, task: Task) -> None:
         interval = self._cadence.interval(is_group=task.is_group)
         while True:
             if not self._chat.busy(task.chat_id):
