@@ -100,6 +100,11 @@ class ThrowawayPostgres:
             "start",
         )
 
+    @property
+    def log(self) -> Path:
+        """The server's log file."""
+        return self._folder / "log"
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 

@@ -148,6 +148,9 @@ class FloodControl(AIORateLimiter):
         # paces they share (its chat's, and all chats'), so the limits hold for the bot.
         self._shared = shared
         self._pruned_at = 0.0
+        # What can wait looks at the shared paces one call at a time in this process: many
+        # waiting calls neither poll the database together nor all book one free moment.
+        self._looking = asyncio.Lock()
         self._shared_failed_at = 0.0
         # 0: PTB's own (first come, first served) limiters are off; ours replace them.
         super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=max_retries)
@@ -256,14 +259,26 @@ class FloodControl(AIORateLimiter):
         every = Bucket(limits.overall[0], limits.overall[0] / limits.overall[1] * SHARED_MARGIN)
         chat = Bucket(own[0], own[0] / own[1] * SHARED_MARGIN)
         # What can wait books only a moment that comes soon: results (of any replica) are
-        # booked ahead of it meanwhile.
-        while priority >= BEST_EFFORT:
-            free = await self._shared.next_free(chat_id, chat, every, now=time.time())
-            if free <= time.time() + SHARED_SOON:
-                break
-            await asyncio.sleep(min(free - time.time(), SHARED_SOON))
-        now = time.time()
-        leave_at = await self._shared.reserve(chat_id, chat, every, now=now)
+        # booked ahead of it meanwhile. One such call of this process looks at a time, the
+        # others waiting their turn here (not polling the database): it waits for a moment
+        # that is near, or, if its moment is far (its chat is busy), lets the next one look
+        # and comes back when it is near. A pace's next free moment never comes earlier.
+        if priority >= BEST_EFFORT:
+            while True:
+                async with self._looking:
+                    free = await self._shared.next_free(chat_id, chat, every, now=time.time())
+                    near = free - SHARED_SOON - time.time()
+                    if 0 < near <= SHARED_SOON:
+                        await asyncio.sleep(near)
+                        free = await self._shared.next_free(chat_id, chat, every, now=time.time())
+                    now = time.time()
+                    if free <= now + SHARED_SOON:
+                        leave_at = await self._shared.reserve(chat_id, chat, every, now=now)
+                        break
+                await asyncio.sleep(max(0.0, free - SHARED_SOON - time.time()))
+        else:
+            now = time.time()
+            leave_at = await self._shared.reserve(chat_id, chat, every, now=now)
         if now - self._pruned_at > 60:
             self._pruned_at = now
             await self._shared.forget(before=now - 60)
