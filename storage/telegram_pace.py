@@ -25,19 +25,23 @@ class TelegramPace:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def reserve(self, chat_id: int, chat: Bucket, every: Bucket, *, now: float) -> float:
-        """Reserve a message to `chat_id` in both paces; returns the moment it may leave."""
+    async def reserve(
+        self, chat_id: int | None, chat: Bucket, every: Bucket, *, now: float
+    ) -> float:
+        """Reserve a message to `chat_id` in both paces (a call that is no message, with
+        `chat_id` None: in the pace of all chats only); returns the moment it may leave."""
         # New rows start at now + step; a known pace moves on from max(its tat, now).
+        paces = [(EVERY_CHAT, now + 1 / every.rate, 1 / every.rate)]
+        if chat_id is not None:
+            paces.insert(0, (chat_id, now + 1 / chat.rate, 1 / chat.rate))
+        values = ", ".join("(?, ?, ?)" for _ in paces)
         rows = await self._db.fetch_all(
-            "INSERT INTO telegram_pace (key, tat, step) VALUES (?, ?, ?), (?, ?, ?)"
+            f"INSERT INTO telegram_pace (key, tat, step) VALUES {values}"
             " ON CONFLICT (key) DO UPDATE SET step = excluded.step, tat = CASE"
             " WHEN telegram_pace.tat + excluded.step > excluded.tat"
             " THEN telegram_pace.tat + excluded.step ELSE excluded.tat END"
             " RETURNING key, tat",
-            (
-                *(chat_id, now + 1 / chat.rate, 1 / chat.rate),
-                *(EVERY_CHAT, now + 1 / every.rate, 1 / every.rate),
-            ),
+            tuple(value for pace in paces for value in pace),
         )
         moments = [now]
         for row in rows:
@@ -45,11 +49,16 @@ class TelegramPace:
             moments.append(row[1] - bucket.capacity / bucket.rate)
         return max(moments)
 
-    async def next_free(self, chat_id: int, chat: Bucket, every: Bucket, *, now: float) -> float:
-        """The moment a message to `chat_id` reserved now would leave, without reserving it
-        (what can wait asks first, and reserves only a moment that comes soon)."""
+    async def next_free(
+        self, chat_id: int | None, chat: Bucket, every: Bucket, *, now: float
+    ) -> float:
+        """The moment a message to `chat_id` (None: a call that is no message) reserved now
+        would leave, without reserving it (what can wait asks first, and reserves only a
+        moment that comes soon)."""
+        keys = (EVERY_CHAT,) if chat_id is None else (chat_id, EVERY_CHAT)
+        marks = ", ".join("?" for _ in keys)
         rows = await self._db.fetch_all(
-            "SELECT key, tat FROM telegram_pace WHERE key IN (?, ?)", (chat_id, EVERY_CHAT)
+            f"SELECT key, tat FROM telegram_pace WHERE key IN ({marks})", keys
         )
         moments = [now]
         for row in rows:

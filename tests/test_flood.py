@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +15,12 @@ from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
 from bot.ops.metrics import Metrics
-from bot.telegram.flood import MESSAGE_METHODS, FloodControl
+from bot.telegram.flood import MESSAGE_METHODS, SHARED_MARGIN, FloodControl, FloodLimits
 from fakes.flood_model import FloodModel
 from fakes.kie import HELD, FakeKie, Scenario
-from fakes.telegram import FakeTelegram, FakeUser
+from fakes.telegram import WAIT, FakeTelegram, FakeUser
+from storage.database import Database
+from storage.telegram_pace import Bucket, TelegramPace
 from tests.conftest import BOT_TOKEN, LOOSE_FLOOD, StartBot, eventually
 
 ANN = FakeUser(1001, "Ann", "en")
@@ -241,3 +245,52 @@ async def test_a_result_goes_ahead_of_status_messages_waiting_for_the_chat(
         ("sendMessage", ""),
     ]
     assert [t["state"] for t in bot.tasks()] == ["delivered", "running", "running"]
+
+
+async def test_with_replicas_calls_that_are_not_messages_count_in_the_shared_pace_too(
+    bot_database: Path | str,
+) -> None:
+    """Every call counts against the bot's budget shared by the replicas, not only
+    messages: an answer to a button press books its moment and goes at once (a person is
+    waiting); a deleted message waits for its moment as a message would."""
+    database = await Database.open(bot_database)
+    pace = TelegramPace(database)
+    # All chats together: a burst of 3, then (shared, at 0.9) one every 111 s.
+    limits = FloodLimits(overall=(3, 300.0))
+    flood = FloodControl(Metrics(), max_retries=0, limits=limits, shared=pace)
+    sent: list[str] = []
+
+    async def call(endpoint: str) -> None:
+        async def request(*args: Any, **kwargs: Any) -> bool:
+            sent.append(endpoint)
+            return True
+
+        await flood.process_request(request, (), {}, endpoint, {"chat_id": 5}, None)
+
+    async def booked() -> float:
+        row = await database.fetch_one("SELECT tat FROM telegram_pace WHERE key = 0")
+        return float(row[0]) if row else 0.0
+
+    async def booked_past(moment: float) -> float:
+        for _ in range(int(WAIT / 0.02)):
+            if (now := await booked()) > moment:
+                return now
+            await asyncio.sleep(0.02)
+        raise TimeoutError("never booked")
+
+    every = Bucket(3, 3 / 300.0 * SHARED_MARGIN)
+    for _ in range(3):  # another replica spent the burst just now
+        await pace.reserve(None, every, every, now=time.time())
+    before = await booked()
+
+    await call("answerCallbackQuery")
+    assert sent == ["answerCallbackQuery"]  # at once, though the pace is spent
+    after_answer = await booked_past(before)
+    assert after_answer == pytest.approx(before + 1 / every.rate)
+
+    waiting = asyncio.create_task(call("deleteMessage"))
+    await booked_past(after_answer)  # booked a moment 111 s ahead: it waits for it
+    assert sent == ["answerCallbackQuery"]
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    await database.close()

@@ -151,6 +151,7 @@ class FloodControl(AIORateLimiter):
         # What can wait looks at the shared paces one call at a time in this process: many
         # waiting calls neither poll the database together nor all book one free moment.
         self._looking = asyncio.Lock()
+        self._bookings: set[asyncio.Task[float]] = set()  # answers' moments, being booked
         self._shared_failed_at = 0.0
         # 0: PTB's own (first come, first served) limiters are off; ours replace them.
         super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=max_retries)
@@ -225,6 +226,10 @@ class FloodControl(AIORateLimiter):
                 )
             else:
                 await self._overall.acquire(priority)
+                if self._shared is not None:
+                    # Not a message, but a call all the same: it counts in the replicas'
+                    # pace of all chats too (an answer to a person books it and goes).
+                    await self._shared_turn(None, priority)
             return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
         finally:
             self.pending -= 1
@@ -241,19 +246,37 @@ class FloodControl(AIORateLimiter):
         reserved, not later behind this process's queue)."""
         await self._overall.acquire(priority)
         if self._shared is not None:
-            try:
-                await self._wait_for_shared(chat_id, priority)
-            except Exception as error:
-                # The database is away: this process's own pace still holds; a message is
-                # never lost to the shared one.
-                if time.time() - self._shared_failed_at > 60:
-                    self._shared_failed_at = time.time()
-                    _log.warning("shared Telegram pace unavailable (%s): pacing alone", error)
+            await self._shared_turn(chat_id, priority)
 
-    async def _wait_for_shared(self, chat_id: int, priority: int) -> None:
+    async def _shared_turn(self, chat_id: int | None, priority: int) -> None:
+        if priority <= INTERACTIVE:
+            # A person is waiting for it: it books its moment beside its way out, and goes.
+            booking = asyncio.create_task(self._book_shared(chat_id, priority))
+            self._bookings.add(booking)
+            booking.add_done_callback(self._bookings.discard)
+            return
+        leave_at = await self._book_shared(chat_id, priority)
+        if leave_at > time.time():
+            await asyncio.sleep(leave_at - time.time())
+
+    async def _book_shared(self, chat_id: int | None, priority: int) -> float:
+        """The moment the call may leave by the shared paces (now, if they cannot say)."""
+        try:
+            return await self._wait_for_shared(chat_id, priority)
+        except Exception as error:
+            # The database is away: this process's own pace still holds; a call is never
+            # lost to the shared one.
+            if time.time() - self._shared_failed_at > 60:
+                self._shared_failed_at = time.time()
+                _log.warning("shared Telegram pace unavailable (%s): pacing alone", error)
+            return time.time()
+
+    async def _wait_for_shared(self, chat_id: int | None, priority: int) -> float:
+        """Book the moment the replicas' shared paces give the call, and return it: a
+        message's in its chat's pace and in all chats', any other call's in all chats'."""
         assert self._shared is not None
         limits = self._limits
-        own = limits.group if chat_id < 0 else limits.private_chat
+        own = limits.group if chat_id is not None and chat_id < 0 else limits.private_chat
         # The shared paces keep a tenth in hand: messages of several processes reach
         # Telegram with more jitter than one process's.
         every = Bucket(limits.overall[0], limits.overall[0] / limits.overall[1] * SHARED_MARGIN)
@@ -282,8 +305,7 @@ class FloodControl(AIORateLimiter):
         if now - self._pruned_at > 60:
             self._pruned_at = now
             await self._shared.forget(before=now - 60)
-        if leave_at > time.time():
-            await asyncio.sleep(leave_at - time.time())
+        return leave_at
 
     async def _send(
         self,
