@@ -274,6 +274,7 @@ async def run(
         # Replicas on PostgreSQL share each account's pace of status reads too.
         status_pace=UpstreamPace(database) if database.dialect == "postgresql" else None,
         shared_line=database.dialect == "postgresql",
+        max_held=settings.max_tasks_held,
     )
     ledger = LedgerRepository(database)
     billing = Billing(settings=settings, chats=chats, ledger=ledger, clock=clock)

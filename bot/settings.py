@@ -91,9 +91,13 @@ class Settings(BaseSettings):
     # the accounts' caps and recent tasks' durations); past it, the request is refused, free,
     # with the expected wait. 0: no limit.
     line_max_wait: float = Field(default=20 * 60, ge=0)
-    # How long a replica's claim on a task lasts (renewed every third of it): a replica
-    # killed without warning has its tasks taken over within 4/3 of this.
+    # How long a replica's heartbeat lasts (written every third of it); its claims on tasks
+    # hold while it does: a replica killed without warning has its tasks taken over within
+    # 4/3 of this.
     task_lease: float = Field(default=20.0, ge=1)
+    # Unfinished tasks one process drives at once (each a coroutine, about 17 KB while it
+    # waits); the rest wait as rows for whichever process has room. 0: no limit.
+    max_tasks_held: int = Field(default=2000, ge=0)
     # This process's name on the tasks it claims; every replica needs its own. The default,
     # the host's name, lets a restarted process take its own tasks back at once.
     instance_id: str = Field(default_factory=socket.gethostname, min_length=1)

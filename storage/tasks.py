@@ -496,6 +496,16 @@ class TaskRepository:
         )
         return {row[0] for row in rows}
 
+    async def let_go(self, owner: str, task_ids: Sequence[int]) -> None:
+        """`owner` lets go of these tasks (it holds more than it may drive): anyone's now."""
+        if not task_ids:
+            return
+        marks = ", ".join("?" for _ in task_ids)
+        await self._db.execute(
+            f"UPDATE tasks SET claimed_by = NULL WHERE id IN ({marks}) AND claimed_by = ?",
+            (*task_ids, owner),
+        )
+
     async def release_claims(self, owner: str) -> None:
         """`owner` stops: what it held is anyone's to pick up at once."""
         async with self._db.transaction() as connection:

@@ -52,7 +52,7 @@ class Cluster:
         self.pools: list[Pool] = []
 
     async def replica(
-        self, name: str, *, clock: Callable[[], float] = time.time
+        self, name: str, *, clock: Callable[[], float] = time.time, max_held: int = 0
     ) -> tuple[Engine, RecordingChat]:
         configs = [
             AccountConfig(
@@ -78,6 +78,7 @@ class Cluster:
             owner=name,
             clock=clock,
             on_chat_migrated=ChatRepository(self.database).migrate,
+            max_held=max_held,
         )
         await engine.start()
         self.engines.append(engine)
@@ -246,3 +247,49 @@ async def test_a_group_that_moved_gets_its_result_at_its_new_id(
     assert done.state is TaskState.DELIVERED
     assert done.chat_id == -1001
     assert [told.chat_id for told in cluster.calls("send_result")] == [-1001]
+
+
+async def test_a_replica_drives_no_more_tasks_than_it_may_and_the_rest_wait_as_rows(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    upstream = MemoryUpstream("kie", hold=True)
+    cluster = cluster_of(upstream)
+    a, _ = await cluster.replica("a", max_held=2)
+    made = [await submitted(a, image_request(chat_id=n)) for n in range(1, 6)]
+    await eventually(lambda: len(upstream.created) == 2)
+    assert a.in_flight == 2
+    # The other three are rows nobody holds: any process with room may take them.
+    waiting = await cluster.tasks.claimable_ids("b", now=time.time())
+    assert sorted(waiting) == [task.id for task in made[2:]]
+    b, _ = await cluster.replica("b")
+    await eventually(lambda: len(upstream.created) == 5)
+    assert b.in_flight == 3
+    upstream.finish()
+    done = [await cluster.settled(task.id) for task in made]
+    assert {task.state for task in done} == {TaskState.DELIVERED}
+    assert sorted(told.chat_id for told in cluster.calls("send_result")) == [1, 2, 3, 4, 5]
+
+
+async def test_a_replica_restarting_over_its_limit_lets_go_of_what_it_cannot_drive(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    upstream = MemoryUpstream("kie", hold=True)
+    cluster = cluster_of(upstream)
+    first, _ = await cluster.replica("a")
+    made = [await submitted(first, image_request(chat_id=n)) for n in range(1, 5)]
+    await eventually(lambda: len(upstream.created) == 4)
+    await first.stop(grace=1.0)
+    cluster.engines.remove(first)
+    # As a kill would leave them: still "a"'s, its heartbeat alive.
+    await cluster.database.execute("UPDATE tasks SET claimed_by = 'a'")
+    await cluster.tasks.beat("a", until=time.time() + 600)
+    again, _ = await cluster.replica("a", max_held=3)
+    assert again.in_flight == 3
+    let_go = await cluster.tasks.claimable_ids("b", now=time.time())
+    assert len(let_go) == 1
+    b, _ = await cluster.replica("b")
+    await eventually(lambda: b.in_flight == 1)
+    upstream.finish()
+    done = [await cluster.settled(task.id) for task in made]
+    assert {task.state for task in done} == {TaskState.DELIVERED}
+    assert len(upstream.created) == 4  # the running tasks were watched, never made again

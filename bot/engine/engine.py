@@ -74,6 +74,7 @@ class Engine:
         image_from_telegram: Callable[[str], Awaitable[str | None]] | None = None,
         status_pace: UpstreamPace | None = None,
         shared_line: bool = False,
+        max_held: int = 0,
     ) -> None:
         self._tasks = tasks
         self._owner = owner  # this process's name on the tasks it claims
@@ -81,6 +82,7 @@ class Engine:
         self._mine = tasks.held_by(owner)
         self._line_max_wait = line_max_wait
         self._shared_line = shared_line  # other replicas' tasks wait in the line too
+        self._max_held = max_held  # unfinished tasks this process drives at once (0: all)
         self._placer: asyncio.Task[None] | None = None
         self._clock = clock  # for claims' leases
         self._timing = timing or Timing()
@@ -138,7 +140,17 @@ class Engine:
         # Alive first: the claims this process takes hold while its heartbeat does.
         self._beat_at = self._clock()
         await self._tasks.beat(self._owner, until=self._beat_at + self._timing.lease)
-        unfinished = await self._tasks.claimable(self._owner, now=self._clock())
+        now = self._clock()
+        unfinished = await self._tasks.claimable(self._owner, now=now)
+        # What the upstream works on first (it holds slots), then the line's order; past
+        # what this process may drive at once, its own claims are let go for others to take.
+        unfinished.sort(key=lambda t: (t.state not in _UPSTREAM_HAS_IT, t.turn, t.id))
+        room = self._max_held or len(unfinished)
+        unfinished, over = unfinished[:room], unfinished[room:]
+        if over:
+            ours = await self._tasks.claimable_ids(self._owner, now=now)
+            await self._tasks.let_go(self._owner, [t.id for t in over if ours.get(t.id)])
+            _log.info("%d unfinished tasks left to other processes (MAX_TASKS_HELD)", len(over))
         if unfinished:
             _log.info("resuming %d unfinished tasks", len(unfinished))
         self._scheduler.restore(
@@ -229,11 +241,19 @@ class Engine:
             # Claims lost while this process could not beat (a stalled loop, a database
             # away): another process drives those tasks now, and only one may.
             self._let_go(sorted(lost), "taken over by another process")
-            orphans = sorted(task_id for task_id in claimable if task_id not in self._workers)
-            if orphans:
-                _log.info("picking up %d tasks no live process holds", len(orphans))
-            for task_id in orphans:
-                self._spawn(task_id)
+            # Its own first (a worker that ended early), then the oldest; as many as it may
+            # drive at once (MAX_TASKS_HELD): the rest wait, as rows, for any process.
+            orphans = sorted(
+                (task_id for task_id in claimable if task_id not in self._workers),
+                key=lambda task_id: (not claimable[task_id], task_id),
+            )
+            taken = [task_id for task_id in orphans if self._spawn(task_id)]
+            if taken:
+                _log.info("picking up %d tasks no live process holds", len(taken))
+            stuck = [task_id for task_id in orphans if claimable[task_id] and task_id not in taken]
+            if stuck:  # its own, with no room to drive them: another process may
+                with contextlib.suppress(Exception):
+                    await self._tasks.let_go(self._owner, stuck)
 
     def _let_go(self, task_ids: Sequence[int], why: str) -> None:
         if task_ids:
@@ -360,12 +380,18 @@ class Engine:
 
     # --- workers --------------------------------------------------------------------------
 
-    def _spawn(self, task_id: int) -> None:
+    def _spawn(self, task_id: int) -> bool:
+        """Start driving the task (its worker claims it first); False if this process does
+        not (stopping, driving it already, or driving as many as it may: the task waits
+        as a row, unclaimed, for whichever process has room)."""
         if self._stopping or task_id in self._workers:
-            return
+            return False
+        if self._max_held and len(self._workers) >= self._max_held:
+            return False
         worker = asyncio.create_task(self._work(task_id), name=f"task-{task_id}")
         self._workers[task_id] = worker
         worker.add_done_callback(lambda _: self._workers.pop(task_id, None))
+        return True
 
     async def _work(self, task_id: int) -> None:
         first = await self._tasks.claim(task_id, self._owner, now=self._clock())
