@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.core.breaker import AccountState
+from bot.core.constants import is_group_chat
 from bot.core.lifecycle import FINAL_STATES, FailureKind, TaskKind, TaskState, sources_of
 from bot.core.line import turn_for
 from bot.core.quota import Refusal, Reservation, reserve, utc_day
@@ -111,7 +112,7 @@ class Task:
 
     @property
     def is_group(self) -> bool:
-        return self.chat_type in ("group", "supergroup")
+        return is_group_chat(self.chat_type)
 
     @classmethod
     def from_row(cls, row: Row) -> Task:

@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telegram._utils.types import JSONDict
 from telegram.error import BadRequest
 from telegram.ext import ExtBot
 
 from bot.ops.metrics import Metrics
-from bot.telegram.flood import MESSAGE_METHODS, SHARED_MARGIN, FloodControl, FloodLimits
+from bot.telegram.flood import (
+    MESSAGE_METHODS,
+    SHARED_MARGIN,
+    FloodControl,
+    FloodLimits,
+    JSONDict,
+)
 from fakes.flood_model import FloodModel
 from fakes.kie import HELD, FakeKie, Scenario
 from fakes.telegram import WAIT, FakeTelegram, FakeUser

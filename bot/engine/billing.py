@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bot.core.constants import is_group_chat
 from bot.core.lifecycle import TaskKind
 from bot.core.quota import Balance, Costs, utc_day
 from bot.settings import Settings
 from storage.chats import ChatRepository
 from storage.ledger import LedgerRepository
 from storage.tasks import Charge
-
-GROUP_CHAT_TYPES = frozenset({"group", "supergroup"})
 
 
 class Billing:
@@ -42,7 +41,7 @@ class Billing:
             self._settings.chat_daily_credits if chat.daily_credits is None else chat.daily_credits
         )
         cap = None
-        if chat_type in GROUP_CHAT_TYPES:
+        if is_group_chat(chat_type):
             configured = chat.user_daily_cap
             if configured is None:
                 configured = self._settings.group_user_daily_credits

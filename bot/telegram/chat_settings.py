@@ -12,7 +12,7 @@ from telegram.ext import ContextTypes
 from bot.core import catalog
 from bot.core.callback_data import ChangeSetting
 from bot.core.catalog import Lang
-from bot.engine.billing import GROUP_CHAT_TYPES
+from bot.core.constants import is_group_chat
 from bot.telegram import rendering
 from bot.telegram.permissions import Permissions
 from bot.telegram.replies import lang_of
@@ -49,7 +49,7 @@ class SettingsMenu:
     async def press(
         self, query: CallbackQuery, chat_id: int, chat_type: str, action: ChangeSetting, lang: Lang
     ) -> None:
-        is_group = chat_type in GROUP_CHAT_TYPES
+        is_group = is_group_chat(chat_type)
         if not await self._permissions.may_change_settings(
             query.get_bot(), chat_id, chat_type, query.from_user.id
         ):
@@ -73,7 +73,7 @@ class SettingsMenu:
         return rendering.settings_keyboard(
             lang,
             chat,
-            is_group=chat_type in GROUP_CHAT_TYPES,
+            is_group=is_group_chat(chat_type),
             spicy_allowed=self._spicy_allowed,
             default_cap=self._default_user_cap,
         )

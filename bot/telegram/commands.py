@@ -11,10 +11,10 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.core import catalog
-from bot.core.constants import DEFAULT_ASPECT_RATIO
+from bot.core.constants import DEFAULT_ASPECT_RATIO, is_group_chat
 from bot.core.lifecycle import TaskKind
 from bot.core.parsing import ParseError, parse_imagine
-from bot.engine.billing import GROUP_CHAT_TYPES, Billing
+from bot.engine.billing import Billing
 from bot.engine.engine import Engine
 from bot.providers import Capabilities
 from bot.telegram import rendering
@@ -118,7 +118,7 @@ class Commands:
         if message is None or user is None:
             return
         balance = await self._billing.balance(message.chat_id, message.chat.type, user.id)
-        group = message.chat.type in GROUP_CHAT_TYPES
+        group = is_group_chat(message.chat.type)
         buyers = await self._payments.buyers(message.chat_id) if group else []
         text = rendering.quota_text(
             lang_of(update), balance, self._billing.costs, self._billing.clock(), buyers

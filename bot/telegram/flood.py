@@ -16,7 +16,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from telegram._utils.types import JSONDict
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import AIORateLimiter
 
@@ -26,6 +25,9 @@ from bot.telegram.ptb_fixes import mend_call
 from storage.telegram_pace import Bucket, TelegramPace
 
 _log = logging.getLogger(__name__)
+
+# A Bot API answer as PTB passes it around (PTB's own alias is private).
+JSONDict = dict[str, Any]
 
 # Replicas' shared paces (a chat's, all chats') run at this share of the limits.
 SHARED_MARGIN = 0.9

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from telegram import Bot
 
-from bot.engine.billing import GROUP_CHAT_TYPES
+from bot.core.constants import is_group_chat
 from bot.telegram.admins import ChatAdmins
 from storage.chats import ChatRepository
 from storage.tasks import Task
@@ -32,6 +32,6 @@ class Permissions:
     async def may_change_settings(
         self, bot: Bot, chat_id: int, chat_type: str, user_id: int
     ) -> bool:
-        if chat_type not in GROUP_CHAT_TYPES or user_id in self._operators:
+        if not is_group_chat(chat_type) or user_id in self._operators:
             return True
         return await self._admins.is_admin(bot, chat_id, user_id)

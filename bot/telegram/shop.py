@@ -29,8 +29,9 @@ from telegram.ext import ContextTypes
 from bot.core import callback_data, catalog
 from bot.core.callback_data import Buy
 from bot.core.catalog import Lang, language_for
+from bot.core.constants import is_group_chat
 from bot.core.shop import BadPayload, Order, Pack, image_sets, read, sign
-from bot.engine.billing import GROUP_CHAT_TYPES, Billing
+from bot.engine.billing import Billing
 from bot.telegram import rendering
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.replies import lang_of, reply, text_after_command
@@ -84,7 +85,7 @@ class Shop:
             lang,
             self.packs,
             self._billing.costs.text_to_image,
-            group=message.chat.type in GROUP_CHAT_TYPES,
+            group=is_group_chat(message.chat.type),
         )
         await message.reply_text(text, reply_markup=keyboard)
 
@@ -105,7 +106,7 @@ class Shop:
         thread_id = message.message_thread_id if message.is_topic_message else None
         order = Order(pack, message.chat.id, query.from_user.id, thread_id, int(self._clock()))
         sets = image_sets(pack.credits, self._billing.costs.text_to_image)
-        if message.chat.type in GROUP_CHAT_TYPES:
+        if is_group_chat(message.chat.type):
             description = catalog.plain(
                 lang,
                 "shop.invoice_for_group",
