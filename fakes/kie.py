@@ -259,8 +259,13 @@ class FakeKie:
     def finish(self, task: FakeTask) -> None:
         """End the task now (a test holds a task open with a long duration, then lets it
         end when it chooses), and send its callback as the upstream would."""
+        # Done means done: not "waiting" a moment more either (a callback, sent now, must
+        # find the task finished, as a real upstream's does).
         task.scenario = replace(
-            task.scenario, duration=max(0.0, time.time() - task.created_at), not_ready_for=0.0
+            task.scenario,
+            duration=max(0.0, time.time() - task.created_at),
+            not_ready_for=0.0,
+            queued_for=0.0,
         )
         url = task.request.get("callBackUrl")
         if url and task.scenario.callback == "send":

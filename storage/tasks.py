@@ -49,6 +49,7 @@ class NewTask:
 
 HOUR = 3600.0
 _NUDGES = "imagine_bot_task_nudge"  # the channel of `nudge`
+_SLOTS = "imagine_bot_slot_passed"  # the channel of `pass_slot`
 
 # What `mark_submitting` says: the request may leave; the task is no longer waiting; or the
 # account is full (counting every process's tasks).
@@ -515,6 +516,39 @@ class TaskRepository:
                 (owner,),
             )
             await connection.execute("DELETE FROM replicas WHERE name = ?", (owner,))
+
+    # --- between processes: a freed slot goes to the earliest turn, whoever holds it -----
+
+    async def earliest_waiting_elsewhere(
+        self, owner: str, kinds: Sequence[TaskKind], *, now: float
+    ) -> tuple[tuple[int, int], str] | None:
+        """The earliest place in line, as (turn, id), and its holder, among the waiting
+        tasks of these kinds that a live process other than `owner` drives (follow-ups,
+        pinned to their source's account, are left out); None if there is none."""
+        if not kinds:
+            return None
+        marks = ", ".join("?" for _ in kinds)
+        row = await self._db.fetch_one(
+            "SELECT turn, id, claimed_by FROM tasks WHERE state = 'pending'"
+            f" AND kind IN ({marks}) AND source_task_id IS NULL AND claimed_by != ?"
+            " AND EXISTS (SELECT 1 FROM replicas WHERE replicas.name = tasks.claimed_by"
+            " AND replicas.alive_until >= ?) ORDER BY turn, id LIMIT 1",
+            (*kinds, owner, now),
+        )
+        return ((int(row[0]), int(row[1])), str(row[2])) if row else None
+
+    async def pass_slot(self, to: str, account: str) -> None:
+        """Tell process `to` that a slot of `account` is free for its earliest task."""
+        await self._db.notify(_SLOTS, f"{to}\n{account}")
+
+    async def on_slot(self, listener: Callable[[str, str], None]) -> None:
+        """`listener(to, account)` for every slot passed on, by any process."""
+
+        def heard(payload: str) -> None:
+            to, _, account = payload.partition("\n")
+            listener(to, account)
+
+        await self._db.listen(_SLOTS, heard)
 
     # --- between processes: "read this task's status now" -----------------------------------
 

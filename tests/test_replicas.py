@@ -203,6 +203,53 @@ async def test_replicas_contending_for_one_account_under_its_hourly_cap_do_not_s
     assert max(running) <= 2
 
 
+async def test_a_heavy_chat_and_light_chats_across_replicas_keep_their_turns(
+    telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
+) -> None:
+    """One slot, three replicas (requests spread over them by the balancer): a chat that
+    asks four times and three chats that ask once take turns over the whole line. When a
+    slot frees, the earliest turn gets it, whichever replica drives that task: the replica
+    that freed it passes it on."""
+    kie.scenario = HELD
+    replicas = Replicas(
+        telegram,
+        kie,
+        bot_database,
+        3,
+        settings={"MAX_CONCURRENT_TASKS": "1", "MAX_TASKS_PER_HOUR": "1000"},
+        log_folder=tmp_path,
+    )
+    await replicas.start()
+    heavy, light = USERS[0], USERS[1:4]
+    asked = [(heavy, f"heavy {n}") for n in range(4)] + [(u, f"light {u.id}") for u in light]
+    try:
+        for count, (user, prompt) in enumerate(asked, start=1):
+            telegram.send_text(telegram.private_chat(user), user, f"/imagine {prompt}")
+            # Recorded one by one: a turn is given in the order requests are recorded.
+            await eventually(lambda count=count: recorded(bot_database) == count)  # type: ignore[misc]
+        for done in range(len(asked)):
+            await eventually(lambda done=done: len(kie.created) == done + 1)  # type: ignore[misc]
+            kie.finish(kie.created[done])
+        await until_settled(bot_database, len(asked), 90)
+    finally:
+        await replicas.stop()
+    check_once_and_balanced(telegram, bot_database)
+    by_turn = [
+        row[0] for row in run_sql(bot_database, "SELECT prompt FROM tasks ORDER BY turn, id")
+    ]
+    made = [t.request["input"]["prompt"] for t in kie.created]
+    held = {row[0]: row[1] for row in run_sql(bot_database, "SELECT prompt, claimed_by FROM tasks")}
+    assert made == by_turn, [(prompt, held[prompt]) for prompt in made]
+    # The light chats went before the heavy chat's third and fourth.
+    assert max(by_turn.index(f"light {u.id}") for u in light) < by_turn.index("heavy 2")
+    # And the tasks were driven by more than one replica (or this proves nothing).
+    assert len(set(held.values()) - {None}) >= 2
+
+
+def recorded(url: str) -> int:
+    return len(run_sql(url, "SELECT id FROM tasks"))
+
+
 async def test_a_429_and_an_outage_met_by_one_replica_hold_every_replica(
     telegram: FakeTelegram, kie: FakeKie, bot_database: str, tmp_path: Path
 ) -> None:

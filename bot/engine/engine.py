@@ -161,6 +161,8 @@ class Engine:
         for task in unfinished:
             self._spawn(task.id)
         await self._tasks.on_nudge(self._nudged)
+        if self._shared_line:
+            await self._tasks.on_slot(self._slot_passed)
         self._keeper = asyncio.create_task(self._keep_claims(), name="claims")
         self._checker = asyncio.create_task(self._check_accounts(), name="account checks")
         if self._shared_line:
@@ -371,6 +373,33 @@ class Engine:
             return False
         job.nudge.set()
         return True
+
+    def _slot_passed(self, to: str, name: str) -> None:
+        """Some process freed a slot of this account for this process's earliest task."""
+        account = self._pool.find(name)
+        if to == self._owner and account is not None:
+            self._scheduler.slot_passed(account)
+
+    async def _free_slot(self, task: Task) -> None:
+        """The upstream is done with the task: its slot is free. With several processes, it
+        goes to the earliest turn waiting, whichever process drives that task: if another's
+        is earlier than this line's head, that process is told, and this line leaves the
+        account alone a moment (`Timing.baton`) so the other takes the slot."""
+        account = self._scheduler.holding(task.id)
+        try:
+            if account is not None and self._shared_line:
+                kinds = [k for k in TaskKind if account in self._pool.capable(Need(k))]
+                earliest = await self._tasks.earliest_waiting_elsewhere(
+                    self._owner, kinds, now=self._clock()
+                )
+                head = self._scheduler.head()
+                if earliest is not None and (head is None or earliest[0] < head):
+                    self._scheduler.hold_off(account, self._timing.baton)
+                    await self._tasks.pass_slot(earliest[1], account.name)
+        except Exception:
+            _tlog(task).warning("task %d: slot not passed on", task.id, exc_info=True)
+        finally:
+            self._scheduler.release(task.id)
 
     def _nudged(self, task_id: int) -> None:
         """Some process heard a callback for this task: if it is ours, read it now."""
@@ -699,7 +728,7 @@ class Engine:
                             task.id, status.result_urls, at=time.time()
                         )
                 finally:
-                    self._scheduler.release(task.id)
+                    await self._free_slot(task)
             if status.state is UpstreamState.FAILED:
                 await self._fail(task, FailureKind.GENERATION, status.fail_message)
                 return None
@@ -716,7 +745,7 @@ class Engine:
             with ahead_of_the_line():
                 moved = await tasks.mark_failed(task.id, kind, detail, at=time.time())
         finally:
-            self._scheduler.release(task.id)
+            await self._free_slot(task)
         if moved is None:
             return False
         self._metrics.tasks_failed.labels(kind).inc()

@@ -162,6 +162,20 @@ class Scheduler:
         asyncio.get_running_loop().call_later(seconds, over)
         self._dispatch()
 
+    def holding(self, task_id: int) -> Account | None:
+        """The account whose slot the task holds in this line, if any."""
+        return self._holding.get(task_id)
+
+    def head(self) -> tuple[int, int] | None:
+        """The earliest place waiting in this line, as (turn, task id); None if none waits."""
+        return min(self._turns.values(), default=None)
+
+    def slot_passed(self, account: Account) -> None:
+        """Another process freed a slot of the account for this line's earliest task: look
+        now, whatever this line held the account off for."""
+        account.held_off = False
+        self._dispatch()
+
     # --- what it tells ------------------------------------------------------------------------
 
     def set_places(self, places: dict[int, int]) -> None:

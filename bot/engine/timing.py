@@ -40,6 +40,9 @@ class Timing:
     # Another process's tasks fill an account (its caps are counted in the database): the
     # line looks at that account again after this long.
     full_elsewhere: float = 1.0
+    # A process that frees a slot while another process's task has an earlier turn passes
+    # it on (a notice), and gives the account nothing itself for this long meanwhile.
+    baton: float = 1.0
     # When an upstream account leaves the rotation, and when one probe tries it again.
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     # While an account is out of rotation, how often (a random pick in this range) a call
