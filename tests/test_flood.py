@@ -256,8 +256,10 @@ async def test_with_replicas_calls_that_are_not_messages_count_in_the_shared_pac
     bot_database: Path | str,
 ) -> None:
     """Every call counts against the bot's budget shared by the replicas, not only
-    messages: an answer to a button press books its moment and goes at once (a person is
-    waiting); a deleted message waits for its moment as a message would."""
+    messages: an answer to a button press, or a deleted message, books its moment in the
+    pace of all chats and goes at once (Telegram's limits are on messages; a status
+    message's removal must not wait behind every replica's albums). A message after them
+    waits for its own moment, that much later."""
     database = await Database.open(bot_database)
     pace = TelegramPace(database)
     # All chats together: a burst of 3, then (shared, at 0.9) one every 111 s.
@@ -293,9 +295,14 @@ async def test_with_replicas_calls_that_are_not_messages_count_in_the_shared_pac
     after_answer = await booked_past(before)
     assert after_answer == pytest.approx(before + 1 / every.rate)
 
-    waiting = asyncio.create_task(call("deleteMessage"))
-    await booked_past(after_answer)  # booked a moment 111 s ahead: it waits for it
-    assert sent == ["answerCallbackQuery"]
+    await call("deleteMessage")
+    assert sent == ["answerCallbackQuery", "deleteMessage"]
+    after_delete = await booked_past(after_answer)
+    assert after_delete == pytest.approx(after_answer + 1 / every.rate)
+
+    waiting = asyncio.create_task(call("sendMessage"))
+    await booked_past(after_delete)  # booked a moment far ahead: the message waits for it
+    assert "sendMessage" not in sent
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
     await database.close()

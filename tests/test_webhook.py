@@ -89,3 +89,35 @@ async def test_updates_sent_while_the_bot_is_down_arrive_after_a_restart(
     [task] = await second.wait_until_settled()
     assert task["state"] == "delivered"
     assert task["prompt"] == "while you were out"
+
+
+async def test_an_update_is_answered_only_once_it_is_recorded(
+    telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
+) -> None:
+    """A replica killed after answering 200 must have nothing left to lose: by the time
+    Telegram hears 200 for an `/imagine`, its task is in the database (and a 200 never
+    comes for an update still in a queue in memory)."""
+    bot = await start_bot(telegram_webhook=True, **public_endpoint())
+    assert telegram.webhook is not None
+    telegram.private_chat(ANN)
+    update = {
+        "update_id": 100,
+        "message": {
+            "message_id": 5,
+            "date": 0,
+            "chat": {"id": ANN.id, "type": "private", "first_name": ANN.first_name},
+            "from": {"id": ANN.id, "is_bot": False, "first_name": ANN.first_name},
+            "text": "/imagine recorded before the answer",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 8}],
+        },
+    }
+    async with httpx.AsyncClient(timeout=60) as client:
+        answer = await client.post(
+            telegram.webhook.url,
+            json=update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": telegram.webhook.secret or ""},
+        )
+    assert answer.status_code == 200
+    [task] = bot.tasks()  # at once: no waiting for it
+    assert task["prompt"] == "recorded before the answer"
+    await bot.wait_until_settled()

@@ -230,8 +230,11 @@ class FloodControl(AIORateLimiter):
                 await self._overall.acquire(priority)
                 if self._shared is not None:
                     # Not a message, but a call all the same: it counts in the replicas'
-                    # pace of all chats too (an answer to a person books it and goes).
-                    await self._shared_turn(None, priority)
+                    # pace of all chats too. It books its moment beside its way out and
+                    # goes (Telegram's limits are on messages; a status message's removal
+                    # or the webhook's setting must not wait behind every replica's
+                    # albums), and the messages after it leave that much later.
+                    await self._shared_turn(None, INTERACTIVE)
             return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
         finally:
             self.pending -= 1
@@ -252,7 +255,7 @@ class FloodControl(AIORateLimiter):
 
     async def _shared_turn(self, chat_id: int | None, priority: int) -> None:
         if priority <= INTERACTIVE:
-            # A person is waiting for it: it books its moment beside its way out, and goes.
+            # It books its moment beside its way out, and goes.
             booking = asyncio.create_task(self._book_shared(chat_id, priority))
             self._bookings.add(booking)
             booking.add_done_callback(self._bookings.discard)

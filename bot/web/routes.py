@@ -160,7 +160,11 @@ def build_web_app(deps: WebDependencies) -> Starlette:
             return PlainTextResponse(error.reason, status_code=error.status)
         except (TypeError, ValueError, KeyError, AttributeError):
             return PlainTextResponse("not an update", status_code=400)
-        await application.update_queue.put(update)
+        # Handled before it is answered: an update this replica accepted is one it has
+        # recorded (a task, a charge), so a replica killed meanwhile loses nothing; Telegram
+        # sends it again, and a request recorded before is found, not made twice
+        # (`task_requests`). Handlers never wait for a generation, so this is quick.
+        await application.process_update(update)
         return Response(status_code=200)
 
     return Starlette(
