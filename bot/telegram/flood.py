@@ -153,7 +153,8 @@ class FloodControl(AIORateLimiter):
         # What can wait looks at the shared paces one call at a time in this process: many
         # waiting calls neither poll the database together nor all book one free moment.
         self._looking = asyncio.Lock()
-        self._bookings: set[asyncio.Task[float]] = set()  # answers' moments, being booked
+        # Moments being booked by calls that are no message (they do not wait for them).
+        self._bookings: set[asyncio.Task[float]] = set()
         self._shared_failed_at = 0.0
         # 0: PTB's own (first come, first served) limiters are off; ours replace them.
         super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=max_retries)
@@ -234,7 +235,7 @@ class FloodControl(AIORateLimiter):
                     # goes (Telegram's limits are on messages; a status message's removal
                     # or the webhook's setting must not wait behind every replica's
                     # albums), and the messages after it leave that much later.
-                    await self._shared_turn(None, INTERACTIVE)
+                    self._book_in_passing()
             return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
         finally:
             self.pending -= 1
@@ -253,13 +254,15 @@ class FloodControl(AIORateLimiter):
         if self._shared is not None:
             await self._shared_turn(chat_id, priority)
 
-    async def _shared_turn(self, chat_id: int | None, priority: int) -> None:
-        if priority <= INTERACTIVE:
-            # It books its moment beside its way out, and goes.
-            booking = asyncio.create_task(self._book_shared(chat_id, priority))
-            self._bookings.add(booking)
-            booking.add_done_callback(self._bookings.discard)
-            return
+    def _book_in_passing(self) -> None:
+        """A call that is no message books its moment in the pace of all chats beside its
+        way out, and does not wait for it."""
+        booking = asyncio.create_task(self._book_shared(None, URGENT))
+        self._bookings.add(booking)
+        booking.add_done_callback(self._bookings.discard)
+
+    async def _shared_turn(self, chat_id: int, priority: int) -> None:
+        """A message's moment in the shared paces: booked, then waited for."""
         leave_at = await self._book_shared(chat_id, priority)
         if leave_at > time.time():
             await asyncio.sleep(leave_at - time.time())
