@@ -41,8 +41,16 @@ class RunningBot:
         await asyncio.wait_for(self.task, 15)
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        """One statement on the bot's database (SQLite or PostgreSQL), committed."""
+        """One statement on the bot's database (SQLite or PostgreSQL), committed. For reads:
+        it blocks the event loop the bot runs in while it waits."""
         return run_sql(self.settings.database, sql, params)
+
+    async def write(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """One statement that writes, while the bot runs: from a thread, so the bot (in this
+        event loop) can finish a transaction of its own that the write waits for. Made with
+        `rows` instead, SQLite's lock waits for the bot while the bot waits for the loop,
+        until "database is locked" (seen on a busy machine)."""
+        return await asyncio.to_thread(run_sql, self.settings.database, sql, params)
 
     def tasks(self) -> list[Any]:
         return self.rows("SELECT * FROM tasks ORDER BY id")

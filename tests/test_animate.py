@@ -89,7 +89,7 @@ async def test_motion_prompt_by_reply_and_spicy_where_the_chat_allows_it(
     telegram: FakeTelegram, kie: FakeKie, bot: RunningBot
 ) -> None:
     chat = telegram.private_chat(ANN)
-    bot.rows(
+    await bot.write(
         "INSERT INTO chat_settings (chat_id, allow_spicy, updated_at) VALUES (?, 1, ?)",
         (chat.id, time.time()),
     )

@@ -190,10 +190,10 @@ async def test_a_process_whose_lease_was_taken_stops_driving_the_task(
     bot = await start_bot(timing=replace(FAST, lease=0.3), max_concurrent_tasks=1)
     telegram.send_text(telegram.private_chat(ANN), ANN, "/imagine held elsewhere")
     await eventually(lambda: [t for t in bot.tasks() if t["state"] == "running"])
-    bot.rows(
+    await bot.write(
         "INSERT INTO replicas (name, alive_until) VALUES ('replica-2', ?)", (time.time() + 600,)
     )
-    bot.rows("UPDATE tasks SET claimed_by = 'replica-2'")
+    await bot.write("UPDATE tasks SET claimed_by = 'replica-2'")
     await eventually(lambda: "taken over by another process" in caplog.text)
     async with httpx.AsyncClient() as client:
         for _ in range(500):  # its worker ends (nothing announces it)
@@ -207,7 +207,7 @@ async def test_a_process_whose_lease_was_taken_stops_driving_the_task(
     # Regression: the slot the task held in this process's line was never freed, so once
     # replica-2 finished it, this process's one slot stayed taken and a new task waited
     # for good (found by the CI loop in test_replicas).
-    bot.rows("UPDATE tasks SET state = 'delivered', claimed_by = NULL")
+    await bot.write("UPDATE tasks SET state = 'delivered', claimed_by = NULL")
     kie.scenario = Scenario(duration=0.1)
     telegram.send_text(telegram.private_chat(ANN), ANN, "/imagine next")
     [_, after] = await bot.wait_until_settled(count=2)
