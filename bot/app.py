@@ -23,8 +23,6 @@ from telegram.error import NetworkError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from bot.core import catalog
-from bot.core.catalog import Lang
 from bot.core.lifecycle import FINAL_STATES, TaskState
 from bot.engine.billing import Billing
 from bot.engine.engine import Engine, Timing
@@ -34,12 +32,13 @@ from bot.ops.logs import protect_secrets, quiet_http_logs
 from bot.ops.metrics import Metrics
 from bot.providers import Capabilities, build_provider, load_accounts
 from bot.settings import Settings
-from bot.telegram import handlers
+from bot.telegram import catalog, handlers
 from bot.telegram.admin import AdminCommands
 from bot.telegram.admins import ChatAdmins
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.animate import Animations
 from bot.telegram.buttons import Buttons
+from bot.telegram.catalog import Lang
 from bot.telegram.chat_settings import SettingsMenu
 from bot.telegram.commands import Commands
 from bot.telegram.delivery import Deliverer
@@ -76,18 +75,22 @@ from storage.upstream_pace import UpstreamPace
 
 _log = logging.getLogger(__name__)
 
-COMMANDS = (
-    "imagine",
-    "video",
-    "animate",
-    "upscale",
-    "cancel",
-    "history",
-    "quota",
-    "buy",
-    "settings",
-    "help",
-)
+# The command menu, in order, with each command's description in the catalog.
+COMMANDS = {
+    "imagine": "command.imagine",
+    "video": "command.video",
+    "animate": "command.animate",
+    "upscale": "command.upscale",
+    "cancel": "command.cancel",
+    "history": "command.history",
+    "quota": "command.quota",
+    "buy": "command.buy",
+    "settings": "command.settings",
+    "help": "command.help",
+    # Telegram asks a bot that takes payments to answer these two.
+    "paysupport": "command.paysupport",
+    "terms": "command.terms",
+}
 ALLOWED_UPDATES = [
     "message",
     "callback_query",
@@ -126,6 +129,8 @@ def offered_commands(can: Capabilities, *, shop_open: bool = False) -> list[str]
         "animate": can.image_to_video,
         "upscale": can.upscale,
         "buy": shop_open,
+        "paysupport": shop_open,
+        "terms": shop_open,
     }
     return [command for command in COMMANDS if offered.get(command, True)]
 
@@ -135,7 +140,7 @@ async def register_commands(bot: Bot, can: Capabilities, *, shop_open: bool = Fa
     for scope in (BotCommandScopeAllPrivateChats(), BotCommandScopeAllGroupChats()):
         for lang in Lang:
             commands = [
-                BotCommand(c, catalog.text(lang, f"command.{c}"))
+                BotCommand(c, catalog.plain(lang, COMMANDS[c]))
                 for c in offered_commands(can, shop_open=shop_open)
             ]
             await bot.set_my_commands(

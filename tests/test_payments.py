@@ -85,6 +85,14 @@ async def test_buying_in_a_private_chat(
     chat = telegram.private_chat(ANN)
     invoice = await buy(telegram, chat, ANN)
 
+    # With the shop open, the menu offers /buy, and /paysupport and /terms as Telegram asks.
+    assert [c["command"] for c in telegram.commands[("all_private_chats", "")]][-4:] == [
+        "settings",
+        "help",
+        "paysupport",
+        "terms",
+    ]
+    assert "buy" in [c["command"] for c in telegram.commands[("all_private_chats", "")]]
     [menu] = await texts_in(telegram, chat, 1)
     assert menu == (
         "⭐ Buy credits for yourself, with Telegram Stars.\n"
@@ -105,8 +113,8 @@ async def test_buying_in_a_private_chat(
     assert await checkout(telegram, chat, ANN, invoice) == (True, None)
     [_, receipt] = await texts_in(telegram, chat, 2)
     assert receipt == (
-        "⭐ Thank you! 100 credits added for 50 Stars.\n"
-        "You now have 100 credits: 100 purchased, 0 granted, 0 left of today's."
+        "⭐ Thank you! 100 credits added for 50 ⭐.\n"
+        "Your credits now: 100 (100 purchased, 0 granted, 0 left of today's)."
     )
     [(chat_id, amount, charge_id)] = purchases(bot)
     assert (chat_id, amount) == (ANN.id, 100)
@@ -135,7 +143,7 @@ async def test_buying_for_a_group_pool_in_a_forum_topic(
     assert await checkout(telegram, group, BOB, invoice) == (True, None)
 
     [_, receipt] = await texts_in(telegram, group, 2)
-    assert receipt.startswith("⭐ Bob добавил(а) 500 кредитов в общий запас группы за 200 Stars.")
+    assert receipt.startswith("⭐ Bob добавляет 500 кредитов в общий запас группы за 200 ⭐.")
     receipt_call = telegram.calls_of("sendMessage", group.id)[-1]
     assert receipt_call.params["message_thread_id"] == "7"
     assert [(c, a) for c, a, _ in purchases(bot)] == [(group.id, 500)]
@@ -197,7 +205,7 @@ async def test_a_payment_lost_to_a_kill_is_found_and_granted_at_restart(
 
     bot = await start_bot(database=database, star_packs=PACKS)
     [_, receipt] = await texts_in(telegram, chat, 2)
-    assert receipt.startswith("⭐ Thank you! 100 credits added for 50 Stars.")
+    assert receipt.startswith("⭐ Thank you! 100 credits added for 50 ⭐.")
     assert [(c, a) for c, a, _ in purchases(bot)] == [(ANN.id, 100)]
     # A second start finds it recorded: nothing added, no second receipt.
     await bot.stop()
@@ -277,14 +285,14 @@ async def test_refund_once_then_twice_after_some_credits_were_spent(
     telegram.send_text(admin, OPERATOR, f"/refund {charge_id}")
     [refunded] = await texts_in(telegram, admin, 1)
     assert refunded == (
-        f"✅ Refunded 50 Stars to Ann. Took back 90 of the payment's 100 credits from chat "
+        f"✅ Refunded 50 ⭐ to Ann. Took back 90 of the payment's 100 credits from chat "
         f"{ANN.id}: what was left of them unspent."
     )
     assert telegram.payments[charge_id].refunded
     notice = await text_starting(telegram, chat, "⭐ A payment")
     assert (
         notice
-        == "⭐ A payment of 50 Stars by Ann was refunded; 90 of its 100 credits were taken back."
+        == "⭐ A payment of 50 ⭐ by Ann was refunded; 90 of its 100 credits were taken back."
     )
     kinds = [r["kind"] for r in bot.rows("SELECT kind FROM ledger WHERE charge_id IS NOT NULL")]
     assert kinds == ["purchase", "unpurchase"]

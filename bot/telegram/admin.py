@@ -11,15 +11,14 @@ from telegram import Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
-from bot.core import catalog
 from bot.core.breaker import BreakerState
-from bot.core.catalog import Lang, language_for
 from bot.core.quota import utc_day
 from bot.engine.billing import Billing
 from bot.engine.pool import Account, Pool
 from bot.ops.charts import daily_chart
 from bot.providers import ProviderError
-from bot.telegram import rendering
+from bot.telegram import catalog, rendering
+from bot.telegram.catalog import Lang, language_for
 from storage.chats import ChatRepository
 from storage.ledger import LedgerRepository
 from storage.payments import PaymentRepository

@@ -9,8 +9,8 @@ import logging
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot.core.catalog import Lang, text
 from bot.providers import ProviderError
+from bot.telegram.catalog import Lang, text
 
 _log = logging.getLogger(__name__)
 

@@ -25,11 +25,12 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.core import callback_data, catalog
+from bot.core import callback_data
 from bot.core.callback_data import NoPrompt, PickMode
-from bot.core.catalog import Lang, Markup
 from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.engine.pool import Pool
+from bot.telegram import catalog
+from bot.telegram.catalog import Lang, Markup
 from bot.telegram.commands import unavailable
 from bot.telegram.handover import IMAGE_TYPES, ImageHandover, sniff_image_type
 from bot.telegram.intake import Intake
@@ -307,7 +308,7 @@ class Animations:
             [
                 [
                     InlineKeyboardButton(
-                        catalog.text(lang, f"mode.{mode}"),
+                        catalog.text(lang, _MODE_LABELS[mode]),
                         callback_data=callback_data.encode(PickMode(draft.id, mode)),
                     )
                     for mode in modes
@@ -368,6 +369,15 @@ def _subject(draft: Draft) -> str:
     return catalog.text(lang, "animate.subject_image", index=(draft.source_index or 0) + 1)
 
 
+# Each mode's button (its emoji first), by the catalog's key.
+_MODE_LABELS = {
+    AnimateMode.FUN: "mode.fun",
+    AnimateMode.NORMAL: "mode.normal",
+    AnimateMode.SPICY: "mode.spicy",
+}
+
+
 def _mode_name(draft: Draft) -> str:
-    label = catalog.text(Lang(draft.lang), f"mode.{draft.mode or AnimateMode.NORMAL}")
+    mode = AnimateMode(draft.mode or AnimateMode.NORMAL)
+    label = catalog.text(Lang(draft.lang), _MODE_LABELS[mode])
     return label.split(" ", 1)[1]  # without its emoji

@@ -7,7 +7,7 @@ from __future__ import annotations
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
-from bot.core import callback_data, catalog
+from bot.core import callback_data
 from bot.core.callback_data import (
     Animate,
     Buy,
@@ -20,6 +20,7 @@ from bot.core.callback_data import (
     Upscale,
 )
 from bot.providers import Capabilities
+from bot.telegram import catalog
 from bot.telegram.animate import Animations
 from bot.telegram.chat_settings import SettingsMenu
 from bot.telegram.intake import Intake

@@ -9,11 +9,10 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.core import catalog
 from bot.core.callback_data import ChangeSetting
-from bot.core.catalog import Lang
 from bot.core.constants import is_group_chat
-from bot.telegram import rendering
+from bot.telegram import catalog, rendering
+from bot.telegram.catalog import Lang
 from bot.telegram.permissions import Permissions
 from bot.telegram.replies import lang_of
 from storage.chats import ChatRepository, ChatSettings

@@ -10,14 +10,13 @@ import logging
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.core import catalog
 from bot.core.constants import DEFAULT_ASPECT_RATIO, is_group_chat
 from bot.core.lifecycle import TaskKind
 from bot.core.parsing import ParseError, parse_imagine
 from bot.engine.billing import Billing
 from bot.engine.engine import Engine
 from bot.providers import Capabilities
-from bot.telegram import rendering
+from bot.telegram import catalog, rendering
 from bot.telegram.intake import Intake
 from bot.telegram.permissions import Permissions
 from bot.telegram.replies import lang_of, reply, text_after_command

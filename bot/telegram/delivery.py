@@ -27,9 +27,9 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
-from bot.core.catalog import Lang, Markup, text
 from bot.core.constants import ALBUM_MAX_ITEMS
 from bot.telegram import rendering
+from bot.telegram.catalog import Lang, Markup, text
 from bot.telegram.media import MediaFetcher, MediaTooLarge, Probe
 
 _log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ from telegram import Bot, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.core import callback_data, catalog
+from bot.core import callback_data
 from bot.core.callback_data import HistoryPage, Resend
 from bot.core.lifecycle import TaskKind
 from bot.providers import Capabilities
-from bot.telegram import rendering
+from bot.telegram import catalog, rendering
 from bot.telegram.delivery import Deliverer, Placement, is_video_url
 from bot.telegram.replies import lang_of
 from storage.tasks import Task, TaskRepository

@@ -24,15 +24,14 @@ from telegram import (
 )
 from telegram.ext import ContextTypes
 
-from bot.core import catalog
-from bot.core.catalog import Lang
 from bot.core.constants import DEFAULT_ASPECT_RATIO
 from bot.core.lifecycle import TaskKind, TaskState
 from bot.core.line import LineTooLong
 from bot.core.parsing import ImagineRequest, ParseError, parse_imagine
 from bot.core.quota import Refusal
 from bot.providers import Capabilities
-from bot.telegram import rendering
+from bot.telegram import catalog, rendering
+from bot.telegram.catalog import Lang
 from bot.telegram.delivery import Deliverer, Placement
 from bot.telegram.history import History
 from bot.telegram.intake import Intake
@@ -79,11 +78,9 @@ class Inline:
         parsed = self._parse(inline.query)
         results: list[InlineQueryResultArticle | InlineQueryResultCachedPhoto] = []
         if isinstance(parsed, ParseError):
-            if parsed.key == "inline.too_long":
+            if parsed.key == "inline.too_long_description":
                 title = catalog.text(lang, "inline.too_long_title")
-                description = catalog.plain(
-                    lang, "inline.too_long_description", limit=MAX_QUERY_CHARS
-                )
+                description = catalog.plain(lang, parsed.key, **parsed.params)
             elif parsed.key == "error.empty_prompt":
                 title = catalog.text(lang, "inline.empty_title")
                 description = catalog.plain(lang, "inline.empty_description")
@@ -140,7 +137,7 @@ class Inline:
 
     def _parse(self, query: str) -> ImagineRequest | ParseError:
         if len(query) >= MAX_QUERY_CHARS:
-            return ParseError("inline.too_long", {})
+            return ParseError("inline.too_long_description", {"limit": MAX_QUERY_CHARS})
         if not self._can.text_to_image:
             return ParseError("unavailable.images", {})
         return parse_imagine(query, DEFAULT_ASPECT_RATIO, self._can.ratios)

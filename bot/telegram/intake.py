@@ -10,7 +10,6 @@ import asyncio
 
 from telegram import Message
 
-from bot.core.catalog import Lang
 from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.core.line import LineTooLong
 from bot.core.parsing import ImagineRequest
@@ -18,6 +17,7 @@ from bot.core.quota import Refusal
 from bot.engine.billing import Billing
 from bot.engine.engine import Engine
 from bot.telegram import rendering
+from bot.telegram.catalog import Lang
 from storage.drafts import Draft
 from storage.tasks import NewTask, Task
 

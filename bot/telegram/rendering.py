@@ -23,13 +23,13 @@ from bot.core.callback_data import (
     Setting,
     Upscale,
 )
-from bot.core.catalog import Lang, Markup, plain, text
 from bot.core.constants import ASPECT_RATIOS, DEFAULT_ASPECT_RATIO, MAX_CAPTION_CHARS
 from bot.core.lifecycle import TaskKind
 from bot.core.line import LineTooLong
 from bot.core.quota import Balance, Costs, Refusal, next_renewal
 from bot.core.shop import Pack, image_sets
 from bot.providers.base import UpstreamState
+from bot.telegram.catalog import Lang, Markup, plain, text
 from storage.chats import ChatSettings
 from storage.payments import StarsDay
 from storage.stats import AccountStats, ChatStats, DayStats
@@ -280,8 +280,8 @@ def shop_menu(
         text(
             lang,
             "shop.pack_line",
-            credits=p.credits,
-            sets=image_sets(p.credits, cost_of_a_set),
+            credits=Markup(text(lang, "count.credits", n=p.credits)),
+            sets=Markup(text(lang, "count.image_sets", n=image_sets(p.credits, cost_of_a_set))),
             stars=p.stars,
         )
         for p in packs

@@ -6,7 +6,7 @@ from __future__ import annotations
 from telegram import Message, MessageEntity, Update
 from telegram.ext import filters
 
-from bot.core.catalog import Lang, language_for
+from bot.telegram.catalog import Lang, language_for
 
 # New messages only: an edited `/imagine` must not start (and bill) a second task.
 NEW_MESSAGES = filters.UpdateType.MESSAGE

@@ -26,20 +26,25 @@ from telegram import (
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.core import callback_data, catalog
+from bot.core import callback_data
 from bot.core.callback_data import Buy
-from bot.core.catalog import Lang, language_for
 from bot.core.constants import is_group_chat
-from bot.core.shop import BadPayload, Order, Pack, image_sets, read, sign
+from bot.core.shop import BadPayload, Order, Pack, PayloadProblem, image_sets, read, sign
 from bot.engine.billing import Billing
-from bot.telegram import rendering
+from bot.telegram import catalog, rendering
 from bot.telegram.alerts import OperatorAlerts
+from bot.telegram.catalog import Lang, language_for
 from bot.telegram.replies import lang_of, reply, text_after_command
 from storage.payments import NewPayment, Payment, PaymentRepository
 
 _log = logging.getLogger(__name__)
 
 STARS = "XTR"
+# Why a pre-checkout is refused, as the catalog says it to the buyer.
+_PAYLOAD_PROBLEMS: dict[PayloadProblem, str] = {
+    "forged": "checkout.forged",
+    "stale": "checkout.stale",
+}
 MAX_DESCRIPTION_CHARS = 255
 PAGE = 100  # Star transactions per getStarTransactions call (Telegram's most)
 MAX_QUESTION_CHARS = 1000
@@ -105,7 +110,9 @@ class Shop:
         await query.answer()
         thread_id = message.message_thread_id if message.is_topic_message else None
         order = Order(pack, message.chat.id, query.from_user.id, thread_id, int(self._clock()))
-        sets = image_sets(pack.credits, self._billing.costs.text_to_image)
+        sets = catalog.plain(
+            lang, "count.image_sets", n=image_sets(pack.credits, self._billing.costs.text_to_image)
+        )
         if is_group_chat(message.chat.type):
             description = catalog.plain(
                 lang,
@@ -150,7 +157,7 @@ class Shop:
     def _problem(self, payload: str, currency: str, amount: int, payer: int) -> str | None:
         order = read(payload, self._key, now=self._clock())
         if isinstance(order, BadPayload):
-            return f"checkout.{order.problem}"
+            return _PAYLOAD_PROBLEMS[order.problem]
         if order.buyer_id != payer:
             return "checkout.not_yours"
         if order.pack not in self.packs or currency != STARS or amount != order.pack.stars:

@@ -17,7 +17,6 @@ from telegram import Bot, InputMediaPhoto
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
-from bot.core.catalog import Lang, Markup, text
 from bot.core.lifecycle import FailureKind, TaskKind
 from bot.engine.chat import (
     Activity,
@@ -35,6 +34,7 @@ from bot.engine.chat import (
     Working,
 )
 from bot.telegram import flood, rendering
+from bot.telegram.catalog import Lang, Markup, text
 from bot.telegram.delivery import Deliverer, MediaKind, Placement, media_kind
 from storage.tasks import Task
 
@@ -232,9 +232,18 @@ def failure_text(task: Task) -> str:
     return reason
 
 
+# What each kind of task makes, as a failure names it ("Could not make the video").
+_WHAT = {
+    TaskKind.TEXT_TO_IMAGE: "failure.what.text_to_image",
+    TaskKind.TEXT_TO_VIDEO: "failure.what.text_to_video",
+    TaskKind.IMAGE_TO_VIDEO: "failure.what.image_to_video",
+    TaskKind.UPSCALE: "failure.what.upscale",
+}
+
+
 def _failure_reason(task: Task, lang: Lang) -> str:
     """One sentence naming what failed (the images, the video, the animation, the upscale)."""
-    what = Markup(text(lang, f"failure.what.{task.kind}"))
+    what = Markup(text(lang, _WHAT[task.kind]))
     match task.failure_kind:
         case FailureKind.GENERATION if task.failure_detail:
             return text(lang, "failure.generation", what=what, reason=task.failure_detail)
