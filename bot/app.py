@@ -241,7 +241,9 @@ async def run(
     chats = ChatRepository(database)
     pool = Pool(
         [(account, build_provider(account)) for account in accounts],
-        states=AccountStates(database),
+        # An account's state moves as its slots are given and freed: those statements go
+        # ahead of the database's line (storage/turns.py), as the slots' own records do.
+        states=AccountStates(database.ahead_of_the_line()),
         breaker=timing.breaker,
         clock=clock,
     )
@@ -392,7 +394,7 @@ async def run(
     # Always served: /healthz and /metrics for operators; callbacks only with PUBLIC_URL.
     web = build_web_app(
         WebDependencies(
-            tasks=tasks,
+            tasks=tasks.ahead_of_the_line(),
             served_files=served_files,
             callback_task_id=callback_task_id,
             on_callback=engine.on_callback,

@@ -121,6 +121,12 @@ class Database(ABC):
         """Statements that commit together, or not at all (an exception rolls back), holding
         `locks` (names) from the start to the end."""
 
+    def ahead_of_the_line(self) -> Database:
+        """This database, for statements that go before all that wait without it (see
+        `storage/turns.py`: what frees or fills an upstream slot). A database that runs a
+        process's statements side by side (PostgreSQL's pool) has no line: itself."""
+        return self
+
     @abstractmethod
     async def ping(self) -> bool:
         """True if this process could write to the database within two seconds."""

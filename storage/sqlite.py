@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
@@ -47,6 +48,7 @@ class _Transaction:
 
 class SQLiteDatabase(Database):
     dialect = "sqlite"
+    _ahead = False  # this view's statements go before the rest (`ahead_of_the_line`)
 
     def __init__(self, connection: aiosqlite.Connection, path: Path | str) -> None:
         super().__init__()
@@ -82,24 +84,30 @@ class SQLiteDatabase(Database):
             raise
         return database
 
+    def ahead_of_the_line(self) -> SQLiteDatabase:
+        """The same connection and line, its statements served before those not ahead."""
+        view = copy.copy(self)
+        view._ahead = True
+        return view
+
     async def close(self) -> None:
-        async with self._lock:
+        async with self._lock.turn(ahead=self._ahead):
             await self._connection.close()
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        async with self._lock:
+        async with self._lock.turn(ahead=self._ahead):
             return await self._session.execute(sql, params)
 
     async def fetch_all(self, sql: str, params: Params = ()) -> Sequence[Row]:
         # One trip to the connection's thread (execute, then fetch, would be two).
-        async with self._lock:
+        async with self._lock.turn(ahead=self._ahead):
             return await self._session.fetch_all(sql, params)
 
     @asynccontextmanager
     async def transaction(self, *, locks: Iterable[str] = ()) -> AsyncIterator[Session]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on an exception, holding the lock (one
         writer at a time: whatever `locks` names is locked with the rest)."""
-        async with self._lock:
+        async with self._lock.turn(ahead=self._ahead):
             begin = asyncio.ensure_future(self._connection.execute("BEGIN IMMEDIATE"))
             try:
                 await asyncio.shield(begin)

@@ -207,6 +207,11 @@ class TaskRepository:
         change nothing of it."""
         return TaskRepository(self._db, holder=owner)
 
+    def ahead_of_the_line(self) -> TaskRepository:
+        """The same tasks (fenced as these are), their statements served before those
+        waiting without it: for what an upstream slot waits on (`storage/turns.py`)."""
+        return TaskRepository(self._db.ahead_of_the_line(), holder=self._holder)
+
     def _fence(self) -> tuple[str, tuple[object, ...]]:
         """The condition (and its parameter) that fences a write by the claim, if any."""
         if self._holder is None:

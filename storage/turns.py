@@ -5,8 +5,9 @@ SQLite runs a process's statements one at a time (one writer, one connection). U
 load a hundred statements wait their turn, and the few an upstream slot waits on (the
 callback's look-up, the record of a finished task, the record of a create about to go)
 would queue behind status notes and deliveries: the slot idles for the whole line. Code
-that runs inside `ahead_of_the_line()` is served before all that waits outside it; each
-group keeps its own order.
+made through a database's `ahead_of_the_line()` view (`Database.ahead_of_the_line`, and the
+repositories' views over it) is served before all that waits without it; each group keeps
+its own order. Which statements go ahead is said where they are made, never inherited.
 """
 
 from __future__ import annotations
@@ -14,27 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import TracebackType
-
-_urgent: ContextVar[bool] = ContextVar("ahead_of_the_line", default=False)
-
-
-@contextmanager
-def ahead_of_the_line() -> Iterator[None]:
-    """The statements run inside (and in tasks started inside) go before those waiting
-    without it."""
-    token = _urgent.set(True)
-    try:
-        yield
-    finally:
-        _urgent.reset(token)
 
 
 class TurnLock:
-    """An asyncio lock with two lines: waiters `ahead_of_the_line()` first, then the rest,
+    """An asyncio lock with two lines: waiters `ahead` first, then the rest,
     each first come, first served. Released, it passes straight to the next waiter, so no
     newcomer slips in between."""
 
@@ -46,12 +33,21 @@ class TurnLock:
     def waiting(self) -> int:
         return len(self._ahead) + len(self._behind)
 
-    async def acquire(self) -> None:
+    @asynccontextmanager
+    async def turn(self, *, ahead: bool) -> AsyncIterator[None]:
+        """Held inside the block; taken before every waiter not `ahead` if `ahead`."""
+        await self.acquire(ahead=ahead)
+        try:
+            yield
+        finally:
+            self.release()
+
+    async def acquire(self, *, ahead: bool = False) -> None:
         if not self._held and not self._ahead and not self._behind:
             self._held = True
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        line = self._ahead if _urgent.get() else self._behind
+        line = self._ahead if ahead else self._behind
         line.append(turn)
         try:
             await turn

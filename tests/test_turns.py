@@ -1,17 +1,17 @@
-"""The database's line: what waits `ahead_of_the_line()` goes first (storage/turns.py)."""
+"""The database's line: what waits `ahead` goes first (storage/turns.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from pathlib import Path
 
-from storage.turns import TurnLock, ahead_of_the_line
+from storage.sqlite import SQLiteDatabase
+from storage.turns import TurnLock
 
 
 async def _take(lock: TurnLock, name: str, order: list[str], *, ahead: bool = False) -> None:
-    with ahead_of_the_line() if ahead else contextlib.nullcontext():
-        async with lock:
-            order.append(name)
+    async with lock.turn(ahead=ahead):
+        order.append(name)
 
 
 async def _settle() -> None:
@@ -38,19 +38,38 @@ async def test_waiters_ahead_of_the_line_go_first_each_line_in_its_order() -> No
     assert lock.waiting() == 0
 
 
-async def test_the_mark_reaches_tasks_started_inside_and_ends_with_the_block() -> None:
-    lock = TurnLock()
-    order: list[str] = []
-    await lock.acquire()
-    with ahead_of_the_line():
-        inside = asyncio.create_task(_take(lock, "started inside", order))
-    outside = asyncio.create_task(_take(lock, "started after", order))
-    first = asyncio.create_task(_take(lock, "first come", order))
-    await _settle()
-    # "first come" came after "started after": the two outside keep their order.
-    lock.release()
-    await asyncio.gather(inside, outside, first)
-    assert order == ["started inside", "started after", "first come"]
+async def test_statements_through_a_database_ahead_view_go_first(tmp_path: Path) -> None:
+    """Which statements go ahead is said where they are made: through the database's
+    `ahead_of_the_line()` view, which shares its connection and its line."""
+    database = await SQLiteDatabase.connect(tmp_path / "turns.sqlite3")
+    try:
+        await database.execute("CREATE TABLE said (what TEXT)")
+        first = database.ahead_of_the_line()
+        held = asyncio.Event()
+        go_on = asyncio.Event()
+
+        async def busy() -> None:
+            async with database.transaction():
+                held.set()
+                await go_on.wait()
+
+        holder = asyncio.create_task(busy())
+        await held.wait()
+        waiting = [
+            asyncio.create_task(database.execute("INSERT INTO said VALUES ('a note')")),
+            asyncio.create_task(first.execute("INSERT INTO said VALUES ('a slot')")),
+            asyncio.create_task(database.execute("INSERT INTO said VALUES ('another note')")),
+        ]
+        await _settle()
+        go_on.set()
+        await asyncio.gather(holder, *waiting)
+        rows = await database.fetch_all("SELECT what FROM said ORDER BY rowid")
+        assert [row[0] for row in rows] == ["a slot", "a note", "another note"]
+        # The view is the same database: what it wrote, the other reads.
+        counted = await first.fetch_one("SELECT count(*) FROM said")
+        assert counted is not None and counted[0] == 3
+    finally:
+        await database.close()
 
 
 async def test_a_cancelled_waiter_never_holds_the_lock() -> None:

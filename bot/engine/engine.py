@@ -42,7 +42,6 @@ from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
 from bot.providers import ErrorKind, ProviderError, UpstreamState
 from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
-from storage.turns import ahead_of_the_line
 from storage.upstream_pace import UpstreamPace
 
 __all__ = ["Engine", "RetryPolicy", "Timing"]
@@ -80,11 +79,15 @@ class Engine:
         self._owner = owner  # this process's name on the tasks it claims
         # What workers write of their tasks: only while this process holds the claim.
         self._mine = tasks.held_by(owner)
+        # The same, for the records an upstream slot waits on (a create about to go, a task
+        # finished): they go before the rest of the database's line (storage/turns.py).
+        self._first = self._mine.ahead_of_the_line()
+        self._anyones_first = tasks.ahead_of_the_line()  # unfenced: callbacks, /cancel
         self._line_max_wait = line_max_wait
         self._shared_line = shared_line  # other replicas' tasks wait in the line too
         self._max_held = max_held  # unfinished tasks this process drives at once (0: all)
         self._placer: asyncio.Task[None] | None = None
-        self._clock = clock  # for claims' leases
+        self._clock = clock  # the wall clock of every record and deadline (a test's own)
         self._timing = timing or Timing()
         self._alerts = alerts
         self._metrics = metrics or Metrics()
@@ -108,6 +111,7 @@ class Engine:
             scheduler=self._scheduler,
             unstoppable=self._unstoppable_task,
             wait_at=self._wait_at,
+            clock=clock,
         )
         self._results = Results(
             chat=chat,
@@ -116,6 +120,7 @@ class Engine:
             followups=pool.followups,
             metrics=self._metrics,
             fail=self._fail,
+            clock=clock,
         )
         # The line's load for each kind, as last read (when, by the loop's clock), for the
         # waits shown beside places.
@@ -323,7 +328,7 @@ class Engine:
             waiting=counts.get(TaskState.PENDING, 0),
             running=sum(counts.get(state, 0) for state in _UPSTREAM_HAS_IT),
             created_last_hour=await self._tasks.created_since(
-                [a.name for a in open_], time.time() - HOUR
+                [a.name for a in open_], self._clock() - HOUR
             ),
             slots=sum(a.config.max_concurrent for a in open_),
             per_hour=sum(a.config.max_tasks_per_hour for a in open_),
@@ -362,14 +367,14 @@ class Engine:
         or another replica drives it: that one is told through the database).
         `task` is as the callback's route read it (to check the callback), just now.
         """
-        if task.state is TaskState.SUBMITTING and await self._tasks.mark_running(
+        if task.state is TaskState.SUBMITTING and await self._anyones_first.mark_running(
             task.id, upstream_id
         ):
             _tlog(task).info("task %d: upstream task %s, by callback", task.id, upstream_id)
         job = self._jobs.get(task.id)
         if job is None:
             # Another replica may drive it (any replica may receive a callback).
-            await self._tasks.nudge(task.id)
+            await self._anyones_first.nudge(task.id)
             return False
         job.nudge.set()
         return True
@@ -584,7 +589,7 @@ class Engine:
             return
         _tlog(task).info("task %d: creation outcome unknown, waiting for a callback", task.id)
         deadline = (task.submitted_at or task.created_at) + self._timing.callback_net.timeout
-        while (remaining := deadline - time.time()) > 0:
+        while (remaining := deadline - self._clock()) > 0:
             await nudged_within(job.nudge, remaining)
             if (await reload(self._tasks, task)).state is not TaskState.SUBMITTING:
                 return  # a callback named the upstream task; it is watched from here on
@@ -592,19 +597,14 @@ class Engine:
         await self._fail(task, FailureKind.INTERRUPTED, None)
 
     async def _submit(self, job: Job, task: Task, account: Account) -> Task | None:
-        # A slot waits on these records: they go before the rest of the database's line.
-        with ahead_of_the_line():
-            return await self._submit_now(job, task, account)
-
-    async def _submit_now(self, job: Job, task: Task, account: Account) -> Task | None:
         # submitted_at: when the create request left, for the hourly cap and the timeout.
         # The caps are checked again in the database, counting every replica's tasks.
         caps = Caps(account.config.max_concurrent, account.config.max_tasks_per_hour)
         # The request is made first: it may fetch an image from Telegram for the upstream,
         # which must not happen while the task is marked as on its way upstream.
         request = await self._upstream.request(task, account)
-        outcome = await self._mine.mark_submitting(
-            task.id, account.name, at=time.time(), caps=caps, admit=self._pool.admits(account)
+        outcome = await self._first.mark_submitting(
+            task.id, account.name, at=self._clock(), caps=caps, admit=self._pool.admits(account)
         )
         await self._pool.sent(account, task.id, went=outcome == "sent")
         if outcome != "sent":
@@ -619,7 +619,7 @@ class Engine:
             return None
         # The upstream's id first (what a restart needs), then the account's news. None when
         # a callback came first and recorded the same upstream task.
-        running = await self._mine.mark_running(task.id, upstream_id)
+        running = await self._first.mark_running(task.id, upstream_id)
         if running is not None:
             _tlog(task, account.name).info("task %d: upstream task %s", task.id, upstream_id)
         if await self._pool.create_succeeded(account):
@@ -651,7 +651,7 @@ class Engine:
             try:
                 # Back in line: another account takes it, or this one once it is back (the
                 # line keeps it for OUTAGE_WAIT at most).
-                if await self._mine.mark_refused(task.id):
+                if await self._first.mark_refused(task.id):
                     log.info("task %d: back in line", task.id)
                     return
             finally:
@@ -692,7 +692,7 @@ class Engine:
         quickest = None if by_callback else durations.quickest()
         last_seen_running = 0.0
         while True:
-            elapsed = time.time() - started
+            elapsed = self._clock() - started
             if schedule.timed_out(elapsed):
                 await self._fail(task, FailureKind.TIMEOUT, None)
                 return None
@@ -714,7 +714,7 @@ class Engine:
                     await asyncio.sleep(error.retry_after)
                 continue
             job.seen = status.state
-            seen_at = time.time() - started
+            seen_at = self._clock() - started
             if status.state in (UpstreamState.QUEUED, UpstreamState.WORKING):
                 last_seen_running = seen_at
             elif status.state is UpstreamState.SUCCEEDED and not by_callback:
@@ -723,10 +723,9 @@ class Engine:
                 # Its slot is free once the database says so: the caps are counted there
                 # (by every replica), so the line must not hand the slot out before.
                 try:
-                    with ahead_of_the_line():
-                        return await self._mine.mark_succeeded(
-                            task.id, status.result_urls, at=time.time()
-                        )
+                    return await self._first.mark_succeeded(
+                        task.id, status.result_urls, at=self._clock()
+                    )
                 finally:
                     await self._free_slot(task)
             if status.state is UpstreamState.FAILED:
@@ -740,10 +739,9 @@ class Engine:
         call did. Its slot is free once the failure is recorded (see `_poll`). `fenced`:
         made by the task's worker, so only while this process holds the task (a /cancel,
         from any replica, is not)."""
-        tasks = self._mine if fenced else self._tasks
+        tasks = self._first if fenced else self._anyones_first
         try:
-            with ahead_of_the_line():
-                moved = await tasks.mark_failed(task.id, kind, detail, at=time.time())
+            moved = await tasks.mark_failed(task.id, kind, detail, at=self._clock())
         finally:
             await self._free_slot(task)
         if moved is None:

@@ -43,8 +43,10 @@ class Results:
         followups: Callable[[str], tuple[bool, bool]],
         metrics: Metrics,
         fail: FailTask,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._chat = chat
+        self._clock = clock
         self._tasks = tasks
         self._status = status
         self._followups = followups  # (animate, upscale) offered for a task of an account
@@ -101,11 +103,11 @@ class Results:
             buttons = await self._chat.send_buttons(task, first, offers, job.sending)
             await self._tasks.note_buttons(task.id, buttons)
         await self._status.remove(job, task)
-        delivered = await self._tasks.mark_delivered(task.id, at=time.time())
+        delivered = await self._tasks.mark_delivered(task.id, at=self._clock())
         if delivered is not None:
             self._metrics.tasks_finished.labels(task.kind, "delivered").inc()
             if task.finished_at is not None:
-                waited = max(0.0, time.time() - task.finished_at)
+                waited = max(0.0, self._clock() - task.finished_at)
                 self._metrics.delivery_seconds.labels(task.kind).observe(waited)
         _tlog(task).info("task %d: delivered %d items", task.id, len(task.result_urls))
         return delivered
@@ -121,7 +123,7 @@ class Results:
             _tlog(task).warning("task %d: inline message gone: %s", task.id, error)
             await self._fail(task, FailureKind.DELIVERY, None)
             return None
-        delivered = await self._tasks.mark_delivered(task.id, at=time.time())
+        delivered = await self._tasks.mark_delivered(task.id, at=self._clock())
         if delivered is not None:
             self._metrics.tasks_finished.labels(task.kind, "delivered").inc()
         _tlog(task).info("task %d: delivered into its inline message", task.id)

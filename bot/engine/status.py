@@ -54,13 +54,20 @@ class StatusMessages:
         scheduler: Scheduler,
         unstoppable: Unstoppable,
         wait_at: WaitAt | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._chat = chat
+        self._clock = clock
         self._tasks = tasks
         self._cadence = cadence
         self._scheduler = scheduler
         self._unstoppable = unstoppable
         self._wait_at = wait_at
+
+    def _working(self, job: Job, task: Task) -> Working:
+        """What a task upstream shows: what the upstream said last, and the time since it
+        was asked for."""
+        return Working(job.seen, max(0, int(self._clock() - task.created_at)))
 
     def start(self, job: Job, task: Task) -> None:
         """Post the status message beside the task's work (a send that, once begun, is
@@ -74,7 +81,7 @@ class StatusMessages:
             return  # the inline message itself says the picture is being made
         # An acknowledgement: welcome, but results go first.
         sending = job.status_sending = job.sending.later()
-        view = Working(None, max(0, int(time.time() - task.created_at)))
+        view = self._working(job, task)
         try:
             message_id = await self._chat.post_status(task, view, sending)
             await self._tasks.note_status_message(task.id, message_id)
@@ -167,7 +174,7 @@ class StatusMessages:
             current = await self._tasks.get(task.id)
             if current is None or current.status_message_id is None:
                 continue
-            wanted = Working(job.seen, max(0, int(time.time() - task.created_at)))
+            wanted = self._working(job, task)
             if wanted == job.status_shown:  # what the message says now
                 continue
             try:

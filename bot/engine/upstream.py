@@ -107,8 +107,8 @@ class UpstreamSide:
             # Every replica's reads of this account together keep to its pace.
             capacity, period = self._timing.status_reads
             bucket = Bucket(capacity, capacity / period)
-            moment = await self._shared_pace.reserve(account.name, bucket, now=time.time())
-            await asyncio.sleep(max(0.0, moment - time.time()))
+            moment = await self._shared_pace.reserve(account.name, bucket, now=self._clock())
+            await asyncio.sleep(max(0.0, moment - self._clock()))
         elif paced:
             pace = self._status_reads.setdefault(
                 account.name, AsyncLimiter(*self._timing.status_reads)
