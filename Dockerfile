@@ -11,7 +11,7 @@ RUN pip install --no-cache-dir --disable-pip-version-check --prefix=/install \
     && pip install --no-cache-dir --disable-pip-version-check --prefix=/install --no-deps .
 
 # Run stage: the installed packages only, a non-root user, the database on a volume,
-# every setting from the environment (see the README's settings table).
+# every setting from the environment (see docs/configuration.md).
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent imagine \
     && mkdir /data \

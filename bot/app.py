@@ -3,7 +3,7 @@
 The lifecycle is driven by hand (PTB's `customwebhookbot` pattern) rather than by
 `run_polling`, so the bot and its HTTP endpoint share one event loop, and shutdown goes in
 the order that loses nothing: stop taking updates, let in-flight sends finish (every task
-is in SQLite and resumes at the next start), then close the HTTP server and the database.
+is in the database and resumes at the next start), then close the HTTP server and the database.
 """
 
 from __future__ import annotations
@@ -464,7 +464,7 @@ async def run(
             taking_updates.clear()
             if polling is not None:
                 await polling.stop()
-            # 2. In-flight work: sends on their way finish, the rest waits in SQLite; sends
+            # 2. In-flight work: sends on their way finish, the rest waits in the database; sends
             # and replies still waiting for their turn under the flood limits are dropped.
             await engine.stop(drop_queued=flood.stop_waiting)
             await application.stop()

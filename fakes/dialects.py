@@ -1,4 +1,4 @@
-"""Test servers for the other dialects (../shared/upstream-docs/003 and 004), on the same
+"""Test servers for the other dialects (docs/upstream/pages/003 and 004), on the same
 task clock and result files as the kie one. Strict where the documentation is explicit:
 fields it does not list are refused."""
 

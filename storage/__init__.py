@@ -1,1 +1,2 @@
-"""SQLite storage: the connection, its migrations and the repositories over it."""
+"""Storage: the database (SQLite, or PostgreSQL for several replicas), its migrations and the
+repositories over it."""

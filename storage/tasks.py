@@ -184,7 +184,7 @@ assert {"delivered", "reported"} == set(FINAL_STATES)
 
 
 def _encode(name: str, value: object) -> object:
-    """A column's value as SQLite stores it: lists as JSON."""
+    """A column's value as the database stores it: lists as JSON."""
     if isinstance(value, list | tuple):
         return json.dumps(list(value))
     return value

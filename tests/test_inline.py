@@ -160,7 +160,7 @@ async def test_without_inline_feedback_a_chosen_create_makes_nothing(
     telegram: FakeTelegram, kie: FakeKie, start_bot: StartBot
 ) -> None:
     # BotFather's /setinlinefeedback off: Telegram never says which result was chosen (the
-    # README tells operators to turn it on).
+    # user guide tells operators to turn it on).
     bot = await start_bot()
     telegram.inline_feedback = False
     query_id, _ = await answer(telegram, ANN, "a fox")

@@ -1,6 +1,6 @@
 """The kie dialect client, against the documentation's own example answers.
 
-The examples are copied from ../shared/upstream-docs (000: createTask, 002: the record
+The examples are copied from docs/upstream/pages (000: createTask, 002: the record
 as callbacks and recordInfo show it). httpx's MockTransport answers with them.
 """
 

@@ -67,7 +67,8 @@ async def test_statements_through_a_database_ahead_view_go_first(tmp_path: Path)
         assert [row[0] for row in rows] == ["a slot", "a note", "another note"]
         # The view is the same database: what it wrote, the other reads.
         counted = await first.fetch_one("SELECT count(*) FROM said")
-        assert counted is not None and counted[0] == 3
+        assert counted is not None
+        assert counted[0] == 3
     finally:
         await database.close()
 

@@ -5,7 +5,7 @@ from typing import Final
 ASPECT_RATIOS: Final = ("1:1", "2:3", "3:2", "16:9", "9:16")
 DEFAULT_ASPECT_RATIO: Final = "1:1"
 
-# Upstream limits (../shared/UPSTREAM.md).
+# Upstream limits (docs/upstream/README.md).
 MAX_PROMPT_CHARS: Final = 5000
 
 # Telegram's chat types that are groups (a group's credits are shared, its admins decide).

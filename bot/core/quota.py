@@ -1,6 +1,6 @@
 """Credits: what a task costs, what a chat has left, where a reservation draws from.
 
-Pure: the ledger rows live in SQLite (`storage/ledger.py`); the arithmetic lives here.
+Pure: the ledger rows live in the database (`storage/ledger.py`); the arithmetic lives here.
 
 Each chat gets a daily allowance per UTC day; credits granted by an operator and credits
 bought with Telegram Stars come on top and do not expire. A reservation draws on the day's

@@ -14,7 +14,7 @@ from bot.providers.grokimagineapi import GrokImagineApiProvider
 from bot.providers.kie import KieProvider
 from bot.settings import DEFAULT_PROVIDER_BASE_URLS, ProviderName, Settings
 
-# The documented limits of one account (../shared/UPSTREAM.md).
+# The documented limits of one account (docs/upstream/README.md).
 DEFAULT_MAX_CONCURRENT = 50
 DEFAULT_MAX_PER_HOUR = 500
 

@@ -38,7 +38,7 @@ _STATES = {
     "fail": UpstreamState.FAILED,
 }
 
-# Business codes (../shared/UPSTREAM.md, "Errors") beyond the common ones.
+# Business codes (docs/upstream/README.md, "Errors") beyond the common ones.
 _CODE_KINDS = {
     433: ErrorKind.UNAVAILABLE,  # sub-key over its limit
     455: ErrorKind.UNAVAILABLE,  # maintenance
