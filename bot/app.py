@@ -37,19 +37,22 @@ from bot.telegram.admin import AdminCommands
 from bot.telegram.admins import ChatAdmins
 from bot.telegram.alerts import OperatorAlerts
 from bot.telegram.animate import Animations
-from bot.telegram.buttons import Buttons
 from bot.telegram.catalog import Lang
+from bot.telegram.chat_events import ChatEvents
 from bot.telegram.chat_settings import SettingsMenu
-from bot.telegram.commands import Commands
 from bot.telegram.delivery import Deliverer
 from bot.telegram.flood import FloodControl, FloodLimits
+from bot.telegram.guide import Guide
 from bot.telegram.handover import ImageHandover
 from bot.telegram.history import History
+from bot.telegram.imagine import Imagine
 from bot.telegram.inline import Inline
 from bot.telegram.intake import Intake
 from bot.telegram.media import MediaFetcher
 from bot.telegram.permissions import Permissions
 from bot.telegram.polling import PollingLeader
+from bot.telegram.quota import Quota
+from bot.telegram.results import ResultButtons
 from bot.telegram.shop import Shop
 from bot.telegram.task_chat import TelegramChat
 from bot.web.routes import (
@@ -316,50 +319,52 @@ async def run(
         default_user_cap=settings.group_user_daily_credits,
     )
     history = History(tasks=tasks, deliverer=deliverer, capabilities=pool.capabilities)
+    # The features, in the order their handlers are tried (inline's /start t<task> before
+    # the guide's /start).
     handlers.register(
         application,
-        commands=Commands(
-            engine=engine,
-            tasks=tasks,
-            chats=chats,
-            billing=billing,
-            intake=intake,
-            permissions=permissions,
-            capabilities=pool.capabilities,
-            payments=payments,
-            shop_open=shop.open,
-        ),
-        animations=animations,
-        settings=settings_menu,
-        buttons=Buttons(
-            tasks=tasks,
-            intake=intake,
-            animations=animations,
-            settings=settings_menu,
-            permissions=permissions,
-            capabilities=pool.capabilities,
-        ),
-        admins=admins,
-        shop=shop,
-        history=history,
-        inline=Inline(
-            tasks=tasks,
-            intake=intake,
-            deliverer=deliverer,
-            history=history,
-            capabilities=pool.capabilities,
-            cost=billing.costs.text_to_image,
-        ),
+        [
+            Inline(
+                tasks=tasks,
+                intake=intake,
+                deliverer=deliverer,
+                history=history,
+                capabilities=pool.capabilities,
+                cost=billing.costs.text_to_image,
+            ),
+            Guide(capabilities=pool.capabilities, shop_open=shop.open),
+            Imagine(
+                engine=engine,
+                tasks=tasks,
+                chats=chats,
+                intake=intake,
+                permissions=permissions,
+                capabilities=pool.capabilities,
+            ),
+            animations,
+            ResultButtons(
+                tasks=tasks,
+                intake=intake,
+                animations=animations,
+                permissions=permissions,
+                capabilities=pool.capabilities,
+            ),
+            Quota(billing=billing, payments=payments),
+            settings_menu,
+            history,
+            shop,
+            ChatEvents(chats=chats, admins=admins),
+            AdminCommands(
+                operator_ids=settings.admin_user_ids,
+                billing=billing,
+                ledger=ledger,
+                chats=chats,
+                stats=StatsRepository(database),
+                payments=payments,
+                pool=pool,
+            ),
+        ],
     )
-    AdminCommands(
-        operator_ids=settings.admin_user_ids,
-        billing=billing,
-        ledger=ledger,
-        chats=chats,
-        stats=StatsRepository(database),
-        payments=payments,
-        pool=pool,
-    ).register(application)
 
     webhook_secret = None
     if settings.telegram_webhook:

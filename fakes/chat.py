@@ -20,8 +20,10 @@ from bot.engine.chat import (
     ClaimLost,
     Offers,
     Posted,
+    Refused,
     Sending,
     StatusView,
+    Working,
 )
 from bot.providers import Capabilities, ErrorKind, GenerationRequest, ProviderError, UpstreamStatus
 from bot.providers.base import UpstreamState
@@ -46,6 +48,8 @@ class RecordingChat:
         self.fenced = 0  # calls not sent: the claim was another process's by then
         self.closed: set[int] = set()  # chats that answer "blocked"
         self.moved: dict[int, int] = {}  # chats that became supergroups: "moved to"
+        self.repeated = 0  # status edits refused for changing nothing, as Telegram refuses them
+        self._shown: dict[int, str] = {}  # status message → what it reads
         self._ids = itertools.count(1000)
 
     def busy(self, chat_id: int) -> bool:
@@ -64,12 +68,19 @@ class RecordingChat:
         return next(self._ids)
 
     async def post_status(self, task: Task, view: StatusView, sending: Sending) -> int:
-        return await self._leave("post_status", task, sending, view)
+        message_id = await self._leave("post_status", task, sending, view)
+        self._shown[message_id] = _reads(view)
+        return message_id
 
     async def edit_status(
         self, task: Task, message_id: int, view: StatusView, sending: Sending
     ) -> None:
+        if self._shown.get(message_id) == _reads(view):
+            # Telegram: "message is not modified" (400).
+            self.repeated += 1
+            raise Refused("message is not modified")
         await self._leave("edit_status", task, sending, view)
+        self._shown[message_id] = _reads(view)
 
     async def remove_status(self, task: Task, message_id: int, sending: Sending) -> None:
         await self._leave("remove_status", task, sending, message_id)
@@ -98,6 +109,14 @@ class RecordingChat:
         return [told for told in self.log if told.call == call]
 
 
+def _reads(view: StatusView) -> str:
+    """What a status message showing `view` reads, as far as telling two apart goes (the
+    Telegram port shows "working" only for a task the upstream said it works on)."""
+    if isinstance(view, Working):
+        return f"{'working' if view.seen is UpstreamState.WORKING else 'queued'} {view.seconds}"
+    return repr(view)
+
+
 class MemoryUpstream:
     """An upstream account in memory: creates tasks (or refuses them with `refuse`), which
     finish when the test says (`finish`), or at once unless `hold`."""
@@ -117,6 +136,8 @@ class MemoryUpstream:
             balance=True,
         )
         self.hold = hold
+        self.state = UpstreamState.WORKING  # what a read of a held task says
+        self.reads = 0
         self.refuse: ProviderError | None = None
         self.created: list[GenerationRequest] = []
         self._finished: set[str] = set()
@@ -138,8 +159,9 @@ class MemoryUpstream:
         return None
 
     async def get_status(self, upstream_task_id: str) -> UpstreamStatus:
+        self.reads += 1
         if upstream_task_id not in self._finished:
-            return UpstreamStatus(UpstreamState.WORKING)
+            return UpstreamStatus(self.state)
         urls = tuple(f"https://files.example/{upstream_task_id}/{i}.png" for i in range(6))
         return UpstreamStatus(UpstreamState.SUCCEEDED, urls)
 

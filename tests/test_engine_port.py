@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from bot.core.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskKind, TaskState
 from bot.engine.engine import Engine, RetryPolicy, Timing
 from bot.engine.pool import Pool
-from bot.providers import AccountConfig
+from bot.providers import AccountConfig, UpstreamState
 from bot.settings import ProviderName
 from fakes.chat import MemoryUpstream, RecordingChat, Told, unavailable
 from fakes.telegram import WAIT
@@ -203,9 +203,10 @@ async def test_a_task_taken_over_is_told_only_by_its_new_holder(
             break
         await asyncio.sleep(0.02)
     assert await cluster.tasks.holds(task.id, "b")
-    # "a" still ticks its status message; nothing of it leaves any more.
+    # "a" still ticks its status message, and nothing of it leaves any more; or its next
+    # heartbeat came first, found the task taken over, and "a" stopped driving it.
     fenced_before = chat_a.fenced
-    await eventually(lambda: chat_a.fenced > fenced_before)
+    await eventually(lambda: chat_a.fenced > fenced_before or a.in_flight == 0)
     upstream.finish()
 
     done = await cluster.settled(task.id)
@@ -293,3 +294,24 @@ async def test_a_replica_restarting_over_its_limit_lets_go_of_what_it_cannot_dri
     done = [await cluster.settled(task.id) for task in made]
     assert {task.state for task in done} == {TaskState.DELIVERED}
     assert len(upstream.created) == 4  # the running tasks were watched, never made again
+
+
+async def test_a_status_edit_never_repeats_what_the_message_reads(
+    cluster_of: Callable[..., Cluster],
+) -> None:
+    """A task the upstream holds as queued, within one second: every tick wants what the
+    message already reads ("queued, 0 s"), so none sends an edit (Telegram would refuse it:
+    "message is not modified"; once failed CI, counted as a BadRequest)."""
+    upstream = MemoryUpstream("kie", hold=True)
+    upstream.state = UpstreamState.QUEUED
+    cluster = cluster_of(upstream)
+    frozen = time.time()
+    engine, chat = await cluster.replica("a", clock=lambda: frozen)
+    await submitted(engine, image_request())
+    await eventually(lambda: upstream.reads >= 2 and cluster.calls("post_status"))
+    # Each tick of the status message shows the chat's activity first: four of them mean
+    # three ticks looked at the message since the upstream said "queued".
+    seen = len(cluster.calls("show_activity"))
+    await eventually(lambda: len(cluster.calls("show_activity")) >= seen + 4)
+    assert chat.repeated == 0
+    assert cluster.calls("edit_status") == []

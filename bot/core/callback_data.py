@@ -8,6 +8,7 @@ then checks.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -134,13 +135,21 @@ _UPSCALE = re.compile(r"u:(\d{1,18})")
 _PICK_MODE = re.compile(r"m:(\d{1,18}):(fun|normal|spicy)")
 _NO_PROMPT = re.compile(r"n:(\d{1,18})")
 _BUY = re.compile(r"b:(\d{1,7}):(\d{1,6})")
-BUY_PATTERN = r"^b:"  # the /buy buttons' data, for their handler
 _HISTORY_PAGE = re.compile(r"hp:(\d{1,18}):(\d{1,4})")
 _RESEND = re.compile(r"h:(\d{1,18})")
-HISTORY_PATTERN = r"^hp?:"  # the /history buttons' data, for their handler
 
 
 Setting = Literal["buttons", "spicy", "ratio", "cap"]
 ButtonAction = (
     Animate | Reroll | Upscale | PickMode | NoPrompt | ChangeSetting | Buy | HistoryPage | Resend
 )
+
+
+def of(*kinds: type[ButtonAction]) -> Callable[[object], bool]:
+    """A handler's pattern: True for button data that stands for one of `kinds` (each
+    feature takes the presses on its own buttons)."""
+
+    def matches(data: object) -> bool:
+        return isinstance(data, str) and isinstance(decode(data), kinds)
+
+    return matches

@@ -105,7 +105,9 @@ class Outage:
 
 @dataclass(frozen=True, slots=True)
 class Working:
-    """Taken by the upstream (`seen`: its state as last read) for `seconds`."""
+    """Taken by the upstream for `seconds`: being made (`seen` is WORKING), or not known to
+    be yet (None). Two views that read the same are equal, so no edit repeats a message
+    (Telegram refuses an edit that changes nothing)."""
 
     seen: UpstreamState | None
     seconds: int

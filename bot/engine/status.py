@@ -32,6 +32,7 @@ from bot.engine.chat import (
 from bot.engine.job import Job, reload
 from bot.engine.scheduler import Scheduler
 from bot.ops.logs import task_logger
+from bot.providers import UpstreamState
 from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ class StatusMessages:
     def _working(self, job: Job, task: Task) -> Working:
         """What a task upstream shows: what the upstream said last, and the time since it
         was asked for."""
-        return Working(job.seen, max(0, int(self._clock() - task.created_at)))
+        seen = job.seen if job.seen is UpstreamState.WORKING else None  # queued reads as unknown
+        return Working(seen, max(0, int(self._clock() - task.created_at)))
 
     def start(self, job: Job, task: Task) -> None:
         """Post the status message beside the task's work (a send that, once begun, is

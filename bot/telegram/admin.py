@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from telegram import Message, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, CommandHandler, ContextTypes, filters
+from telegram.ext import CommandHandler, ContextTypes, filters
 
 from bot.core.breaker import BreakerState
 from bot.core.quota import utc_day
@@ -17,12 +18,13 @@ from bot.engine.billing import Billing
 from bot.engine.pool import Account, Pool
 from bot.ops.charts import daily_chart
 from bot.providers import ProviderError
-from bot.telegram import catalog, rendering
-from bot.telegram.catalog import Lang, language_for
+from bot.telegram import catalog
+from bot.telegram.catalog import Lang, language_for, text
+from bot.telegram.replies import Handlers
 from storage.chats import ChatRepository
 from storage.ledger import LedgerRepository
-from storage.payments import PaymentRepository
-from storage.stats import StatsRepository
+from storage.payments import PaymentRepository, StarsDay
+from storage.stats import AccountStats, ChatStats, DayStats, StatsRepository
 
 MAX_CREDITS = 1_000_000
 STATS_DAYS = 7
@@ -49,17 +51,19 @@ class AdminCommands:
         self._stats = stats
         self._pool = pool
 
-    def register(self, application: Application) -> None:  # type: ignore[type-arg]
+    def handlers(self) -> Handlers:
         # Only operators' new messages reach these handlers; others' fall through unanswered.
         only_operators = filters.User(user_id=self._operators) & filters.UpdateType.MESSAGE
-        for name, callback in (
-            ("grant", self.grant),
-            ("setquota", self.set_quota),
-            ("stats", self.stats),
-            ("balance", self.balance),
-            ("refund", self.refund),
-        ):
-            application.add_handler(CommandHandler(name, callback, filters=only_operators))
+        return [
+            CommandHandler(name, callback, filters=only_operators)
+            for name, callback in (
+                ("grant", self.grant),
+                ("setquota", self.set_quota),
+                ("stats", self.stats),
+                ("balance", self.balance),
+                ("refund", self.refund),
+            )
+        ]
 
     async def grant(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, lang, operator = _message(update), _lang(update), _user_id(update)
@@ -99,7 +103,7 @@ class AdminCommands:
         top = await self._stats.top_chats(since.isoformat())
         accounts = await self._stats.per_account(since.isoformat())
         stars = await self._payments.stars_per_day(since.isoformat())
-        await _reply(message, rendering.stats_text(lang, STATS_DAYS, week, top, accounts, stars))
+        await _reply(message, stats_text(lang, STATS_DAYS, week, top, accounts, stars))
         month = await self._stats.per_day((today - timedelta(days=CHART_DAYS - 1)).isoformat())
         chart = await asyncio.to_thread(daily_chart, month, last_day=today, span=CHART_DAYS)
         await message.reply_photo(chart)
@@ -228,3 +232,38 @@ def _lang(update: Update) -> Lang:
 
 async def _reply(message: Message, text: str) -> None:
     await message.reply_text(text)
+
+
+def stats_text(
+    lang: Lang,
+    days: int,
+    daily: list[DayStats],
+    top: list[ChatStats],
+    accounts: list[AccountStats],
+    stars: Sequence[StarsDay] = (),
+) -> str:
+    tasks_by_day = {d.day: d for d in daily}
+    stars_by_day = {d.day: d for d in stars}
+    if tasks_by_day or stars_by_day:
+        lines = ["day         tasks  failed  credits  stars"]
+        for day in sorted(tasks_by_day.keys() | stars_by_day.keys()):
+            d, paid = tasks_by_day.get(day), stars_by_day.get(day)
+            tasks, failed, credits = (d.tasks, d.failed, d.credits) if d else (0, 0, 0)
+            received = paid.stars if paid else 0
+            refunded = f" (-{paid.refunded})" if paid and paid.refunded else ""
+            lines.append(f"{day}  {tasks:>5}  {failed:>6}  {credits:>7}  {received:>5}{refunded}")
+        table = "\n".join(lines)
+    else:
+        table = text(lang, "admin.stats_empty")
+    if top:
+        top_table = "\n".join(f"{c.chat_id:>15}  {c.tasks:>5}  {c.credits:>7}" for c in top)
+    else:
+        top_table = text(lang, "admin.stats_empty")
+    if accounts:
+        width = max(len("account"), *(len(a.account) for a in accounts))
+        rows = [f"{'account':<{width}}  tasks  failed"]
+        rows += [f"{a.account:<{width}}  {a.tasks:>5}  {a.failed:>6}" for a in accounts]
+        per_account = "\n".join(rows)
+    else:
+        per_account = text(lang, "admin.stats_empty")
+    return text(lang, "admin.stats", days=days, table=table, top=top_table, accounts=per_account)

@@ -23,7 +23,7 @@ from telegram import (
     Update,
 )
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.core import callback_data
 from bot.core.callback_data import NoPrompt, PickMode
@@ -31,10 +31,17 @@ from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.engine.pool import Pool
 from bot.telegram import catalog
 from bot.telegram.catalog import Lang, Markup
-from bot.telegram.commands import unavailable
 from bot.telegram.handover import IMAGE_TYPES, ImageHandover, sniff_image_type
+from bot.telegram.imagine import unavailable
 from bot.telegram.intake import Intake
-from bot.telegram.replies import lang_of, reply, text_after_command
+from bot.telegram.replies import (
+    NEW_MESSAGES,
+    Handlers,
+    command,
+    lang_of,
+    reply,
+    text_after_command,
+)
 from storage.chats import ChatRepository
 from storage.drafts import Draft, DraftRepository, NewDraft
 from storage.tasks import Task, TaskRepository
@@ -73,7 +80,36 @@ class Animations:
         self._spicy_allowed = spicy_allowed
         self._intake = intake
 
+    def handlers(self) -> Handlers:
+        return [
+            command("animate", self.command),
+            # "/animate" as the caption of a photo (or of an image sent as a file).
+            MessageHandler(
+                NEW_MESSAGES
+                & (filters.PHOTO | filters.Document.IMAGE)
+                & filters.CaptionRegex(r"^/animate(@\w+)?(\s|$)"),
+                self.command,
+            ),
+            # A reply to an animation's message: the motion prompt.
+            MessageHandler(
+                NEW_MESSAGES & filters.REPLY & filters.TEXT & ~filters.COMMAND, self.reply
+            ),
+            CallbackQueryHandler(self.press, pattern=callback_data.of(PickMode, NoPrompt)),
+        ]
+
     # --- the updates that set an animation up ------------------------------------------------
+
+    async def press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A mode picked, or "no prompt", on an animation's message."""
+        query = update.callback_query
+        if query is None:
+            return
+        lang = lang_of(update)
+        match callback_data.decode(query.data):
+            case PickMode() as action:
+                await self.pick_mode(query, action, lang)
+            case NoPrompt() as action:
+                await self.no_prompt(query, action, lang)
 
     async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/animate [motion prompt]: on one of our images, or on a photo of the user's own

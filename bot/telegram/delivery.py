@@ -28,9 +28,9 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.core.constants import ALBUM_MAX_ITEMS
-from bot.telegram import rendering
 from bot.telegram.catalog import Lang, Markup, text
 from bot.telegram.media import MediaFetcher, MediaTooLarge, Probe
+from bot.telegram.results import result_keyboard, result_text
 
 _log = logging.getLogger(__name__)
 
@@ -185,10 +185,8 @@ class Deliverer:
         """The message under an image set with its 🎬 and 🔁 buttons, replying to the set."""
         return await self._bot.send_message(
             where.chat_id,
-            rendering.result_text(lang, aspect_ratio),
-            reply_markup=rendering.result_keyboard(
-                task_id, results, animate_offered=animate_offered
-            ),
+            result_text(lang, aspect_ratio),
+            reply_markup=result_keyboard(task_id, results, animate_offered=animate_offered),
             message_thread_id=where.message_thread_id,
             reply_parameters=where.reply_parameters,
         )

@@ -5,23 +5,30 @@ work as on the day it was made: they name the task, not the message."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from telegram import Bot, InlineKeyboardMarkup, Message, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot.core import callback_data
 from bot.core.callback_data import HistoryPage, Resend
 from bot.core.lifecycle import TaskKind
 from bot.providers import Capabilities
-from bot.telegram import catalog, rendering
+from bot.telegram import catalog
+from bot.telegram.catalog import Lang, plain, text
 from bot.telegram.delivery import Deliverer, Placement, is_video_url
-from bot.telegram.replies import lang_of
+from bot.telegram.replies import Handlers, command, lang_of, shorten
+from bot.telegram.results import album_caption, video_keyboard
 from storage.tasks import Task, TaskRepository
 
 _log = logging.getLogger(__name__)
 
-PAGE_SIZE = rendering.HISTORY_PAGE_SIZE
+PAGE_SIZE = 5
+
+
+PROMPT_CHARS = 40
 
 
 class History:
@@ -31,6 +38,12 @@ class History:
         self._tasks = tasks
         self._deliverer = deliverer
         self._can = capabilities
+
+    def handlers(self) -> Handlers:
+        return [
+            command("history", self.command),
+            CallbackQueryHandler(self.press, pattern=callback_data.of(HistoryPage, Resend)),
+        ]
 
     async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -83,17 +96,15 @@ class History:
             tasks, total = await self._tasks.delivered_of(
                 chat_id, user_id, offset=0, limit=PAGE_SIZE
             )
-        return rendering.history_page(lang_of(update), user_id, page, tasks, total)
+        return history_page(lang_of(update), user_id, page, tasks, total)
 
     async def resend(self, bot: Bot, task: Task, where: Placement) -> None:
         """The task's result again, from Telegram's file ids, with its buttons."""
         lang = catalog.Lang(task.lang)
-        caption = rendering.album_caption(task.prompt)
+        caption = album_caption(task.prompt)
         if task.result_urls and is_video_url(task.result_urls[0]):
             [file_id, *_] = task.media_file_ids
-            keyboard = rendering.video_keyboard(
-                lang, task.id, task.kind, upscale_offered=self._can.upscale
-            )
+            keyboard = video_keyboard(lang, task.id, task.kind, upscale_offered=self._can.upscale)
             await bot.send_video(
                 where.chat_id,
                 file_id,
@@ -114,3 +125,47 @@ class History:
             lang,
             animate_offered=self._can.image_to_video,
         )
+
+
+def history_page(
+    lang: Lang, user_id: int, page: int, tasks: Sequence[Task], total: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """/history: a page of the member's results here, a button each, and ◀ ▶ between pages."""
+    if total == 0:
+        return text(lang, "history.empty"), None
+    pages = (total + PAGE_SIZE - 1) // PAGE_SIZE
+    rows = [
+        [
+            InlineKeyboardButton(
+                plain(
+                    lang,
+                    "history.item_images"
+                    if t.kind is TaskKind.TEXT_TO_IMAGE
+                    else "history.item_video",
+                    prompt=shorten(t.prompt or "…", PROMPT_CHARS),
+                    day=datetime.fromtimestamp(t.created_at, UTC).strftime("%d.%m"),
+                ),
+                callback_data=callback_data.encode(Resend(t.id)),
+            )
+        ]
+        for t in tasks
+    ]
+    turns = []
+    if page > 0:
+        turns.append(
+            InlineKeyboardButton(
+                text(lang, "history.previous"),
+                callback_data=callback_data.encode(HistoryPage(user_id, page - 1)),
+            )
+        )
+    if page + 1 < pages:
+        turns.append(
+            InlineKeyboardButton(
+                text(lang, "history.next"),
+                callback_data=callback_data.encode(HistoryPage(user_id, page + 1)),
+            )
+        )
+    if turns:
+        rows.append(turns)
+    title = text(lang, "history.title", page=page + 1, pages=pages)
+    return title, InlineKeyboardMarkup(rows)

@@ -22,7 +22,13 @@ from telegram import (
     InputTextMessageContent,
     Update,
 )
-from telegram.ext import ContextTypes
+from telegram.ext import (
+    ChosenInlineResultHandler,
+    CommandHandler,
+    ContextTypes,
+    InlineQueryHandler,
+    filters,
+)
 
 from bot.core.constants import DEFAULT_ASPECT_RATIO
 from bot.core.lifecycle import TaskKind, TaskState
@@ -30,12 +36,13 @@ from bot.core.line import LineTooLong
 from bot.core.parsing import ImagineRequest, ParseError, parse_imagine
 from bot.core.quota import Refusal
 from bot.providers import Capabilities
-from bot.telegram import catalog, rendering
+from bot.telegram import catalog
 from bot.telegram.catalog import Lang
 from bot.telegram.delivery import Deliverer, Placement
 from bot.telegram.history import History
-from bot.telegram.intake import Intake
-from bot.telegram.replies import lang_of, reply
+from bot.telegram.intake import Intake, refusal_text
+from bot.telegram.replies import NEW_MESSAGES, Handlers, lang_of, reply, shorten
+from bot.telegram.results import album_caption
 from storage.database import Conflict
 from storage.tasks import NewTask, TaskRepository
 
@@ -68,6 +75,17 @@ class Inline:
 
     # --- the query: answered at once, nothing made ---------------------------------------------
 
+    def handlers(self) -> Handlers:
+        return [
+            # /start t<task>: the button under an inline result, opening the whole set (before
+            # the guide's /start).
+            CommandHandler(
+                "start", self.open, filters=NEW_MESSAGES & filters.Regex(r"^/start t\d{1,18}$")
+            ),
+            InlineQueryHandler(self.query),
+            ChosenInlineResultHandler(self.chosen),
+        ]
+
     async def query(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         inline = update.inline_query
         if inline is None:
@@ -96,9 +114,7 @@ class Inline:
             results.append(
                 InlineQueryResultArticle(
                     CREATE,
-                    catalog.plain(
-                        lang, "inline.create_title", prompt=rendering.shorten(prompt, TITLE_CHARS)
-                    ),
+                    catalog.plain(lang, "inline.create_title", prompt=shorten(prompt, TITLE_CHARS)),
                     InputTextMessageContent(making),
                     description=catalog.plain(lang, "inline.create_description", cost=self._cost),
                     # A keyboard, so that Telegram reports the message's inline_message_id.
@@ -127,9 +143,9 @@ class Inline:
                         title=catalog.plain(
                             lang,
                             "inline.made_before",
-                            prompt=rendering.shorten(task.prompt, TITLE_CHARS),
+                            prompt=shorten(task.prompt, TITLE_CHARS),
                         ),
-                        caption=rendering.album_caption(task.prompt),
+                        caption=album_caption(task.prompt),
                     )
                 )
         # Personal (each user's own results), and never cached long: credits change.
@@ -175,7 +191,7 @@ class Inline:
             return
         if isinstance(result, Refusal | LineTooLong):
             await context.bot.edit_message_text(
-                rendering.refusal_text(lang, result, now, shop_open=self._intake.shop_open),
+                refusal_text(lang, result, now, shop_open=self._intake.shop_open),
                 inline_message_id=chosen.inline_message_id,
             )
 
@@ -204,7 +220,7 @@ class Inline:
         sent = await self._deliverer.send_images(
             Placement(message.chat.id, None, None),
             task.result_urls,
-            rendering.album_caption(task.prompt),
+            album_caption(task.prompt),
             Lang(task.lang),
         )
         await self._tasks.note_album(task.id, sent.message_ids, sent.file_ids)

@@ -13,11 +13,11 @@ from telegram import Message
 from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.core.line import LineTooLong
 from bot.core.parsing import ImagineRequest
-from bot.core.quota import Refusal
+from bot.core.quota import Refusal, next_renewal
 from bot.engine.billing import Billing
 from bot.engine.engine import Engine
-from bot.telegram import rendering
-from bot.telegram.catalog import Lang
+from bot.telegram.catalog import Lang, Markup, text
+from bot.telegram.replies import duration_text
 from storage.drafts import Draft
 from storage.tasks import NewTask, Task
 
@@ -42,7 +42,7 @@ class Intake:
         result, now = await self.record(new)
         if isinstance(result, Refusal | LineTooLong):
             await answer_to.reply_text(
-                rendering.refusal_text(Lang(new.lang), result, now, shop_open=self._shop_open),
+                refusal_text(Lang(new.lang), result, now, shop_open=self._shop_open),
                 do_quote=True,
             )
             return False
@@ -136,3 +136,33 @@ class Intake:
             image_url=draft.image_url,
             image_file_id=draft.image_file_id,
         )
+
+
+def refusal_text(
+    lang: Lang, refusal: Refusal | LineTooLong, now: float, *, shop_open: bool = False
+) -> str:
+    if isinstance(refusal, LineTooLong):
+        return text(lang, "line.too_long", wait=duration_text(lang, refusal.wait))
+    balance = refusal.balance
+    renews_in = duration_text(lang, next_renewal(now) - now)
+    if refusal.reason == "user":
+        return text(
+            lang,
+            "quota.user_cap_reached",
+            user_left=balance.user_left,
+            user_cap=balance.user_cap,
+            cost=refusal.cost,
+            renews_in=renews_in,
+        )
+    return text(
+        lang,
+        "quota.out_of_credits",
+        cost=refusal.cost,
+        available=balance.available,
+        daily_left=balance.daily_left,
+        daily_limit=balance.daily_limit,
+        granted=balance.granted,
+        purchased=balance.purchased,
+        renews_in=renews_in,
+        buy_hint=Markup(text(lang, "shop.buy_hint") if shop_open else ""),
+    )

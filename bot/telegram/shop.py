@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from telegram import (
     Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
     LabeledPrice,
     Message,
     StarTransaction,
@@ -24,17 +26,24 @@ from telegram import (
     User,
 )
 from telegram.error import BadRequest, Forbidden, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import (
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    PreCheckoutQueryHandler,
+    filters,
+)
 
 from bot.core import callback_data
 from bot.core.callback_data import Buy
 from bot.core.constants import is_group_chat
+from bot.core.quota import Balance
 from bot.core.shop import BadPayload, Order, Pack, PayloadProblem, image_sets, read, sign
 from bot.engine.billing import Billing
-from bot.telegram import catalog, rendering
+from bot.telegram import catalog
 from bot.telegram.alerts import OperatorAlerts
-from bot.telegram.catalog import Lang, language_for
-from bot.telegram.replies import lang_of, reply, text_after_command
+from bot.telegram.catalog import Lang, Markup, language_for, text
+from bot.telegram.replies import Handlers, command, lang_of, reply, shorten, text_after_command
 from storage.payments import NewPayment, Payment, PaymentRepository
 
 _log = logging.getLogger(__name__)
@@ -78,6 +87,16 @@ class Shop:
 
     # --- /buy and its buttons -----------------------------------------------------------------
 
+    def handlers(self) -> Handlers:
+        return [
+            command("buy", self.buy),
+            command("paysupport", self.paysupport),
+            command("terms", self.terms),
+            PreCheckoutQueryHandler(self.pre_checkout),
+            MessageHandler(filters.SUCCESSFUL_PAYMENT, self.paid),
+            CallbackQueryHandler(self.press, pattern=callback_data.of(Buy)),
+        ]
+
     async def buy(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
         if message is None:
@@ -86,7 +105,7 @@ class Shop:
         if not self.open:
             await reply(message, catalog.text(lang, "shop.closed"))
             return
-        text, keyboard = rendering.shop_menu(
+        text, keyboard = shop_menu(
             lang,
             self.packs,
             self._billing.costs.text_to_image,
@@ -129,7 +148,7 @@ class Shop:
         await context.bot.send_invoice(
             message.chat.id,
             title=title,
-            description=rendering.shorten(description, MAX_DESCRIPTION_CHARS),
+            description=shorten(description, MAX_DESCRIPTION_CHARS),
             payload=sign(order, self._key),
             currency=STARS,
             prices=[LabeledPrice(title, pack.stars)],
@@ -225,7 +244,7 @@ class Shop:
         balance = await self._billing.balance(
             payment.chat_id, "group" if group else "private", None
         )
-        text = rendering.receipt_text(
+        text = receipt_text(
             Lang(payment.lang),
             payment.buyer_name,
             payment.credits,
@@ -322,7 +341,7 @@ class Shop:
                 user=user.full_name,
                 user_id=user.id,
                 chat_id=message.chat.id,
-                question=rendering.shorten(question, MAX_QUESTION_CHARS),
+                question=shorten(question, MAX_QUESTION_CHARS),
                 charges=", ".join(charges) or catalog.text(Lang.EN, "paysupport.no_charges"),
             )
         )
@@ -336,3 +355,48 @@ class Shop:
             await reply(message, catalog.escape(self._terms_text))
         else:
             await reply(message, catalog.text(lang_of(update), "terms"))
+
+
+def shop_menu(
+    lang: Lang, packs: Sequence[Pack], cost_of_a_set: int, *, group: bool
+) -> tuple[str, InlineKeyboardMarkup]:
+    """/buy: what each pack buys, and a button per pack."""
+    lines = "\n".join(
+        text(
+            lang,
+            "shop.pack_line",
+            credits=Markup(text(lang, "count.credits", n=p.credits)),
+            sets=Markup(text(lang, "count.image_sets", n=image_sets(p.credits, cost_of_a_set))),
+            stars=p.stars,
+        )
+        for p in packs
+    )
+    key = "shop.menu_group" if group else "shop.menu_private"
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    text(lang, "shop.button", credits=p.credits, stars=p.stars),
+                    callback_data=callback_data.encode(Buy(p.credits, p.stars)),
+                )
+            ]
+            for p in packs
+        ]
+    )
+    return text(lang, key, cost=cost_of_a_set, packs=Markup(lines)), keyboard
+
+
+def receipt_text(
+    lang: Lang, buyer: str, credits: int, stars: int, balance: Balance, *, group: bool
+) -> str:
+    return text(
+        lang,
+        "shop.receipt_group" if group else "shop.receipt_private",
+        buyer=buyer,
+        credits=credits,
+        stars=stars,
+        available=balance.available,
+        purchased=balance.purchased,
+        granted=balance.granted,
+        daily_left=balance.daily_left,
+    )

@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from telegram import Bot, InputMediaPhoto
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
@@ -33,9 +33,12 @@ from bot.engine.chat import (
     Unreachable,
     Working,
 )
-from bot.telegram import flood, rendering
+from bot.providers.base import UpstreamState
+from bot.telegram import flood
 from bot.telegram.catalog import Lang, Markup, text
 from bot.telegram.delivery import Deliverer, MediaKind, Placement, media_kind
+from bot.telegram.replies import duration_text
+from bot.telegram.results import album_caption, video_keyboard
 from storage.tasks import Task
 
 _ACTIONS = {
@@ -94,14 +97,14 @@ class TelegramChat:
         """An image set goes by URL as it is. Anything else may be a video, whose size
         decides how it goes: one request to its file server says both."""
         lang = Lang(task.lang)
-        caption = rendering.album_caption(task.prompt)
+        caption = album_caption(task.prompt)
         where = placement(task)
         async with _sent(sending):
             if task.kind is not TaskKind.TEXT_TO_IMAGE:
                 [probe] = await self._deliverer.probe(task.result_urls[:1])
                 if media_kind(probe) is MediaKind.VIDEO:
                     await self._action(task, ChatAction.UPLOAD_VIDEO)
-                    markup = rendering.video_keyboard(
+                    markup = video_keyboard(
                         lang, task.id, task.kind, upscale_offered=offers.upscale
                     )
                     video = await self._deliverer.send_video(where, probe, caption, markup, lang)
@@ -132,8 +135,8 @@ class TelegramChat:
         the bot with all of them. Telegram refusing the image leaves a link to it instead."""
         assert task.inline_message_id is not None
         lang = Lang(task.lang)
-        keyboard = rendering.open_in_bot_keyboard(lang, self._bot.username, task.id)
-        caption = rendering.album_caption(task.prompt)
+        keyboard = open_in_bot_keyboard(lang, self._bot.username, task.id)
+        caption = album_caption(task.prompt)
         try:
             async with _sent(sending):
                 await self._bot.edit_message_media(
@@ -216,12 +219,12 @@ def status_text(lang: Lang, view: StatusView) -> str:
         case InLine(place, None):
             return text(lang, "status.in_line", place=place)
         case InLine(place, minutes):
-            wait = rendering.duration_text(lang, (minutes or 1) * 60)
+            wait = duration_text(lang, (minutes or 1) * 60)
             return text(lang, "status.in_line_wait", place=place, wait=wait)
         case Outage(minutes):
             return text(lang, "status.outage", minutes=minutes)
         case Working(seen, seconds):
-            return rendering.status_text(lang, seen, seconds)
+            return working_text(lang, seen, seconds)
 
 
 def failure_text(task: Task) -> str:
@@ -261,3 +264,17 @@ def _failure_reason(task: Task, lang: Lang) -> str:
             return text(lang, "failure.cancelled")
         case _:
             return text(lang, "failure.unavailable", what=what)
+
+
+def working_text(lang: Lang, state: UpstreamState | None, elapsed: float) -> str:
+    """A task upstream: queued there or being made, and for how long."""
+    seconds = max(0, int(elapsed))
+    if state is UpstreamState.WORKING:
+        return text(lang, "status.working", elapsed=seconds)
+    return text(lang, "status.queued", elapsed=seconds)
+
+
+def open_in_bot_keyboard(lang: Lang, bot_username: str, task_id: int) -> InlineKeyboardMarkup:
+    """Under an inline result: the bot in a private chat, with the whole set and its buttons."""
+    url = f"https://t.me/{bot_username}?start=t{task_id}"
+    return InlineKeyboardMarkup([[InlineKeyboardButton(text(lang, "inline.open"), url=url)]])

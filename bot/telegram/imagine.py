@@ -1,66 +1,51 @@
-"""The commands everyone has: /start and /help, /imagine, /video, /upscale, /cancel,
-/quota; and a group's move to a supergroup. Each validates, hands a task to the intake and
-returns: nothing here waits for a generation. (/animate is in `animate.py`, /settings in
-`chat_settings.py`, operators' commands in `admin.py`.)"""
+"""/imagine, /video, /upscale and /cancel: asking for a generation, and taking one back
+while it waits. Each validates, hands a task to the intake and returns: nothing here waits
+for a generation. (The buttons under a result are `results.py`'s; /animate is
+`animate.py`'s.)"""
 
 from __future__ import annotations
-
-import logging
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.core.constants import DEFAULT_ASPECT_RATIO, is_group_chat
+from bot.core.constants import DEFAULT_ASPECT_RATIO
 from bot.core.lifecycle import TaskKind
 from bot.core.parsing import ParseError, parse_imagine
-from bot.engine.billing import Billing
 from bot.engine.engine import Engine
 from bot.providers import Capabilities
-from bot.telegram import catalog, rendering
+from bot.telegram import catalog
 from bot.telegram.intake import Intake
 from bot.telegram.permissions import Permissions
-from bot.telegram.replies import lang_of, reply, text_after_command
+from bot.telegram.replies import Handlers, command, lang_of, reply, text_after_command
 from storage.chats import ChatRepository
-from storage.payments import PaymentRepository
 from storage.tasks import TaskRepository
 
-_log = logging.getLogger(__name__)
 
-
-class Commands:
+class Imagine:
     def __init__(
         self,
         *,
         engine: Engine,
         tasks: TaskRepository,
         chats: ChatRepository,
-        billing: Billing,
         intake: Intake,
         permissions: Permissions,
         capabilities: Capabilities,
-        payments: PaymentRepository,
-        shop_open: bool = False,
     ) -> None:
         self._engine = engine
         self._tasks = tasks
         self._chats = chats
-        self._billing = billing
         self._intake = intake
         self._permissions = permissions
         self._can = capabilities
-        self._payments = payments
-        self._shop_open = shop_open
 
-    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        if message is None:
-            return
-        lang = lang_of(update)
-        shop = catalog.text(lang, "help.shop") if self._shop_open else ""
-        inline = ""
-        if self._can.text_to_image:
-            inline = catalog.text(lang, "help.inline", bot=context.bot.username)
-        await message.reply_text(catalog.text(lang, "help") + inline + shop)
+    def handlers(self) -> Handlers:
+        return [
+            command("imagine", self.imagine),
+            command("video", self.video),
+            command("upscale", self.upscale),
+            command("cancel", self.cancel),
+        ]
 
     async def imagine(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if await unavailable(update, self._can.text_to_image, "unavailable.images"):
@@ -110,33 +95,6 @@ class Commands:
             return
         if not await self._engine.cancel(task):
             await reply(message, catalog.text(lang, "cancel.too_late"))
-
-    async def quota(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        user = update.effective_user
-        if message is None or user is None:
-            return
-        balance = await self._billing.balance(message.chat_id, message.chat.type, user.id)
-        group = is_group_chat(message.chat.type)
-        buyers = await self._payments.buyers(message.chat_id) if group else []
-        text = rendering.quota_text(
-            lang_of(update), balance, self._billing.costs, self._billing.clock(), buyers
-        )
-        await message.reply_text(text)
-
-    async def migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message = update.effective_message
-        if message is None:
-            return
-        if message.migrate_to_chat_id:
-            old, new = message.chat_id, message.migrate_to_chat_id
-        elif message.migrate_from_chat_id:
-            old, new = message.migrate_from_chat_id, message.chat_id
-        else:
-            return
-        # Telegram sends both halves; the second finds nothing left to move.
-        await self._chats.migrate(old, new)
-        _log.info("chat %d became supergroup %d; its tasks, credits and settings moved", old, new)
 
     async def _from_prompt(self, update: Update, kind: TaskKind, empty_key: str) -> None:
         """/imagine and /video: `<prompt> [--ar W:H]`."""
