@@ -24,6 +24,7 @@ from telegram.ext import Application, ApplicationBuilder, Defaults
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from bot.core.lifecycle import FINAL_STATES, TaskState
+from bot.core.task import Task
 from bot.engine.billing import Billing
 from bot.engine.engine import Engine, Timing
 from bot.engine.pool import Pool
@@ -72,7 +73,7 @@ from storage.ledger import LedgerRepository
 from storage.payments import PaymentRepository
 from storage.served_files import ServedFiles
 from storage.stats import StatsRepository
-from storage.tasks import Task, TaskRepository
+from storage.tasks import TaskRepository
 from storage.telegram_pace import TelegramPace
 from storage.upstream_pace import UpstreamPace
 

@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass
 
 from bot.core.lifecycle import TaskKind
+from bot.core.task import Task
 from bot.engine.chat import (
     Activity,
     ChatClosed,
@@ -27,7 +28,6 @@ from bot.engine.chat import (
 )
 from bot.providers import Capabilities, ErrorKind, GenerationRequest, ProviderError, UpstreamStatus
 from bot.providers.base import UpstreamState
-from storage.tasks import Task
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.core.lifecycle import FailureKind, PollSchedule, StatusCadence, TaskKind, TaskState
+from bot.core.task import NewTask, Task
 from bot.engine.engine import Engine, RetryPolicy, Timing
 from bot.engine.pool import Pool
 from bot.providers import AccountConfig, UpstreamState
@@ -23,7 +24,7 @@ from fakes.telegram import WAIT
 from storage.accounts import AccountStates
 from storage.chats import ChatRepository
 from storage.database import Database
-from storage.tasks import NewTask, Task, TaskRepository
+from storage.tasks import TaskRepository
 from tests.conftest import eventually
 
 QUICK = Timing(
@@ -199,10 +200,10 @@ async def test_a_task_taken_over_is_told_only_by_its_new_holder(
     later = QUICK.lease * 2
     _, chat_b = await cluster.replica("b", clock=lambda: time.time() + later)
     for _ in range(int(WAIT / 0.02)):
-        if await cluster.tasks.holds(task.id, "b"):
+        if await cluster.tasks.claims.holds(task.id, "b"):
             break
         await asyncio.sleep(0.02)
-    assert await cluster.tasks.holds(task.id, "b")
+    assert await cluster.tasks.claims.holds(task.id, "b")
     # "a" still ticks its status message, and nothing of it leaves any more; or its next
     # heartbeat came first, found the task taken over, and "a" stopped driving it.
     fenced_before = chat_a.fenced
@@ -260,7 +261,7 @@ async def test_a_replica_drives_no_more_tasks_than_it_may_and_the_rest_wait_as_r
     await eventually(lambda: len(upstream.created) == 2)
     assert a.in_flight == 2
     # The other three are rows nobody holds: any process with room may take them.
-    waiting = await cluster.tasks.claimable_ids("b", now=time.time())
+    waiting = await cluster.tasks.claims.claimable_ids("b", now=time.time())
     assert sorted(waiting) == [task.id for task in made[2:]]
     b, _ = await cluster.replica("b")
     await eventually(lambda: len(upstream.created) == 5)
@@ -283,10 +284,10 @@ async def test_a_replica_restarting_over_its_limit_lets_go_of_what_it_cannot_dri
     cluster.engines.remove(first)
     # As a kill would leave them: still "a"'s, its heartbeat alive.
     await cluster.database.execute("UPDATE tasks SET claimed_by = 'a'")
-    await cluster.tasks.beat("a", until=time.time() + 600)
+    await cluster.tasks.claims.beat("a", until=time.time() + 600)
     again, _ = await cluster.replica("a", max_held=3)
     assert again.in_flight == 3
-    let_go = await cluster.tasks.claimable_ids("b", now=time.time())
+    let_go = await cluster.tasks.claims.claimable_ids("b", now=time.time())
     assert len(let_go) == 1
     b, _ = await cluster.replica("b")
     await eventually(lambda: b.in_flight == 1)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.lifecycle import TaskKind
+from bot.core.task import Charge, NewTask, Task
 from fakes.audit import audit
 from fakes.kie import HELD, FakeKie, Scenario
 from fakes.postgres import ThrowawayPostgres, run_sql
@@ -23,7 +24,7 @@ from fakes.telegram import FakeTelegram, FakeUser
 from storage.database import Database
 from storage.ledger import LedgerRepository
 from storage.payments import NewPayment, PaymentRepository
-from storage.tasks import Charge, NewTask, Task, TaskRepository
+from storage.tasks import TaskRepository
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.postgres_only

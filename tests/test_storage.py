@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from bot.core.lifecycle import FailureKind, TaskKind, TaskState
+from bot.core.task import Caps, Charge, NewTask, Task
 from fakes.postgres import run_sql
+from storage.claims import ClaimLost
 from storage.database import Conflict, Database, chat_lock
 from storage.ledger import LedgerRepository
 from storage.migrations import all_migrations
 from storage.payments import NewPayment, PaymentRepository
-from storage.tasks import Caps, Charge, ClaimLost, NewTask, Task, TaskRepository
+from storage.tasks import TaskRepository
 from storage.telegram_pace import Bucket, TelegramPace
 from storage.upstream_pace import UpstreamPace
 from tests.conftest import eventually
@@ -142,34 +144,34 @@ async def test_a_task_is_claimed_by_one_process_while_its_heartbeat_lasts(
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
     for i in range(10):
-        await tasks.beat(f"p{i}", until=160.0)
-    racing = [tasks.claim(task.id, f"p{i}", now=100.0) for i in range(10)]
+        await tasks.claims.beat(f"p{i}", until=160.0)
+    racing = [tasks.claims.claim(task.id, f"p{i}", now=100.0) for i in range(10)]
     won = [claimed is not None for claimed in await asyncio.gather(*racing)]
     assert won.count(True) == 1
     owner = f"p{won.index(True)}"
     other = "p1" if owner != "p1" else "p2"
-    again = await tasks.claim(task.id, owner, now=110.0)  # its own: still its own
+    again = await tasks.claims.claim(task.id, owner, now=110.0)  # its own: still its own
     assert again is not None
     assert again.id == task.id
-    assert None is await tasks.claim(task.id, other, now=159.0)
-    assert [t.id for t in await tasks.claimable(other, now=159.0)] == []
-    assert [t.id for t in await tasks.claimable(owner, now=159.0)] == [task.id]
-    assert await tasks.claimable_ids(owner, now=159.0) == {task.id: True}
-    await tasks.beat(owner, until=300.0)  # one row for the process, however many tasks
-    assert None is await tasks.claim(task.id, other, now=250.0)
+    assert None is await tasks.claims.claim(task.id, other, now=159.0)
+    assert [t.id for t in await tasks.claims.claimable(other, now=159.0)] == []
+    assert [t.id for t in await tasks.claims.claimable(owner, now=159.0)] == [task.id]
+    assert await tasks.claims.claimable_ids(owner, now=159.0) == {task.id: True}
+    await tasks.claims.beat(owner, until=300.0)  # one row for the process, however many tasks
+    assert None is await tasks.claims.claim(task.id, other, now=250.0)
     # The owner died: once its heartbeat has run out, the task is anyone's.
-    assert await tasks.claimable_ids(other, now=301.0) == {task.id: False}
-    assert await tasks.claim(task.id, other, now=301.0) is not None
+    assert await tasks.claims.claimable_ids(other, now=301.0) == {task.id: False}
+    assert await tasks.claims.claim(task.id, other, now=301.0) is not None
     # The owner, woken, finds the task gone from it.
-    assert await tasks.taken_from(owner, [task.id]) == {task.id}
-    assert not await tasks.holds(task.id, owner)
+    assert await tasks.claims.taken_from(owner, [task.id]) == {task.id}
+    assert not await tasks.claims.holds(task.id, owner)
     # A graceful stop lets go at once; a finished task is nobody's to claim.
-    await tasks.release_claims(other)
-    assert await tasks.claim(task.id, owner, now=302.0) is not None
+    await tasks.claims.release_claims(other)
+    assert await tasks.claims.claim(task.id, owner, now=302.0) is not None
     await tasks.mark_failed(task.id, FailureKind.REJECTED, at=303.0)
     await tasks.mark_reported(task.id)
-    assert None is await tasks.claim(task.id, other, now=1000.0)
-    assert await tasks.claimable(other, now=1000.0) == []
+    assert None is await tasks.claims.claim(task.id, other, now=1000.0)
+    assert await tasks.claims.claimable(other, now=1000.0) == []
     await database.close()
 
 
@@ -182,13 +184,13 @@ async def test_a_process_whose_task_was_taken_over_can_write_nothing_of_it(
     database = await Database.open(bot_database)
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
-    await tasks.beat("a", until=100.0)
-    await tasks.beat("b", until=1000.0)
+    await tasks.claims.beat("a", until=100.0)
+    await tasks.claims.beat("b", until=1000.0)
     a, b = tasks.held_by("a"), tasks.held_by("b")
-    assert await tasks.claim(task.id, "a", now=50.0) is not None
+    assert await tasks.claims.claim(task.id, "a", now=50.0) is not None
     assert await a.mark_submitting(task.id, "kie", at=51.0) == "sent"
     # "a" froze; its heartbeat ran out; "b" took the task over.
-    assert await tasks.claim(task.id, "b", now=200.0) is not None
+    assert await tasks.claims.claim(task.id, "b", now=200.0) is not None
     with pytest.raises(ClaimLost):
         await a.mark_running(task.id, "up-1")
     with pytest.raises(ClaimLost):
@@ -213,11 +215,12 @@ async def test_a_process_whose_task_was_taken_over_can_write_nothing_of_it(
 async def test_claims_are_kept_up_on_unfinished_tasks_only_by_the_index(tmp_path: Path) -> None:
     # Looking for tasks to pick up every few seconds must not read the finished tasks of
     # years: the claim queries name the partial index's exact condition, so SQLite uses it.
-    from storage.tasks import _FREE_FOR, _UNFINISHED
+    from storage.claims import _FREE_FOR
+    from storage.task_rows import UNFINISHED
 
     database = await Database.open(tmp_path / "db.sqlite3")
     plan = await database.fetch_all(
-        f"EXPLAIN QUERY PLAN SELECT id, claimed_by FROM tasks WHERE {_UNFINISHED} AND {_FREE_FOR}",
+        f"EXPLAIN QUERY PLAN SELECT id, claimed_by FROM tasks WHERE {UNFINISHED} AND {_FREE_FOR}",
         ("me", 1.0),
     )
     assert "USING INDEX tasks_unfinished" in " ".join(str(row[3]) for row in plan)
@@ -428,8 +431,8 @@ def _waits_for_a_lock(target: Path | str) -> bool:
 async def test_a_nudge_reaches_the_process_that_drives_the_task(bot_database: Path | str) -> None:
     sender, driver = (await Database.open(bot_database), await Database.open(bot_database))
     heard: list[int] = []
-    await TaskRepository(driver).on_nudge(heard.append)
-    await TaskRepository(sender).nudge(42)
+    await TaskRepository(driver).claims.on_nudge(heard.append)
+    await TaskRepository(sender).claims.nudge(42)
     for _ in range(200):
         if heard:
             break

@@ -12,10 +12,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from bot.core.task import Task
 from bot.web.routes import WebDependencies, build_web_app, start_server
 from storage.database import Database
 from storage.served_files import ServedFiles
-from storage.tasks import Task, TaskRepository
+from storage.tasks import TaskRepository
 
 
 class _World:

@@ -1,3 +1,3 @@
-"""The pure core: task states and clocks, quota arithmetic, parsing, button data and
-constants. Nothing here does I/O or imports a library that does
+"""The pure core: the task (its model, states and clocks), quota arithmetic, parsing,
+button data and constants. Nothing here does I/O or imports a library that does
 (telegram, httpx, aiosqlite, starlette): CI checks it (import-linter, pyproject.toml)."""

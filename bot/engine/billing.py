@@ -8,10 +8,10 @@ from collections.abc import Callable
 from bot.core.constants import is_group_chat
 from bot.core.lifecycle import TaskKind
 from bot.core.quota import Balance, Costs, utc_day
+from bot.core.task import Charge
 from bot.settings import Settings
 from storage.chats import ChatRepository
 from storage.ledger import LedgerRepository
-from storage.tasks import Charge
 
 
 class Billing:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from bot.core.task import Task
 from bot.providers import ProviderError, UpstreamState
-from storage.tasks import ClaimLost, Task
+from storage.claims import ClaimLost
 
 __all__ = [
     "Activity",

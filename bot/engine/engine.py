@@ -30,6 +30,7 @@ from bot.core.line import (
     wait_at_place,
 )
 from bot.core.quota import Refusal
+from bot.core.task import Caps, Charge, NewTask, Task
 from bot.engine.chat import Alerts, ChatMoved, ChatPort, ClaimLost, Sending
 from bot.engine.job import Job, reload
 from bot.engine.pool import Account, Need, Pool
@@ -41,7 +42,7 @@ from bot.engine.upstream import UpstreamSide
 from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
 from bot.providers import ErrorKind, ProviderError, UpstreamState
-from storage.tasks import Caps, Charge, NewTask, Task, TaskRepository
+from storage.tasks import TaskRepository
 from storage.upstream_pace import UpstreamPace
 
 __all__ = ["Engine", "RetryPolicy", "Timing"]
@@ -79,6 +80,7 @@ class Engine:
         self._owner = owner  # this process's name on the tasks it claims
         # What workers write of their tasks: only while this process holds the claim.
         self._mine = tasks.held_by(owner)
+        self._claims = tasks.claims  # who drives which task; notices between processes
         # The same, for the records an upstream slot waits on (a create about to go, a task
         # finished): they go before the rest of the database's line (storage/turns.py).
         self._first = self._mine.ahead_of_the_line()
@@ -144,17 +146,17 @@ class Engine:
         await self._pool.on_change(self._account_changed)
         # Alive first: the claims this process takes hold while its heartbeat does.
         self._beat_at = self._clock()
-        await self._tasks.beat(self._owner, until=self._beat_at + self._timing.lease)
+        await self._claims.beat(self._owner, until=self._beat_at + self._timing.lease)
         now = self._clock()
-        unfinished = await self._tasks.claimable(self._owner, now=now)
+        unfinished = await self._claims.claimable(self._owner, now=now)
         # What the upstream works on first (it holds slots), then the line's order; past
         # what this process may drive at once, its own claims are let go for others to take.
         unfinished.sort(key=lambda t: (t.state not in _UPSTREAM_HAS_IT, t.turn, t.id))
         room = self._max_held or len(unfinished)
         unfinished, over = unfinished[:room], unfinished[room:]
         if over:
-            ours = await self._tasks.claimable_ids(self._owner, now=now)
-            await self._tasks.let_go(self._owner, [t.id for t in over if ours.get(t.id)])
+            ours = await self._claims.claimable_ids(self._owner, now=now)
+            await self._claims.let_go(self._owner, [t.id for t in over if ours.get(t.id)])
             _log.info("%d unfinished tasks left to other processes (MAX_TASKS_HELD)", len(over))
         if unfinished:
             _log.info("resuming %d unfinished tasks", len(unfinished))
@@ -165,9 +167,9 @@ class Engine:
         )
         for task in unfinished:
             self._spawn(task.id)
-        await self._tasks.on_nudge(self._nudged)
+        await self._claims.on_nudge(self._nudged)
         if self._shared_line:
-            await self._tasks.on_slot(self._slot_passed)
+            await self._claims.on_slot(self._slot_passed)
         self._keeper = asyncio.create_task(self._keep_claims(), name="claims")
         self._checker = asyncio.create_task(self._check_accounts(), name="account checks")
         if self._shared_line:
@@ -230,10 +232,10 @@ class Engine:
             await asyncio.sleep(every)
             try:
                 now = self._clock()
-                await self._tasks.beat(self._owner, until=now + self._timing.lease)
-                claimable = await self._tasks.claimable_ids(self._owner, now=now)
+                await self._claims.beat(self._owner, until=now + self._timing.lease)
+                claimable = await self._claims.claimable_ids(self._owner, now=now)
                 held = {task_id for task_id, ours in claimable.items() if ours}
-                lost = await self._tasks.taken_from(
+                lost = await self._claims.taken_from(
                     self._owner, [task_id for task_id in self._jobs if task_id not in held]
                 )
             except Exception:
@@ -260,7 +262,7 @@ class Engine:
             stuck = [task_id for task_id in orphans if claimable[task_id] and task_id not in taken]
             if stuck:  # its own, with no room to drive them: another process may
                 with contextlib.suppress(Exception):
-                    await self._tasks.let_go(self._owner, stuck)
+                    await self._claims.let_go(self._owner, stuck)
 
     def _let_go(self, task_ids: Sequence[int], why: str) -> None:
         if task_ids:
@@ -298,7 +300,7 @@ class Engine:
         if self._keeper is not None:
             # What this process held is anyone's to pick up at once (a replica, a restart).
             with contextlib.suppress(Exception):
-                await self._tasks.release_claims(self._owner)
+                await self._claims.release_claims(self._owner)
             self._keeper = None
 
     async def submit(self, new: NewTask, charge: Charge | None = None) -> Task | Refusal:
@@ -374,7 +376,7 @@ class Engine:
         job = self._jobs.get(task.id)
         if job is None:
             # Another replica may drive it (any replica may receive a callback).
-            await self._anyones_first.nudge(task.id)
+            await self._claims.nudge(task.id)
             return False
         job.nudge.set()
         return True
@@ -394,13 +396,13 @@ class Engine:
         try:
             if account is not None and self._shared_line:
                 kinds = [k for k in TaskKind if account in self._pool.capable(Need(k))]
-                earliest = await self._tasks.earliest_waiting_elsewhere(
+                earliest = await self._claims.earliest_waiting_elsewhere(
                     self._owner, kinds, now=self._clock()
                 )
                 head = self._scheduler.head()
                 if earliest is not None and (head is None or earliest[0] < head):
                     self._scheduler.hold_off(account, self._timing.baton)
-                    await self._tasks.pass_slot(earliest[1], account.name)
+                    await self._claims.pass_slot(earliest[1], account.name)
         except Exception:
             _tlog(task).warning("task %d: slot not passed on", task.id, exc_info=True)
         finally:
@@ -428,7 +430,7 @@ class Engine:
         return True
 
     async def _work(self, task_id: int) -> None:
-        first = await self._tasks.claim(task_id, self._owner, now=self._clock())
+        first = await self._claims.claim(task_id, self._owner, now=self._clock())
         if first is None:
             return  # finished, or another process holds it
         if first.state in _UPSTREAM_HAS_IT:
@@ -436,7 +438,7 @@ class Engine:
         # Every call to the chat about the task leaves only while the claim is still this
         # process's: one frozen past its lease, whose task another process took over and
         # delivered, sends nothing of what it had queued when it wakes.
-        claim = Sending(lambda: self._tasks.holds(task_id, self._owner))
+        claim = Sending(lambda: self._claims.holds(task_id, self._owner))
         job = self._jobs[task_id] = Job(task_id, claim)
         # The status message goes out beside the upstream work, never in front of it.
         self._status.start(job, first)
@@ -487,7 +489,7 @@ class Engine:
                 failures += 1
                 _tlog(task).exception("task %d: step %s failed (%d)", task.id, task.state, failures)
                 if failures >= policy.attempts:
-                    if not await self._tasks.holds(task.id, self._owner):
+                    if not await self._claims.holds(task.id, self._owner):
                         return  # another process drives it now: its outcome is not ours
                     await self._give_up(task)
                     failures = 0

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from bot.core.task import Task
 from bot.engine.chat import Sending, StatusView
 from bot.providers import UpstreamState
-from storage.tasks import Task, TaskRepository
+from storage.tasks import TaskRepository
 
 
 @dataclass(eq=False)

@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.core.lifecycle import FailureKind, TaskKind
+from bot.core.task import Task
 from bot.engine.chat import ChatClosed, ChatPort, Offers, Refused
 from bot.engine.job import Job, reload
 from bot.engine.status import StatusMessages
 from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
-from storage.tasks import Task, TaskRepository
+from storage.tasks import TaskRepository
 
 _log = logging.getLogger(__name__)
 

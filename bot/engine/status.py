@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from bot.core.lifecycle import StatusCadence, TaskState
+from bot.core.task import Task
 from bot.engine.chat import (
     Activity,
     ChatError,
@@ -33,7 +34,7 @@ from bot.engine.job import Job, reload
 from bot.engine.scheduler import Scheduler
 from bot.ops.logs import task_logger
 from bot.providers import UpstreamState
-from storage.tasks import Task, TaskRepository
+from storage.tasks import TaskRepository
 
 _log = logging.getLogger(__name__)
 

@@ -20,12 +20,13 @@ from tenacity import (
 )
 
 from bot.core.lifecycle import RecentDurations, TaskKind
+from bot.core.task import Task
 from bot.engine.pool import Account
 from bot.engine.scheduler import Scheduler
 from bot.engine.timing import Timing
 from bot.ops.metrics import Metrics
 from bot.providers import ErrorKind, GenerationRequest, ProviderError, UpstreamStatus
-from storage.tasks import Task, TaskRepository
+from storage.tasks import TaskRepository
 from storage.telegram_pace import Bucket
 from storage.upstream_pace import UpstreamPace
 

@@ -28,6 +28,7 @@ from telegram.ext import CallbackQueryHandler, ContextTypes, MessageHandler, fil
 from bot.core import callback_data
 from bot.core.callback_data import NoPrompt, PickMode
 from bot.core.lifecycle import AnimateMode, TaskKind
+from bot.core.task import Task
 from bot.engine.pool import Pool
 from bot.telegram import catalog
 from bot.telegram.catalog import Lang, Markup
@@ -44,7 +45,7 @@ from bot.telegram.replies import (
 )
 from storage.chats import ChatRepository
 from storage.drafts import Draft, DraftRepository, NewDraft
-from storage.tasks import Task, TaskRepository
+from storage.tasks import TaskRepository
 
 _log = logging.getLogger(__name__)
 

@@ -15,13 +15,14 @@ from telegram.ext import CallbackQueryHandler, ContextTypes
 from bot.core import callback_data
 from bot.core.callback_data import HistoryPage, Resend
 from bot.core.lifecycle import TaskKind
+from bot.core.task import Task
 from bot.providers import Capabilities
 from bot.telegram import catalog
 from bot.telegram.catalog import Lang, plain, text
 from bot.telegram.delivery import Deliverer, Placement, is_video_url
 from bot.telegram.replies import Handlers, command, lang_of, shorten
 from bot.telegram.results import album_caption, video_keyboard
-from storage.tasks import Task, TaskRepository
+from storage.tasks import TaskRepository
 
 _log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ from bot.core.lifecycle import TaskKind, TaskState
 from bot.core.line import LineTooLong
 from bot.core.parsing import ImagineRequest, ParseError, parse_imagine
 from bot.core.quota import Refusal
+from bot.core.task import NewTask
 from bot.providers import Capabilities
 from bot.telegram import catalog
 from bot.telegram.catalog import Lang
@@ -44,7 +45,7 @@ from bot.telegram.intake import Intake, refusal_text
 from bot.telegram.replies import NEW_MESSAGES, Handlers, lang_of, reply, shorten
 from bot.telegram.results import album_caption
 from storage.database import Conflict
-from storage.tasks import NewTask, TaskRepository
+from storage.tasks import TaskRepository
 
 _log = logging.getLogger(__name__)
 

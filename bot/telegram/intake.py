@@ -14,12 +14,12 @@ from bot.core.lifecycle import AnimateMode, TaskKind
 from bot.core.line import LineTooLong
 from bot.core.parsing import ImagineRequest
 from bot.core.quota import Refusal, next_renewal
+from bot.core.task import NewTask, Task
 from bot.engine.billing import Billing
 from bot.engine.engine import Engine
 from bot.telegram.catalog import Lang, Markup, text
 from bot.telegram.replies import duration_text
 from storage.drafts import Draft
-from storage.tasks import NewTask, Task
 
 # How many new tasks are recorded at once. Updates are handled concurrently, and a burst
 # of hundreds of commands would otherwise put hundreds of transactions in the database's

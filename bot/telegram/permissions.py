@@ -7,9 +7,9 @@ from __future__ import annotations
 from telegram import Bot
 
 from bot.core.constants import is_group_chat
+from bot.core.task import Task
 from bot.telegram.admins import ChatAdmins
 from storage.chats import ChatRepository
-from storage.tasks import Task
 
 
 class Permissions:

@@ -18,6 +18,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot.core.lifecycle import FailureKind, TaskKind
+from bot.core.task import Task
 from bot.engine.chat import (
     Activity,
     ChatClosed,
@@ -39,7 +40,6 @@ from bot.telegram.catalog import Lang, Markup, text
 from bot.telegram.delivery import Deliverer, MediaKind, Placement, media_kind
 from bot.telegram.replies import duration_text
 from bot.telegram.results import album_caption, video_keyboard
-from storage.tasks import Task
 
 _ACTIONS = {
     Activity.MAKING_PHOTO: ChatAction.UPLOAD_PHOTO,

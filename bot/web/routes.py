@@ -25,9 +25,10 @@ from starlette.routing import Route
 from telegram import Update
 from telegram.ext import Application
 
+from bot.core.task import Task
 from bot.web.signing import callback_signature_valid, secrets_match
 from storage.served_files import ServedFiles
-from storage.tasks import Task, TaskRepository
+from storage.tasks import TaskRepository
 
 _log = logging.getLogger(__name__)
 
