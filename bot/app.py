@@ -13,10 +13,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 from telegram import Bot, BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 from telegram.constants import ParseMode
 from telegram.error import NetworkError
@@ -193,14 +194,6 @@ async def _until(stop: asyncio.Event, seconds: float) -> None:
             await stop.wait()
 
 
-async def _close_before_start(
-    pool: Pool, media_client: httpx.AsyncClient, database: Database
-) -> None:
-    await pool.aclose()
-    await media_client.aclose()
-    await database.close()
-
-
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
     """Run `main` to its end on uvloop where it is installed (a dependency everywhere but
     Windows): its loop and sockets cost the bot a good part less CPU than asyncio's own
@@ -213,19 +206,47 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-async def run(
+@dataclass(eq=False)
+class Components:
+    """The bot, built (`build`) and not yet started: what `run` starts, runs and stops, in
+    that order."""
+
+    settings: Settings
+    database: Database
+    pool: Pool
+    engine: Engine
+    flood: FloodControl
+    application: Application  # type: ignore[type-arg]
+    shop: Shop
+    chats: ChatRepository
+    admins: ChatAdmins
+    media_client: httpx.AsyncClient
+    web: Starlette
+    webhook_secret: str | None  # set: Telegram's updates come by webhook
+    taking_updates: asyncio.Event
+    leader: list[PollingLeader]  # the polling leader, once `run` polls
+
+    async def close(self) -> None:
+        """What `build` opened: the upstream clients, the media client, the database."""
+        await self.pool.aclose()
+        await self.media_client.aclose()
+        await self.database.close()
+
+
+async def build(
     settings: Settings,
     *,
-    stop: asyncio.Event,
     timing: Timing | None = None,
     clock: Callable[[], float] = time.time,
     flood_limits: FloodLimits | None = None,
-) -> None:
-    """Run the bot until `stop` is set, then shut down leaving every task resumable.
+) -> Components:
+    """Every component of the bot, wired, nothing started: the database opened (its schema
+    brought up to date), the upstream accounts' pool, the engine and its chat port, every
+    feature's handlers on PTB's application, the HTTP endpoint's app.
 
     `clock` tells the UTC day for credits and times task claims (tests move it across
-    midnight, and past a claim's lease); `timing` and
-    `flood_limits` default to production's clocks and Telegram's limits (tests scale them)."""
+    midnight, and past a claim's lease); `timing` and `flood_limits` default to
+    production's clocks and Telegram's limits (tests scale them)."""
     quiet_http_logs()
     protect_secrets(settings.secrets)
     accounts = load_accounts(settings)  # `python -m bot` has checked it: one line if wrong
@@ -373,7 +394,7 @@ async def run(
     if webhook_secret:
         protect_secrets([webhook_secret])
     taking_updates = asyncio.Event()
-    polling: PollingLeader | None = None
+    leader: list[PollingLeader] = []  # set by `run` once it polls (none in webhook mode)
 
     async def metrics_text() -> bytes:
         unfinished = await tasks.count_unfinished()
@@ -412,9 +433,44 @@ async def run(
             telegram_secret=webhook_secret,
             taking_updates=taking_updates.is_set,
             replica=settings.instance_id,
-            leading=lambda: None if polling is None else polling.leading,
+            leading=lambda: leader[0].leading if leader else None,
         )
     )
+    return Components(
+        settings=settings,
+        database=database,
+        pool=pool,
+        engine=engine,
+        flood=flood,
+        application=application,
+        shop=shop,
+        chats=chats,
+        admins=admins,
+        media_client=media_client,
+        web=web,
+        webhook_secret=webhook_secret,
+        taking_updates=taking_updates,
+        leader=leader,
+    )
+
+
+async def run(
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    timing: Timing | None = None,
+    clock: Callable[[], float] = time.time,
+    flood_limits: FloodLimits | None = None,
+) -> None:
+    """Run the bot until `stop` is set, then shut down leaving every task resumable: build
+    it (`build`), reach Telegram, start the HTTP endpoint, take updates and drive tasks;
+    once told to stop, stop taking updates, let sends on their way finish, and close."""
+    bot = await build(settings, timing=timing, clock=clock, flood_limits=flood_limits)
+    application, engine, database = bot.application, bot.engine, bot.database
+    shop, chats, admins, flood = bot.shop, bot.chats, bot.admins, bot.flood
+    webhook_secret, taking_updates, web = bot.webhook_secret, bot.taking_updates, bot.web
+    public = settings.public_base
+    polling: PollingLeader | None = None
     server = None
     reached = False
     try:
@@ -422,12 +478,12 @@ async def run(
     finally:
         if not reached:  # told to stop first, or the token was refused
             await application.bot.shutdown()  # PTB's HTTP clients, opened by the tries
-            await _close_before_start(pool, media_client, database)
+            await bot.close()
     if not reached:
         return
     try:
         async with application:
-            await register_commands(application.bot, pool.capabilities, shop_open=shop.open)
+            await register_commands(application.bot, bot.pool.capabilities, shop_open=shop.open)
             # Before updates: one receipt per payment. One replica at a time looks (another
             # starting meanwhile skips it; the next start looks again).
             recovery = database.leadership("star-recovery")
@@ -453,6 +509,7 @@ async def run(
                     database.leadership("polling"),
                     allowed_updates=ALLOWED_UPDATES,
                 )
+                bot.leader.append(polling)
                 await polling.start()
             await chats.on_admins_changed(admins.forget)
             await engine.start()
@@ -480,6 +537,4 @@ async def run(
         await engine.stop()
         if server is not None:
             await stop_server(*server)
-        await pool.aclose()
-        await media_client.aclose()
-        await database.close()
+        await bot.close()
