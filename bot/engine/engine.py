@@ -35,7 +35,7 @@ from bot.engine.chat import Alerts, ChatMoved, ChatPort, ClaimLost, Sending
 from bot.engine.job import Job, reload
 from bot.engine.pool import Account, Need, Pool
 from bot.engine.results import Results
-from bot.engine.scheduler import NoAccount, Scheduler, Withdrawn
+from bot.engine.scheduler import NoAccount, Scheduler
 from bot.engine.status import StatusMessages
 from bot.engine.timing import RetryPolicy, Timing
 from bot.engine.upstream import UpstreamSide
@@ -50,6 +50,13 @@ __all__ = ["Engine", "RetryPolicy", "Timing"]
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class _InLine:
+    """What a step returns when the task joined the line: its worker ends."""
+
+
+_IN_LINE = _InLine()
 
 # States in which the upstream may be working on the task: it holds one of the line's slots.
 _UPSTREAM_HAS_IT = frozenset({TaskState.SUBMITTING, TaskState.RUNNING})
@@ -127,8 +134,13 @@ class Engine:
         # The line's load for each kind, as last read (when, by the loop's clock), for the
         # waits shown beside places.
         self._loads: dict[TaskKind, tuple[float, LineLoad, float]] = {}
-        self._jobs: dict[int, Job] = {}
-        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._jobs: dict[int, Job] = {}  # every task this process holds
+        self._workers: dict[int, asyncio.Task[None]] = {}  # those a worker drives now
+        # Those waiting in line: no worker until their turn (`_left_line`); one loop keeps
+        # their status messages (`_paint_places`).
+        self._waiting: dict[int, Job] = {}
+        self._entered = asyncio.Event()  # a task joined the line: the painter looks
+        self._painter: asyncio.Task[None] | None = None
         self._unstoppable: set[asyncio.Task[Any]] = set()
         self._keeper: asyncio.Task[None] | None = None
         self._checker: asyncio.Task[None] | None = None
@@ -137,7 +149,8 @@ class Engine:
 
     @property
     def in_flight(self) -> int:
-        return len(self._workers)
+        """Unfinished tasks this process holds: driven by a worker, or waiting in line."""
+        return len(self._workers) + len(self._waiting)
 
     async def start(self) -> None:
         """Resume every unfinished task nobody else holds (what a previous run left), and
@@ -172,6 +185,7 @@ class Engine:
             await self._claims.on_slot(self._slot_passed)
         self._keeper = asyncio.create_task(self._keep_claims(), name="claims")
         self._checker = asyncio.create_task(self._check_accounts(), name="account checks")
+        self._painter = asyncio.create_task(self._paint_places(), name="places shown")
         if self._shared_line:
             self._placer = asyncio.create_task(self._place_in_line(), name="places")
 
@@ -253,7 +267,7 @@ class Engine:
             # Its own first (a worker that ended early), then the oldest; as many as it may
             # drive at once (MAX_TASKS_HELD): the rest wait, as rows, for any process.
             orphans = sorted(
-                (task_id for task_id in claimable if task_id not in self._workers),
+                (task_id for task_id in claimable if not self._holds(task_id)),
                 key=lambda task_id: (not claimable[task_id], task_id),
             )
             taken = [task_id for task_id in orphans if self._spawn(task_id)]
@@ -271,6 +285,9 @@ class Engine:
             worker = self._workers.get(task_id)
             if worker is not None:
                 worker.cancel()
+            job = self._waiting.pop(task_id, None)
+            if job is not None:
+                self._leave_line(job)
 
     async def stop(
         self, grace: float = 5.0, *, drop_queued: Callable[[], None] | None = None
@@ -289,6 +306,11 @@ class Engine:
             self._checker.cancel()
         if self._placer is not None:
             self._placer.cancel()
+        if self._painter is not None:
+            self._painter.cancel()
+        for job in list(self._waiting.values()):
+            self._leave_line(job)
+        self._waiting.clear()
         await cancel_all(list(self._workers.values()))
         if drop_queued is not None:
             drop_queued()
@@ -420,37 +442,59 @@ class Engine:
         """Start driving the task (its worker claims it first); False if this process does
         not (stopping, driving it already, or driving as many as it may: the task waits
         as a row, unclaimed, for whichever process has room)."""
-        if self._stopping or task_id in self._workers:
+        if self._stopping or self._holds(task_id):
             return False
-        if self._max_held and len(self._workers) >= self._max_held:
+        if self._max_held and self.in_flight >= self._max_held:
             return False
-        worker = asyncio.create_task(self._work(task_id), name=f"task-{task_id}")
-        self._workers[task_id] = worker
-        worker.add_done_callback(lambda _: self._workers.pop(task_id, None))
+        self._start_worker(task_id, None)
         return True
 
-    async def _work(self, task_id: int) -> None:
-        first = await self._claims.claim(task_id, self._owner, now=self._clock())
-        if first is None:
-            return  # finished, or another process holds it
-        if first.state in _UPSTREAM_HAS_IT:
-            self._scheduler.hold(task_id, first.account)  # it holds a slot of its account
-        # Every call to the chat about the task leaves only while the claim is still this
-        # process's: one frozen past its lease, whose task another process took over and
-        # delivered, sends nothing of what it had queued when it wakes.
-        claim = Sending(lambda: self._claims.holds(task_id, self._owner))
-        job = self._jobs[task_id] = Job(task_id, claim)
-        # The status message goes out beside the upstream work, never in front of it.
-        self._status.start(job, first)
+    def _holds(self, task_id: int) -> bool:
+        """A worker drives the task, or it waits in this process's line."""
+        return task_id in self._workers or task_id in self._waiting
+
+    def _start_worker(self, task_id: int, job: Job | None) -> None:
+        worker = asyncio.create_task(self._work(task_id, job), name=f"task-{task_id}")
+        self._workers[task_id] = worker
+        worker.add_done_callback(lambda ended: self._worker_ended(task_id, ended))
+
+    def _worker_ended(self, task_id: int, worker: asyncio.Task[None]) -> None:
+        # Only if it is still the task's worker: one that ended as its task joined the line
+        # may end after the task's turn came and the next worker started.
+        if self._workers.get(task_id) is worker:
+            del self._workers[task_id]
+
+    async def _work(self, task_id: int, job: Job | None) -> None:
+        """Drive the task until it ends, or until it waits in line (then its job stays, and
+        a worker starts again at its turn). `job`: the task's, as it left the line; None:
+        the task is claimed first."""
+        if job is None:
+            first = await self._claims.claim(task_id, self._owner, now=self._clock())
+            if first is None:
+                return  # finished, or another process holds it
+            if first.state in _UPSTREAM_HAS_IT:
+                self._scheduler.hold(task_id, first.account)  # it holds a slot of its account
+            # Every call to the chat about the task leaves only while the claim is still
+            # this process's: one frozen past its lease, whose task another process took
+            # over and delivered, sends nothing of what it had queued when it wakes.
+            claim = Sending(lambda: self._claims.holds(task_id, self._owner))
+            job = self._jobs[task_id] = Job(task_id, claim)
+            # The status message goes out beside the upstream work, never in front of it.
+            self._status.start(job, first)
+        else:
+            first = await self._tasks.get(task_id)
+        waits = False
         try:
-            await self._drive(job, first)
+            if first is not None:
+                waits = await self._drive(job, first)
         finally:
-            del self._jobs[task_id]
-            # A worker let go of (another process took its task over) may leave while its
-            # task holds a slot of this process's line: free it, or the line would count
-            # the task as running here for good.
-            self._pool.let_go(task_id)
-            self._scheduler.release(task_id)
+            if not waits:
+                self._jobs.pop(task_id, None)
+                # A worker let go of (another process took its task over) may leave while
+                # its task holds a slot of this process's line: free it, or the line would
+                # count the task as running here for good.
+                self._pool.let_go(task_id)
+                self._scheduler.release(task_id)
 
     def _unstoppable_task(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run `work` (a Telegram send and the record of it) to its end even if the worker
@@ -460,7 +504,9 @@ class Engine:
         task.add_done_callback(self._unstoppable.discard)
         return task
 
-    async def _drive(self, job: Job, first: Task) -> None:
+    async def _drive(self, job: Job, first: Task) -> bool:
+        """Take the task from state to state; True when it stops to wait in line (no
+        worker waits with it), False when the task ended or is no longer this process's."""
         policy = self._timing.step_retry
         failures = 0
         # The task as the database has it: read just now (claimed, or as the last step left
@@ -470,9 +516,12 @@ class Engine:
             task = fresh or await self._tasks.get(job.task_id)
             fresh = None
             if task is None or task.state in (TaskState.DELIVERED, TaskState.REPORTED):
-                return
+                return False
             try:
-                fresh = await self._step(job, task)
+                stepped = await self._step(job, task)
+                if isinstance(stepped, _InLine):
+                    return True
+                fresh = stepped
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -483,14 +532,14 @@ class Engine:
                     await self._on_chat_migrated(task.chat_id, moved.new_chat_id)
             except ClaimLost:
                 _tlog(task).warning("task %d: taken over by another process: let go", task.id)
-                return
+                return False
             except Exception:
                 # Whatever broke, the state in the database is still true: wait, then redo the step.
                 failures += 1
                 _tlog(task).exception("task %d: step %s failed (%d)", task.id, task.state, failures)
                 if failures >= policy.attempts:
                     if not await self._claims.holds(task.id, self._owner):
-                        return  # another process drives it now: its outcome is not ours
+                        return False  # another process drives it now: its outcome is not ours
                     await self._give_up(task)
                     failures = 0
                     continue
@@ -506,14 +555,20 @@ class Engine:
         )
         await self._fail(task, kind, None)
 
-    async def _step(self, job: Job, task: Task) -> Task | None:
-        """Take the task one state further; the task as that left it, if known."""
+    async def _step(self, job: Job, task: Task) -> Task | _InLine | None:
+        """Take the task one state further; the task as that left it, if known; `_IN_LINE`
+        when it joined the line (its worker ends; another starts at its turn)."""
         match task.state:
             case TaskState.PENDING:
-                # Waiting in line can stop any time: the line is the pending rows in the database.
-                account = await self._wait_turn(job, task)
-                if account is None:
+                if job.no_account:  # it left the line: no account in rotation can do it
+                    job.no_account = False
+                    _tlog(task).warning("task %d: no account in rotation can do it", task.id)
+                    await self._fail(task, FailureKind.UNAVAILABLE, None)
                     return None
+                account, job.admitted = job.admitted, None
+                if account is None:
+                    await self._enter_line(job, task)
+                    return _IN_LINE
                 # Once the upstream is asked, its answer must be recorded, shutdown or not.
                 return await asyncio.shield(
                     self._unstoppable_task(self._submit(job, task, account))
@@ -537,24 +592,67 @@ class Engine:
 
     # --- pending → running ------------------------------------------------------------
 
-    async def _wait_turn(self, job: Job, task: Task) -> Account | None:
-        """Wait for the line to give the task an account; meanwhile, beside it (never in
-        its way), keep the status message showing the task's place in line. None: it left
-        the line (cancelled, or no account in rotation can do it: failed and refunded)."""
+    async def _enter_line(self, job: Job, task: Task) -> None:
+        """The task joins the line, and nothing waits with it: at its turn (`_left_line`) a
+        worker starts again, with the account whose slot it holds. Meanwhile the task is
+        a row, an entry in the line and its job; `_paint_places` keeps its status message
+        showing its place (waiting in line can stop any time: the line is the pending rows
+        in the database)."""
         if job.queued_since is None:
             job.queued_since = self._pool.now()
         need = await self._need(job, task)
-        places = asyncio.create_task(self._status.show_places(job, task))
-        try:
-            return await self._scheduler.admit(task.id, task.chat_id, need, turn=task.turn)
-        except Withdrawn:
-            return None  # cancelled: the state says what comes next
-        except NoAccount:
-            _tlog(task).warning("task %d: no account in rotation can do it", task.id)
-            await self._fail(task, FailureKind.UNAVAILABLE, None)
-            return None
-        finally:
-            places.cancel()
+        job.waiting = task
+        self._waiting[task.id] = job
+        self._entered.set()
+        admitted = self._scheduler.enter(task.id, task.chat_id, need, turn=task.turn)
+        admitted.add_done_callback(lambda turn: self._left_line(task.id, turn))
+
+    def _left_line(self, task_id: int, turn: asyncio.Future[Account]) -> None:
+        """The task's turn came (it holds a slot of the account), or it left the line
+        otherwise (cancelled: the state says what comes next; no account in rotation can
+        do it): a worker takes it from here."""
+        job = self._waiting.pop(task_id, None)
+        if job is None or turn.cancelled():
+            return  # let go of (`_leave_line`), or this process stops
+        if job.place_edit is not None:
+            job.place_edit.cancel()
+        job.waiting, job.place_shown = None, None
+        error = turn.exception()
+        if isinstance(error, NoAccount):
+            job.no_account = True
+        elif error is None:
+            job.admitted = turn.result()
+        # (Withdrawn: cancelled, and recorded as such; the worker reports it.)
+        if self._stopping:
+            self._jobs.pop(task_id, None)
+            self._scheduler.release(task_id)
+            return
+        self._start_worker(task_id, job)
+
+    def _leave_line(self, job: Job) -> None:
+        """This process lets a waiting task go (taken over, or stopping)."""
+        task = job.waiting
+        if job.place_edit is not None:
+            job.place_edit.cancel()
+        self._jobs.pop(job.task_id, None)
+        if task is not None:
+            self._scheduler.leave(task.id, task.chat_id)
+
+    async def _paint_places(self) -> None:
+        """One loop for the status messages of every task waiting in this process's line:
+        each shows its place as the line moves (`StatusMessages.show_place`), however many
+        wait."""
+        while True:
+            again = [self._status.show_place(job) for job in list(self._waiting.values())]
+            soonest = min((delay for delay in again if delay is not None), default=None)
+            self._entered.clear()
+            moved = asyncio.ensure_future(self._scheduler.changed())
+            entered = asyncio.ensure_future(self._entered.wait())
+            try:
+                await asyncio.wait({moved, entered}, timeout=soonest, return_when="FIRST_COMPLETED")
+            finally:
+                moved.cancel()
+                entered.cancel()
 
     async def _need(self, job: Job, task: Task) -> Need:
         """What the task asks of an account: a follow-up is pinned to its source's account,

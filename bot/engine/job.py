@@ -1,5 +1,7 @@
-"""What the engine keeps in memory about one task while a worker drives it. The task itself
-is in the database; this is one object per task, dropped when its worker ends."""
+"""What the engine keeps in memory about one task this process holds: while a worker drives
+it, and while it waits in line (then no worker does: the line has the task, and one loop
+keeps every waiting task's status message). The task itself is in the database; this is one
+object per task, dropped when the process lets the task go or it ends."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass, field
 
 from bot.core.task import Task
 from bot.engine.chat import Sending, StatusView
+from bot.engine.pool import Account
 from bot.providers import UpstreamState
 from storage.tasks import TaskRepository
 
@@ -31,6 +34,16 @@ class Job:
     refused_by: dict[str, tuple[float, int]] = field(default_factory=dict)
     # When it first joined the line (by the pool's clock).
     queued_since: float | None = None
+    # While it waits in line: the task as it joined (its chat, for its status message), the
+    # place shown (and whether as an outage), when its place may be edited again (by the
+    # loop's clock), and the edit on its way, if any.
+    waiting: Task | None = None
+    place_shown: tuple[int, bool] | None = None
+    place_due: float = 0.0
+    place_edit: asyncio.Task[None] | None = None
+    # How it left the line: the account whose slot it holds now, or no account could take it.
+    admitted: Account | None = None
+    no_account: bool = False
 
 
 async def reload(tasks: TaskRepository, task: Task) -> Task:

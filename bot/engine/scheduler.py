@@ -91,8 +91,23 @@ class Scheduler:
         """Wait for this task's turn (`turn`: as recorded; None: given here, over this
         line); on return it holds a slot of the returned account. Raises `NoAccount` if no
         account in rotation can take it."""
+        future = self.enter(task_id, chat_id, need, turn=turn)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self.leave(task_id, chat_id)
+            raise
+
+    def enter(
+        self, task_id: int, chat_id: int, need: Need, *, turn: int | None = None
+    ) -> asyncio.Future[Account]:
+        """The task joins the line, nothing waiting on it (`admit` without the wait): the
+        future is done at its turn, with the account whose slot it then holds, or with
+        `NoAccount` or `Withdrawn`."""
         if task_id in self._holding:
-            return self._holding[task_id]
+            done: asyncio.Future[Account] = asyncio.get_running_loop().create_future()
+            done.set_result(self._holding[task_id])
+            return done
         if turn is None:
             queue = self._waiting.get(chat_id)
             turn = turn_for(
@@ -114,11 +129,16 @@ class Scheduler:
         self._places = None
         self._unlooked.add(chat_id)
         self._dispatch()
-        try:
-            return await future
-        except asyncio.CancelledError:
-            self._forget(task_id, chat_id)
-            raise
+        return future
+
+    def leave(self, task_id: int, chat_id: int) -> None:
+        """The task leaves the line unadmitted (this process lets it go, or stops): its
+        future is cancelled."""
+        future = self._admitted.get(task_id)
+        self._forget(task_id, chat_id)
+        if future is not None and not future.done():
+            future.cancel()
+        self._dispatch()
 
     def release(self, task_id: int) -> None:
         """The upstream is done with this task (or never took it): its slot is free."""

@@ -95,35 +95,38 @@ class StatusMessages:
             return  # another process drives the task now
         job.status_shown = view
 
-    async def show_places(self, job: Job, task: Task) -> None:
-        """While the task waits in line: its place, edited in as the line moves."""
-        if task.inline_message_id is not None:
-            return
-        with contextlib.suppress(ClaimLost):  # another process drives the task now
-            await self._show_places(job, task)
-
-    async def _show_places(self, job: Job, task: Task) -> None:
+    def show_place(self, job: Job) -> float | None:
+        """A task waiting in line (`job.waiting`): if its place changed since the message
+        last showed it and its interval has passed, edit the message (beside, not waited
+        for). At most one edit per interval, and only once the line has moved. Returns in
+        how many seconds to look again if the line does not move first; None: only when it
+        does."""
+        task = job.waiting
+        if task is None or task.inline_message_id is not None:
+            return None
+        if job.place_edit is not None and not job.place_edit.done():
+            return None  # an edit is on its way: looked at again once the line moves
+        place = self._scheduler.position(task.id)
+        stranded = self._scheduler.stranded_until(task.id)
+        if place is None or (place, stranded is not None) == job.place_shown:
+            return None
+        now = asyncio.get_running_loop().time()
+        if now < job.place_due:
+            return job.place_due - now
         # A place is news worth far fewer edits than a running task's clock.
         interval = 3 * self._cadence.interval(is_group=task.is_group)
-        shown: tuple[int, bool] | None = None
-        while True:
-            place = self._scheduler.position(task.id)
-            stranded = self._scheduler.stranded_until(task.id)
-            if place is not None and (place, stranded is not None) != shown:
-                if self._chat.busy(task.chat_id):
-                    await asyncio.sleep(interval)  # the chat is backed up: try again later
-                    continue
-                shown = (place, stranded is not None)
-                await self._show_place(job, task, place, stranded)
-            # At most one edit per interval, and only once the line has moved: it may have
-            # moved during the pause, and then there is news already.
-            await asyncio.sleep(interval)
-            now_shown = (
-                self._scheduler.position(task.id),
-                self._scheduler.stranded_until(task.id) is not None,
-            )
-            if now_shown == shown:
-                await self._scheduler.changed()
+        job.place_due = now + interval
+        if self._chat.busy(task.chat_id):
+            return interval  # the chat is backed up: try again later
+        job.place_shown = (place, stranded is not None)
+        job.place_edit = asyncio.create_task(self._edit_place(job, task, place, stranded))
+        return None
+
+    async def _edit_place(
+        self, job: Job, task: Task, place: int, stranded_until: float | None
+    ) -> None:
+        with contextlib.suppress(ClaimLost):  # another process drives the task now
+            await self._show_place(job, task, place, stranded_until)
 
     async def _show_place(
         self, job: Job, task: Task, place: int, stranded_until: float | None
