@@ -4,10 +4,11 @@ reported failure, in background workers owned by the engine, never by a handler.
 A worker reads the task's state, does the one step that state calls for, records the
 new state, and reads again. Because every step starts from what the database says, the
 same code serves a fresh task and one resumed after a restart. The steps lean on parts
-with one job each: the line (`scheduler.py`), the upstream (`upstream.py`), the status
-message (`status.py`) and the outcome in the chat (`results.py`); what the engine keeps
-in memory about a task is one `Job` (`job.py`). The engine reaches the chat only through
-its port (`chat.py`), in its own terms: it imports nothing of Telegram.
+with one job each: the line (`scheduler.py`) and the tasks waiting in it (`waiting.py`),
+the upstream (`upstream.py`), the status message (`status.py`) and the outcome in the chat
+(`results.py`); what the engine keeps in memory about a task is one `Job` (`job.py`).
+The engine reaches the chat only through its port (`chat.py`), in its own terms: it
+imports nothing of Telegram.
 """
 
 from __future__ import annotations
@@ -21,24 +22,18 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from bot.core.lifecycle import FailureKind, TaskKind, TaskState
-from bot.core.line import (
-    HOUR,
-    TYPICAL_SECONDS,
-    LineLoad,
-    LineTooLong,
-    admit_to_line,
-    wait_at_place,
-)
+from bot.core.line import LineTooLong
 from bot.core.quota import Refusal
 from bot.core.task import Caps, Charge, NewTask, Task
 from bot.engine.chat import Alerts, ChatMoved, ChatPort, ClaimLost, Sending
 from bot.engine.job import Job, reload
-from bot.engine.pool import Account, Need, Pool
+from bot.engine.pool import Account, Pool
 from bot.engine.results import Results
-from bot.engine.scheduler import NoAccount, Scheduler
+from bot.engine.scheduler import Scheduler
 from bot.engine.status import StatusMessages
 from bot.engine.timing import RetryPolicy, Timing
 from bot.engine.upstream import UpstreamSide
+from bot.engine.waiting import UPSTREAM_HAS_IT, LineLoads, WaitingTasks
 from bot.ops.logs import task_logger
 from bot.ops.metrics import Metrics
 from bot.providers import ErrorKind, ProviderError, UpstreamState
@@ -57,9 +52,6 @@ class _InLine:
 
 
 _IN_LINE = _InLine()
-
-# States in which the upstream may be working on the task: it holds one of the line's slots.
-_UPSTREAM_HAS_IT = frozenset({TaskState.SUBMITTING, TaskState.RUNNING})
 
 
 class Engine:
@@ -92,10 +84,7 @@ class Engine:
         # finished): they go before the rest of the database's line (storage/turns.py).
         self._first = self._mine.ahead_of_the_line()
         self._anyones_first = tasks.ahead_of_the_line()  # unfenced: callbacks, /cancel
-        self._line_max_wait = line_max_wait
-        self._shared_line = shared_line  # other replicas' tasks wait in the line too
         self._max_held = max_held  # unfinished tasks this process drives at once (0: all)
-        self._placer: asyncio.Task[None] | None = None
         self._clock = clock  # the wall clock of every record and deadline (a test's own)
         self._timing = timing or Timing()
         self._alerts = alerts
@@ -113,14 +102,29 @@ class Engine:
             clock=clock,
             shared_pace=status_pace,
         )
+        self._loads = LineLoads(
+            tasks=tasks, pool=pool, timing=self._timing, clock=clock, max_wait=line_max_wait
+        )
         self._status = StatusMessages(
             chat=chat,
             tasks=self._mine,
             cadence=self._timing.status,
             scheduler=self._scheduler,
             unstoppable=self._unstoppable_task,
-            wait_at=self._wait_at,
+            wait_at=self._loads.wait_at,
             clock=clock,
+        )
+        # Those waiting in line: no worker until their turn (`_turn_came`).
+        self._waiting = WaitingTasks(
+            tasks=tasks,
+            pool=pool,
+            scheduler=self._scheduler,
+            status=self._status,
+            timing=self._timing,
+            owner=owner,
+            clock=clock,
+            shared=shared_line,
+            on_turn=self._turn_came,
         )
         self._results = Results(
             chat=chat,
@@ -131,16 +135,8 @@ class Engine:
             fail=self._fail,
             clock=clock,
         )
-        # The line's load for each kind, as last read (when, by the loop's clock), for the
-        # waits shown beside places.
-        self._loads: dict[TaskKind, tuple[float, LineLoad, float]] = {}
         self._jobs: dict[int, Job] = {}  # every task this process holds
         self._workers: dict[int, asyncio.Task[None]] = {}  # those a worker drives now
-        # Those waiting in line: no worker until their turn (`_left_line`); one loop keeps
-        # their status messages (`_paint_places`).
-        self._waiting: dict[int, Job] = {}
-        self._entered = asyncio.Event()  # a task joined the line: the painter looks
-        self._painter: asyncio.Task[None] | None = None
         self._unstoppable: set[asyncio.Task[Any]] = set()
         self._keeper: asyncio.Task[None] | None = None
         self._checker: asyncio.Task[None] | None = None
@@ -164,7 +160,7 @@ class Engine:
         unfinished = await self._claims.claimable(self._owner, now=now)
         # What the upstream works on first (it holds slots), then the line's order; past
         # what this process may drive at once, its own claims are let go for others to take.
-        unfinished.sort(key=lambda t: (t.state not in _UPSTREAM_HAS_IT, t.turn, t.id))
+        unfinished.sort(key=lambda t: (t.state not in UPSTREAM_HAS_IT, t.turn, t.id))
         room = self._max_held or len(unfinished)
         unfinished, over = unfinished[:room], unfinished[room:]
         if over:
@@ -175,31 +171,15 @@ class Engine:
             _log.info("resuming %d unfinished tasks", len(unfinished))
         self._scheduler.restore(
             # A task whose create request was cut short may be running upstream too.
-            running={t.id: t.account for t in unfinished if t.state in _UPSTREAM_HAS_IT},
+            running={t.id: t.account for t in unfinished if t.state in UPSTREAM_HAS_IT},
             created_at=await self._tasks.submitted_since(self._clock() - 3600),
         )
         for task in unfinished:
             self._spawn(task.id)
         await self._claims.on_nudge(self._nudged)
-        if self._shared_line:
-            await self._claims.on_slot(self._slot_passed)
+        await self._waiting.start()
         self._keeper = asyncio.create_task(self._keep_claims(), name="claims")
         self._checker = asyncio.create_task(self._check_accounts(), name="account checks")
-        self._painter = asyncio.create_task(self._paint_places(), name="places shown")
-        if self._shared_line:
-            self._placer = asyncio.create_task(self._place_in_line(), name="places")
-
-    async def _place_in_line(self) -> None:
-        """With several replicas, the places shown are the whole line's: read from the
-        database every few seconds while tasks of this replica's wait."""
-        while True:
-            await asyncio.sleep(self._timing.places)
-            if not self._scheduler.waiting():
-                continue
-            try:
-                self._scheduler.set_places(await self._tasks.places())
-            except Exception:
-                _log.warning("could not read the places in line", exc_info=True)
 
     def _account_changed(self, name: str) -> None:
         """Some process moved an account's shared state: read it, and look at the line."""
@@ -285,9 +265,8 @@ class Engine:
             worker = self._workers.get(task_id)
             if worker is not None:
                 worker.cancel()
-            job = self._waiting.pop(task_id, None)
-            if job is not None:
-                self._leave_line(job)
+            if self._waiting.leave(task_id):
+                self._jobs.pop(task_id, None)
 
     async def stop(
         self, grace: float = 5.0, *, drop_queued: Callable[[], None] | None = None
@@ -304,13 +283,8 @@ class Engine:
             self._keeper.cancel()
         if self._checker is not None:
             self._checker.cancel()
-        if self._placer is not None:
-            self._placer.cancel()
-        if self._painter is not None:
-            self._painter.cancel()
-        for job in list(self._waiting.values()):
-            self._leave_line(job)
-        self._waiting.clear()
+        for task_id in self._waiting.stop():
+            self._jobs.pop(task_id, None)
         await cancel_all(list(self._workers.values()))
         if drop_queued is not None:
             drop_queued()
@@ -337,38 +311,7 @@ class Engine:
     async def line_refusal(self, kind: TaskKind) -> LineTooLong | None:
         """The refusal of a new request of this kind if it would wait in line longer than
         the limit (LINE_MAX_WAIT), counting every replica's tasks; None if it may join."""
-        if self._line_max_wait <= 0:
-            return None
-        load, seconds = await self._line_load(kind)
-        return admit_to_line(load, seconds, self._line_max_wait)
-
-    async def _line_load(self, kind: TaskKind) -> tuple[LineLoad, float]:
-        """What the whole line holds for tasks of this kind (every replica's, from the
-        database), and how long one such task takes (the recent median, or typical)."""
-        now = self._pool.now()
-        open_ = [a for a in self._pool.capable(Need(kind)) if a.in_rotation(now)]
-        counts = await self._tasks.count_unfinished()
-        load = LineLoad(
-            waiting=counts.get(TaskState.PENDING, 0),
-            running=sum(counts.get(state, 0) for state in _UPSTREAM_HAS_IT),
-            created_last_hour=await self._tasks.created_since(
-                [a.name for a in open_], self._clock() - HOUR
-            ),
-            slots=sum(a.config.max_concurrent for a in open_),
-            per_hour=sum(a.config.max_tasks_per_hour for a in open_),
-        )
-        seconds = await self._tasks.recent_seconds(kind) or TYPICAL_SECONDS[kind]
-        return load, seconds
-
-    async def _wait_at(self, task: Task, place: int) -> float:
-        """Seconds the task, at `place` in the line, can expect to wait; the line's load is
-        read at most once per `Timing.places` for each kind, however many tasks wait."""
-        now = asyncio.get_running_loop().time()
-        known = self._loads.get(task.kind)
-        if known is None or now - known[0] > self._timing.places:
-            load, seconds = await self._line_load(task.kind)
-            known = self._loads[task.kind] = (now, load, seconds)
-        return wait_at_place(known[1], place, known[2])
+        return await self._loads.refusal(kind)
 
     async def cancel(self, task: Task) -> bool:
         """Cancel a task still waiting for its turn (and refund it); False if it is past that."""
@@ -402,33 +345,6 @@ class Engine:
             return False
         job.nudge.set()
         return True
-
-    def _slot_passed(self, to: str, name: str) -> None:
-        """Some process freed a slot of this account for this process's earliest task."""
-        account = self._pool.find(name)
-        if to == self._owner and account is not None:
-            self._scheduler.slot_passed(account)
-
-    async def _free_slot(self, task: Task) -> None:
-        """The upstream is done with the task: its slot is free. With several processes, it
-        goes to the earliest turn waiting, whichever process drives that task: if another's
-        is earlier than this line's head, that process is told, and this line leaves the
-        account alone a moment (`Timing.baton`) so the other takes the slot."""
-        account = self._scheduler.holding(task.id)
-        try:
-            if account is not None and self._shared_line:
-                kinds = [k for k in TaskKind if account in self._pool.capable(Need(k))]
-                earliest = await self._claims.earliest_waiting_elsewhere(
-                    self._owner, kinds, now=self._clock()
-                )
-                head = self._scheduler.head()
-                if earliest is not None and (head is None or earliest[0] < head):
-                    self._scheduler.hold_off(account, self._timing.baton)
-                    await self._claims.pass_slot(earliest[1], account.name)
-        except Exception:
-            _tlog(task).warning("task %d: slot not passed on", task.id, exc_info=True)
-        finally:
-            self._scheduler.release(task.id)
 
     def _nudged(self, task_id: int) -> None:
         """Some process heard a callback for this task: if it is ours, read it now."""
@@ -472,7 +388,7 @@ class Engine:
             first = await self._claims.claim(task_id, self._owner, now=self._clock())
             if first is None:
                 return  # finished, or another process holds it
-            if first.state in _UPSTREAM_HAS_IT:
+            if first.state in UPSTREAM_HAS_IT:
                 self._scheduler.hold(task_id, first.account)  # it holds a slot of its account
             # Every call to the chat about the task leaves only while the claim is still
             # this process's: one frozen past its lease, whose task another process took
@@ -567,7 +483,9 @@ class Engine:
                     return None
                 account, job.admitted = job.admitted, None
                 if account is None:
-                    await self._enter_line(job, task)
+                    # It joins the line, and nothing waits with it: at its turn
+                    # (`_turn_came`) a worker starts again.
+                    await self._waiting.enter(job, task)
                     return _IN_LINE
                 # Once the upstream is asked, its answer must be recorded, shutdown or not.
                 return await asyncio.shield(
@@ -592,89 +510,15 @@ class Engine:
 
     # --- pending → running ------------------------------------------------------------
 
-    async def _enter_line(self, job: Job, task: Task) -> None:
-        """The task joins the line, and nothing waits with it: at its turn (`_left_line`) a
-        worker starts again, with the account whose slot it holds. Meanwhile the task is
-        a row, an entry in the line and its job; `_paint_places` keeps its status message
-        showing its place (waiting in line can stop any time: the line is the pending rows
-        in the database)."""
-        if job.queued_since is None:
-            job.queued_since = self._pool.now()
-        need = await self._need(job, task)
-        job.waiting = task
-        self._waiting[task.id] = job
-        self._entered.set()
-        admitted = self._scheduler.enter(task.id, task.chat_id, need, turn=task.turn)
-        admitted.add_done_callback(lambda turn: self._left_line(task.id, turn))
-
-    def _left_line(self, task_id: int, turn: asyncio.Future[Account]) -> None:
-        """The task's turn came (it holds a slot of the account), or it left the line
-        otherwise (cancelled: the state says what comes next; no account in rotation can
-        do it): a worker takes it from here."""
-        job = self._waiting.pop(task_id, None)
-        if job is None or turn.cancelled():
-            return  # let go of (`_leave_line`), or this process stops
-        if job.place_edit is not None:
-            job.place_edit.cancel()
-        job.waiting, job.place_shown = None, None
-        error = turn.exception()
-        if isinstance(error, NoAccount):
-            job.no_account = True
-        elif error is None:
-            job.admitted = turn.result()
-        # (Withdrawn: cancelled, and recorded as such; the worker reports it.)
+    def _turn_came(self, task_id: int, job: Job) -> None:
+        """The waiting task's turn came (it holds a slot of `job.admitted`), or it left the
+        line otherwise (cancelled: the state says what comes next; no account in rotation
+        can do it): a worker takes it from here."""
         if self._stopping:
             self._jobs.pop(task_id, None)
             self._scheduler.release(task_id)
             return
         self._start_worker(task_id, job)
-
-    def _leave_line(self, job: Job) -> None:
-        """This process lets a waiting task go (taken over, or stopping)."""
-        task = job.waiting
-        if job.place_edit is not None:
-            job.place_edit.cancel()
-        self._jobs.pop(job.task_id, None)
-        if task is not None:
-            self._scheduler.leave(task.id, task.chat_id)
-
-    async def _paint_places(self) -> None:
-        """One loop for the status messages of every task waiting in this process's line:
-        each shows its place as the line moves (`StatusMessages.show_place`), however many
-        wait."""
-        while True:
-            again = [self._status.show_place(job) for job in list(self._waiting.values())]
-            soonest = min((delay for delay in again if delay is not None), default=None)
-            self._entered.clear()
-            moved = asyncio.ensure_future(self._scheduler.changed())
-            entered = asyncio.ensure_future(self._entered.wait())
-            try:
-                await asyncio.wait({moved, entered}, timeout=soonest, return_when="FIRST_COMPLETED")
-            finally:
-                moved.cancel()
-                entered.cancel()
-
-    async def _need(self, job: Job, task: Task) -> Need:
-        """What the task asks of an account: a follow-up is pinned to its source's account,
-        and an animation may go elsewhere with the image's URL."""
-        pinned, by_url = None, False
-        if task.source_task_id is not None:
-            source = await self._tasks.get(task.source_task_id)
-            if source is not None:
-                pinned = source.account
-                by_url = (
-                    task.kind is TaskKind.IMAGE_TO_VIDEO
-                    and task.source_index is not None
-                    and task.source_index < len(source.result_urls)
-                )
-        return Need(
-            kind=task.kind,
-            own_image=task.image_url is not None,
-            pinned=pinned,
-            by_url=by_url,
-            refused_by=tuple((name, *when) for name, when in job.refused_by.items()),
-            queued_since=job.queued_since,
-        )
 
     async def _await_unknown_creation(self, job: Job, task: Task) -> None:
         """The process died while the upstream was answering the create request. Asking
@@ -827,7 +671,7 @@ class Engine:
                         task.id, status.result_urls, at=self._clock()
                     )
                 finally:
-                    await self._free_slot(task)
+                    await self._waiting.free_slot(task)
             if status.state is UpstreamState.FAILED:
                 await self._fail(task, FailureKind.GENERATION, status.fail_message)
                 return None
@@ -843,7 +687,7 @@ class Engine:
         try:
             moved = await tasks.mark_failed(task.id, kind, detail, at=self._clock())
         finally:
-            await self._free_slot(task)
+            await self._waiting.free_slot(task)
         if moved is None:
             return False
         self._metrics.tasks_failed.labels(kind).inc()
