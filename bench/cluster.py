@@ -71,7 +71,13 @@ async def run(kind: str, tasks: int, chats: int, postgres: ThrowawayPostgres) ->
         upstreams[0],
         url,
         3,
-        settings={"PROVIDERS_FILE": str(providers_file(folder, upstreams))},
+        settings={
+            "PROVIDERS_FILE": str(providers_file(folder, upstreams)),
+            # A create cut short by a kill has an unknown outcome: its task waits for the
+            # upstream's callback until TASK_TIMEOUT, then is reported and refunded. Tasks
+            # here take 2 s, so two minutes is ample, and the run ends within its deadline.
+            "TASK_TIMEOUT": "120",
+        },
         log_folder=folder,
     )
     background: list[asyncio.Task[None]] = []
