@@ -55,16 +55,24 @@ class TelegramPace:
         """The moment a message to `chat_id` (None: a call that is no message) reserved now
         would leave, without reserving it (what can wait asks first, and reserves only a
         moment that comes soon)."""
+        return max(await self.next_free_each(chat_id, chat, every, now=now))
+
+    async def next_free_each(
+        self, chat_id: int | None, chat: Bucket, every: Bucket, *, now: float
+    ) -> tuple[float, float]:
+        """`next_free` by each pace: (its chat's, all chats'); a call that is no message
+        has `now` for its chat's."""
         keys = (EVERY_CHAT,) if chat_id is None else (chat_id, EVERY_CHAT)
         marks = ", ".join("?" for _ in keys)
         rows = await self._db.fetch_all(
             f"SELECT key, tat FROM telegram_pace WHERE key IN ({marks})", keys
         )
-        moments = [now]
+        moments = {EVERY_CHAT: now, chat_id: now}
         for row in rows:
             bucket = every if row[0] == EVERY_CHAT else chat
-            moments.append(max(row[1], now) + 1 / bucket.rate - bucket.capacity / bucket.rate)
-        return max(moments)
+            moment = max(row[1], now) + 1 / bucket.rate - bucket.capacity / bucket.rate
+            moments[row[0]] = max(now, moment)
+        return moments[chat_id], moments[EVERY_CHAT]
 
     async def forget(self, *, before: float) -> None:
         """Drop the paces of chats quiet since `before` (their buckets are long empty)."""

@@ -32,10 +32,15 @@ JSONDict = dict[str, Any]
 # Replicas' shared paces (a chat's, all chats') run at this share of the limits.
 SHARED_MARGIN = 0.9
 
-# With replicas, a message that can wait (a status edit) reserves its moment in the shared
-# paces only once that moment is this near: it never books a slot far ahead, in front of a
-# result another replica is about to send.
+# With replicas, a message reserves its moment in the shared paces only once that moment is
+# near: one that can wait (a status edit) when it is this near, so it never books a slot
+# ahead of a result another replica is about to send...
 SHARED_SOON = 1.0
+# ...and a result (any message that cannot wait) when it is this near: never far ahead, so a
+# replica killed or frozen with messages booked wastes at most this much of the bot's budget
+# (booked without bound, a kill every 10 s once left every replica waiting for moments booked
+# by processes long dead: 1,000 albums took 278 s to settle instead of 87 s).
+RESULT_SOON = 2.0
 
 # More Bot API calls than this queued or in flight: skip what can be skipped.
 BUSY_AT = 20
@@ -152,7 +157,8 @@ class FloodControl(AIORateLimiter):
         self._pruned_at = 0.0
         # What can wait looks at the shared paces one call at a time in this process: many
         # waiting calls neither poll the database together nor all book one free moment.
-        self._looking = asyncio.Lock()
+        self._looking = asyncio.Lock()  # what can wait: one call looks at a time
+        self._looking_first = asyncio.Lock()  # results: one call looks at a time
         # Moments being booked by calls that are no message (they do not wait for them).
         self._bookings: set[asyncio.Task[float]] = set()
         self._shared_failed_at = 0.0
@@ -257,7 +263,7 @@ class FloodControl(AIORateLimiter):
     def _book_in_passing(self) -> None:
         """A call that is no message books its moment in the pace of all chats beside its
         way out, and does not wait for it."""
-        booking = asyncio.create_task(self._book_shared(None, URGENT))
+        booking = asyncio.create_task(self._book_shared(None, URGENT, in_passing=True))
         self._bookings.add(booking)
         booking.add_done_callback(self._bookings.discard)
 
@@ -267,10 +273,12 @@ class FloodControl(AIORateLimiter):
         if leave_at > time.time():
             await asyncio.sleep(leave_at - time.time())
 
-    async def _book_shared(self, chat_id: int | None, priority: int) -> float:
+    async def _book_shared(
+        self, chat_id: int | None, priority: int, *, in_passing: bool = False
+    ) -> float:
         """The moment the call may leave by the shared paces (now, if they cannot say)."""
         try:
-            return await self._wait_for_shared(chat_id, priority)
+            return await self._wait_for_shared(chat_id, priority, in_passing=in_passing)
         except Exception as error:
             # The database is away: this process's own pace still holds; a call is never
             # lost to the shared one.
@@ -279,9 +287,12 @@ class FloodControl(AIORateLimiter):
                 _log.warning("shared Telegram pace unavailable (%s): pacing alone", error)
             return time.time()
 
-    async def _wait_for_shared(self, chat_id: int | None, priority: int) -> float:
+    async def _wait_for_shared(
+        self, chat_id: int | None, priority: int, *, in_passing: bool
+    ) -> float:
         """Book the moment the replicas' shared paces give the call, and return it: a
-        message's in its chat's pace and in all chats', any other call's in all chats'."""
+        message's in its chat's pace and in all chats', any other call's in all chats'
+        (`in_passing`: at once, however far ahead; the call does not wait for it)."""
         assert self._shared is not None
         limits = self._limits
         own = limits.group if chat_id is not None and chat_id < 0 else limits.private_chat
@@ -289,27 +300,37 @@ class FloodControl(AIORateLimiter):
         # Telegram with more jitter than one process's.
         every = Bucket(limits.overall[0], limits.overall[0] / limits.overall[1] * SHARED_MARGIN)
         chat = Bucket(own[0], own[0] / own[1] * SHARED_MARGIN)
-        # What can wait books only a moment that comes soon: results (of any replica) are
-        # booked ahead of it meanwhile. One such call of this process looks at a time, the
+        # A message books only a moment that comes soon: what can wait once it is within
+        # SHARED_SOON, a result within RESULT_SOON, so results (of any replica) are booked
+        # ahead of what can wait. One call of each kind of this process looks at a time, the
         # others waiting their turn here (not polling the database): it waits for a moment
-        # that is near, or, if its moment is far (its chat is busy), lets the next one look
-        # and comes back when it is near. A pace's next free moment never comes earlier.
-        if priority >= BEST_EFFORT:
-            while True:
-                async with self._looking:
-                    free = await self._shared.next_free(chat_id, chat, every, now=time.time())
-                    near = free - SHARED_SOON - time.time()
-                    if 0 < near <= SHARED_SOON:
-                        await asyncio.sleep(near)
-                        free = await self._shared.next_free(chat_id, chat, every, now=time.time())
-                    now = time.time()
-                    if free <= now + SHARED_SOON:
-                        leave_at = await self._shared.reserve(chat_id, chat, every, now=now)
-                        break
-                await asyncio.sleep(max(0.0, free - SHARED_SOON - time.time()))
-        else:
+        # that is near, or, if its moment is far (its chat is busy, or the bot), lets the
+        # next one look and comes back when it is near. A pace's next free moment never
+        # comes earlier.
+        if in_passing:
             now = time.time()
             leave_at = await self._shared.reserve(chat_id, chat, every, now=now)
+        else:
+            can_wait = priority >= BEST_EFFORT
+            soon = SHARED_SOON if can_wait else RESULT_SOON
+            looking = self._looking if can_wait else self._looking_first
+            while True:
+                async with looking:
+                    free = await self._shared.next_free_each(chat_id, chat, every, now=time.time())
+                    # Its chat's moment far off: that is the chat's own business, and the
+                    # call lets the next one look at once. The bot's moment near: it waits
+                    # for it here, the others behind it not polling the database.
+                    near = free[1] - soon - time.time()
+                    if free[0] <= time.time() + soon and 0 < near <= SHARED_SOON:
+                        await asyncio.sleep(near)
+                        free = await self._shared.next_free_each(
+                            chat_id, chat, every, now=time.time()
+                        )
+                    now = time.time()
+                    if max(free) <= now + soon:
+                        leave_at = await self._shared.reserve(chat_id, chat, every, now=now)
+                        break
+                await asyncio.sleep(max(0.0, max(free) - soon - time.time()))
         if now - self._pruned_at > 60:
             self._pruned_at = now
             await self._shared.forget(before=now - 60)
