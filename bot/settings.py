@@ -143,9 +143,10 @@ class Settings(BaseSettings):
     its claims on tasks hold while it does: a replica that dies has its tasks taken over
     within 4/3 of this."""
     max_tasks_held: int = Field(default=2000, ge=0)
-    """Unfinished tasks one process drives at once (each a coroutine, about 17 KB while it
-    waits, see `bench.backlog`); the rest wait as rows, unclaimed, for whichever process has
-    room, and a replica restarting with more lets go of the rest; `0` for no limit."""
+    """Unfinished tasks one process drives at once (a waiting one is its row, an entry in the
+    line and its job, no worker: 2,000 held in a replica of about 100 MB, see
+    `bench.backlog`); the rest wait as rows, unclaimed, for whichever process has room, and
+    a replica restarting with more lets go of the rest; `0` for no limit."""
     instance_id: str = Field(
         default_factory=socket.gethostname,
         min_length=1,
