@@ -130,11 +130,13 @@ async def run(tasks: int, show_statements: bool) -> int:
         claimed_after = await until(all_claimed, "tasks never all claimed")
         await asyncio.sleep(10.0)  # the status messages' first wave
         before_tx, before_calls = await transactions(url), len(telegram.calls)
-        before_429 = telegram.flood_errors
+        before_429, before_by = telegram.flood_errors, Counter(telegram.flood_errors_by)
         await asyncio.sleep(WINDOW)
         tx_rate = (await transactions(url) - before_tx) / WINDOW
         calls = Counter(c.method for c in telegram.calls[before_calls:])
         flood_429s = telegram.flood_errors - before_429
+        flood_by = Counter(telegram.flood_errors_by)
+        flood_by.subtract(before_by)
         top = await statements(url, postgres.log, 5.0) if show_statements else Counter()
         memory = [resident_mb(replica) for replica in group.replicas]
         held = await rows(
@@ -169,6 +171,8 @@ async def run(tasks: int, show_statements: bool) -> int:
     for method, count in calls.most_common():
         line(f"  Telegram {method} a second", f"{count / WINDOW:.1f}", "(informational)")
     line("Telegram 429s while waiting", f"{flood_429s}", "0")
+    if flood_429s:
+        print("   by the limit broken: " + ", ".join(f"{k} {v}" for k, v in flood_by.items() if v))
     for text, count in top.most_common(12):
         print(f"   {count / 5.0:7.1f}/s  {text}")
     line("restart (kill -9): /healthz answers after", f"{healthy_after:.1f} s", "(informational)")

@@ -13,7 +13,7 @@ each window and on the private pace, for the jitter of requests travelling over 
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 
 PRIVATE_BURST = 3
 PRIVATE_INTERVAL = 1.0  # seconds between messages, once the burst is spent
@@ -28,22 +28,24 @@ class FloodModel:
         self._overall: deque[float] = deque()
         self._private_due: dict[int, float] = {}  # GCRA's theoretical arrival time
         self.refused = 0
+        self.refused_by: Counter[str] = Counter()  # by the limit broken: overall, group, chat
 
     def admit(self, chat_id: int, now: float) -> int | None:
         """Count a message to `chat_id` at `now`; or, past a limit, the retry_after
         (whole seconds) that Telegram would answer, counting nothing."""
-        waits = [self._window_wait(self._overall, OVERALL_WINDOW, now)]
+        waits = {"overall": self._window_wait(self._overall, OVERALL_WINDOW, now)}
         if chat_id < 0:
             group = self._windows.setdefault(chat_id, deque())
-            waits.append(self._window_wait(group, GROUP_WINDOW, now))
+            waits["group"] = self._window_wait(group, GROUP_WINDOW, now)
         else:
             due = max(self._private_due.get(chat_id, now), now)
             # A burst of B is allowed: the theoretical time may run (B - 1) intervals ahead.
             ahead = due - now - (PRIVATE_BURST - 1) * PRIVATE_INTERVAL - self._slack
-            waits.append(max(0.0, ahead))
-        wait = max(waits)
+            waits["chat"] = max(0.0, ahead)
+        wait = max(waits.values())
         if wait > 0:
             self.refused += 1
+            self.refused_by.update(limit for limit, late in waits.items() if late > 0)
             return max(1, math.ceil(wait))
         self._overall.append(now)
         if chat_id < 0:

@@ -778,6 +778,11 @@ class FakeTelegram:
         """How many calls broke Telegram's flood limits (and got a 429)."""
         return self._flood.refused
 
+    @property
+    def flood_errors_by(self) -> dict[str, int]:
+        """The same, by the limit broken (overall, group, chat)."""
+        return dict(self._flood.refused_by)
+
     def _take_injected(self, method: str) -> ApiError | None:
         for injected in self._injected:
             if injected.method == method and injected.times > 0:

@@ -74,10 +74,20 @@ class Claims:
 
     async def holds(self, task_id: int, owner: str) -> bool:
         """Whether `owner` still holds its claim on the task (nobody took it over)."""
+        return await self.held_until(task_id, owner) is not None
+
+    async def held_until(self, task_id: int, owner: str) -> float | None:
+        """Until when `owner` surely holds its claim on the task: its heartbeat's end, before
+        which nobody may take the task over (0 if it has written no heartbeat); None if it
+        does not hold the claim now."""
         row = await self._db.fetch_one(
-            "SELECT 1 FROM tasks WHERE id = ? AND claimed_by = ?", (task_id, owner)
+            "SELECT replicas.alive_until FROM tasks LEFT JOIN replicas"
+            " ON replicas.name = tasks.claimed_by WHERE tasks.id = ? AND tasks.claimed_by = ?",
+            (task_id, owner),
         )
-        return row is not None
+        if row is None:
+            return None
+        return 0.0 if row[0] is None else float(row[0])
 
     async def taken_from(self, owner: str, task_ids: Sequence[int]) -> set[int]:
         """Which of these unfinished tasks `owner` no longer holds (its heartbeat ran out

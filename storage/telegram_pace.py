@@ -49,6 +49,19 @@ class TelegramPace:
             moments.append(row[1] - bucket.capacity / bucket.rate)
         return max(moments)
 
+    async def hold(self, chat_id: int, chat: Bucket, *, until: float) -> None:
+        """Telegram asked the chat to wait: no message reserved for it leaves before `until`
+        (then one does, and its pace goes on)."""
+        step = 1 / chat.rate
+        tat = until - step + chat.capacity / chat.rate
+        await self._db.execute(
+            "INSERT INTO telegram_pace (key, tat, step) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET step = excluded.step, tat = CASE"
+            " WHEN telegram_pace.tat > excluded.tat THEN telegram_pace.tat"
+            " ELSE excluded.tat END",
+            (chat_id, tat, step),
+        )
+
     async def next_free(
         self, chat_id: int | None, chat: Bucket, every: Bucket, *, now: float
     ) -> float:

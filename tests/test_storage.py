@@ -11,6 +11,7 @@ import pytest
 
 from bot.core.lifecycle import FailureKind, TaskKind, TaskState
 from bot.core.task import Caps, Charge, NewTask, Task
+from bot.engine.job import ClaimCheck
 from fakes.postgres import run_sql
 from storage.claims import ClaimLost
 from storage.database import Conflict, Database, chat_lock
@@ -172,6 +173,44 @@ async def test_a_task_is_claimed_by_one_process_while_its_heartbeat_lasts(
     await tasks.mark_reported(task.id)
     assert None is await tasks.claims.claim(task.id, other, now=1000.0)
     assert await tasks.claims.claimable(other, now=1000.0) == []
+    await database.close()
+
+
+async def test_a_claim_checked_is_trusted_only_while_nobody_could_take_it_over(
+    bot_database: Path | str,
+) -> None:
+    """A call about a task asks whether the claim is still this process's as it leaves
+    (`ClaimCheck`). The answer is trusted for a moment (`trust`), and never past the end of
+    the process's heartbeat less a margin, the earliest another process could take the
+    task over; past it, every call asks the database."""
+    database = await Database.open(bot_database)
+    tasks = TaskRepository(database)
+    task = await create(tasks, new_task())
+    now = [100.0]
+    await tasks.claims.beat("a", until=120.0)
+    assert await tasks.claims.claim(task.id, "a", now=now[0]) is not None
+    assert await tasks.claims.held_until(task.id, "a") == 120.0
+    assert await tasks.claims.held_until(task.id, "b") is None
+    check = ClaimCheck(tasks.claims, task.id, "a", clock=lambda: now[0], trust=3.0, margin=5.0)
+    assert await check()
+
+    async def taken_by_b() -> None:
+        # What a process that believed "a" dead would write (here, with "a" alive).
+        await database.execute("UPDATE tasks SET claimed_by = 'b' WHERE id = ?", (task.id,))
+
+    await taken_by_b()
+    now[0] = 102.9
+    assert await check()  # trusted: read 2.9 s ago
+    now[0] = 103.0
+    assert not await check()  # asked again: gone
+    assert not await check()  # and a claim lost is never trusted
+
+    # Its heartbeat near its end (a process frozen past it): nothing read is trusted.
+    await database.execute("UPDATE tasks SET claimed_by = 'a' WHERE id = ?", (task.id,))
+    now[0] = 116.0  # 4 s before the heartbeat ends, within the 5 s margin
+    assert await check()
+    await taken_by_b()
+    assert not await check()
     await database.close()
 
 

@@ -26,7 +26,7 @@ from bot.core.line import LineTooLong
 from bot.core.quota import Refusal
 from bot.core.task import Caps, Charge, NewTask, Task
 from bot.engine.chat import Alerts, ChatMoved, ChatPort, ClaimLost, Sending
-from bot.engine.job import Job, reload
+from bot.engine.job import ClaimCheck, Job, reload
 from bot.engine.pool import Account, Pool
 from bot.engine.results import Results
 from bot.engine.scheduler import Scheduler
@@ -393,7 +393,16 @@ class Engine:
             # Every call to the chat about the task leaves only while the claim is still
             # this process's: one frozen past its lease, whose task another process took
             # over and delivered, sends nothing of what it had queued when it wakes.
-            claim = Sending(lambda: self._claims.holds(task_id, self._owner))
+            claim = Sending(
+                ClaimCheck(
+                    self._claims,
+                    task_id,
+                    self._owner,
+                    clock=self._clock,
+                    trust=self._timing.claim_trust,
+                    margin=self._timing.lease / 4,
+                )
+            )
             job = self._jobs[task_id] = Job(task_id, claim)
             # The status message goes out beside the upstream work, never in front of it.
             self._status.start(job, first)

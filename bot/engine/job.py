@@ -6,12 +6,14 @@ object per task, dropped when the process lets the task go or it ends."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.core.task import Task
 from bot.engine.chat import Sending, StatusView
 from bot.engine.pool import Account
 from bot.providers import UpstreamState
+from storage.claims import Claims
 from storage.tasks import TaskRepository
 
 
@@ -44,6 +46,43 @@ class Job:
     # How it left the line: the account whose slot it holds now, or no account could take it.
     admitted: Account | None = None
     no_account: bool = False
+
+
+class ClaimCheck:
+    """Whether this process still holds a task's claim, asked as each call about the task
+    leaves for the chat. The database says whether it does, and until when its heartbeat
+    keeps anyone else from taking the task over; the answer is trusted for `trust` seconds
+    and up to `margin` before that end, then asked again. A process frozen past its
+    heartbeat trusts nothing it read before: it asks the database for every call."""
+
+    def __init__(
+        self,
+        claims: Claims,
+        task_id: int,
+        owner: str,
+        *,
+        clock: Callable[[], float],
+        trust: float,
+        margin: float,
+    ) -> None:
+        self._claims = claims
+        self._task_id = task_id
+        self._owner = owner
+        self._clock = clock
+        self._trust = trust
+        self._margin = margin
+        self._sure_until = float("-inf")
+
+    async def __call__(self) -> bool:
+        asked_at = self._clock()
+        if asked_at < self._sure_until:
+            return True
+        held_until = await self._claims.held_until(self._task_id, self._owner)
+        if held_until is None:
+            self._sure_until = float("-inf")
+            return False
+        self._sure_until = min(asked_at + self._trust, held_until - self._margin)
+        return True
 
 
 async def reload(tasks: TaskRepository, task: Task) -> Task:

@@ -37,6 +37,12 @@ class Timing:
     # claim ran out (its process died) is picked up by another within a third of it.
     # 20 s: a replica killed with -9 has its tasks taken over within 27 s.
     lease: float = 20.0
+    # A call about a task leaves only while this process still holds the task's claim: a
+    # look at the database, trusted for this long after (so a message booked to leave in a
+    # moment does not wait for the database as its moment comes), and never closer than a
+    # quarter of the lease to the end of the process's heartbeat, before which nobody may
+    # take its tasks over (the replicas' clocks may differ by that much).
+    claim_trust: float = 3.0
     # Another process's tasks fill an account (its caps are counted in the database): the
     # line looks at that account again after this long.
     full_elsewhere: float = 1.0

@@ -1,23 +1,25 @@
 """Telegram flood control: the per-chat, per-group and overall limits, with results ahead
-of best-effort calls (status messages, their edits, chat actions) in every queue; PTB's
-AIORateLimiter waits out a 429's retry_after and retries. Plus what the bot needs from it:
-errors counted for /metrics, and a sense of how backed up it is, so that best-effort calls
-can be skipped altogether."""
+of best-effort calls (status messages, their edits, chat actions) in every queue; a 429's
+retry_after waited out by its call and its chat, not by the whole bot. Plus what the bot
+needs from it: errors counted for /metrics, and a sense of how backed up it is, so that
+best-effort calls can be skipped altogether."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
-from telegram.error import NetworkError, TelegramError
-from telegram.ext import AIORateLimiter
+from telegram.error import NetworkError, RetryAfter, TelegramError
+from telegram.ext import BaseRateLimiter
 
 from bot.ops.metrics import Metrics
 from bot.telegram.pace import BEST_EFFORT, INTERACTIVE, URGENT, PriorityPace
@@ -135,11 +137,16 @@ _UNPACED = frozenset({"getUpdates"})
 _MAX_CHAT_LIMITERS = 10_000
 
 
-class FloodControl(AIORateLimiter):
-    """PTB's AIORateLimiter for what it does well (waiting out a 429's retry_after and
-    retrying), with the pacing itself done here by `PriorityPace`: messages per chat
-    (groups and private chats) and every call overall; answers to button presses before
-    results, results before best-effort calls."""
+class FloodControl(BaseRateLimiter[int]):
+    """PTB's rate limiter: every call the bot makes passes through `process_request`. The
+    pacing is `PriorityPace`'s: messages per chat (groups and private chats) and every call
+    overall; answers to button presses before results, results before best-effort calls.
+
+    A 429 is waited out by its call, which then takes its turn again in every pace (booked
+    anew in the replicas' shared ones), and by its chat. PTB's own AIORateLimiter holds
+    every call of the process until the wait is over, and then lets them all go at once,
+    past their paces: a burst that brings more 429s; and its retry is booked in no shared
+    pace."""
 
     def __init__(
         self,
@@ -162,8 +169,7 @@ class FloodControl(AIORateLimiter):
         # Moments being booked by calls that are no message (they do not wait for them).
         self._bookings: set[asyncio.Task[float]] = set()
         self._shared_failed_at = 0.0
-        # 0: PTB's own (first come, first served) limiters are off; ours replace them.
-        super().__init__(overall_max_rate=0, group_max_rate=0, max_retries=max_retries)
+        self._max_retries = max_retries
         self._overall = PriorityPace(*self._limits.overall)
         self._metrics = metrics
         self._busy_at = busy_at
@@ -182,6 +188,12 @@ class FloodControl(AIORateLimiter):
         while len(self._chats) > _MAX_CHAT_LIMITERS:
             self._chats.popitem(last=False)
         return pace
+
+    async def initialize(self) -> None:
+        """Nothing to set up: the paces start empty."""
+
+    async def shutdown(self) -> None:
+        """Nothing to let go of: `stop_waiting` ends the calls still waiting."""
 
     def stop_waiting(self) -> None:
         """At shutdown: calls still waiting for their turn are not sent (they fail with a
@@ -212,7 +224,7 @@ class FloodControl(AIORateLimiter):
     ) -> bool | JSONDict | list[JSONDict]:
         mend_call(endpoint, data)  # what PTB would send that the Bot API does not take
         if endpoint in _UNPACED:
-            return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
+            return await self._counted(callback(*args, **kwargs))
         held = _ticket.get()
         if held is not None:
             callback = _punching(held, callback)
@@ -221,28 +233,26 @@ class FloodControl(AIORateLimiter):
             callback = _fenced(still_mine, callback)
         chat_id = data.get("chat_id")
         message_to = chat_id if isinstance(chat_id, int) and endpoint in MESSAGE_METHODS else None
+        retries = self._max_retries if rate_limit_args is None else rate_limit_args
         self.pending += 1
         if message_to is not None:
             self._pending_in[message_to] = self._pending_in.get(message_to, 0) + 1
         try:
             priority = INTERACTIVE if endpoint in _INTERACTIVE else _priority.get()
-            if message_to is not None:
-                # The chat's turn, held while the call waits for the limit on all chats
-                # (and, with replicas, for the moment the shared paces give it).
-                chat = message_to
-                await self._chat_pace(chat).acquire(
-                    priority, then=lambda: self._everyone_after(chat, priority)
-                )
-            else:
-                await self._overall.acquire(priority)
-                if self._shared is not None:
-                    # Not a message, but a call all the same: it counts in the replicas'
-                    # pace of all chats too. It books its moment beside its way out and
-                    # goes (Telegram's limits are on messages; a status message's removal
-                    # or the webhook's setting must not wait behind every replica's
-                    # albums), and the messages after it leave that much later.
-                    self._book_in_passing()
-            return await self._send(callback, args, kwargs, endpoint, data, rate_limit_args)
+            for attempt in range(retries + 1):
+                await self._turn(message_to, priority)
+                try:
+                    return await self._counted(callback(*args, **kwargs), but=RetryAfter)
+                except RetryAfter as error:
+                    if attempt == retries:
+                        self._metrics.telegram_errors.labels(type(error).__name__).inc()
+                        raise
+                    wait = _seconds(error) + 0.1
+                    _log.info("%s: Telegram asks to wait %.1f s: retrying then", endpoint, wait)
+                    if message_to is not None:
+                        await self._hold_chat(message_to, wait)
+                    await asyncio.sleep(wait)
+            raise AssertionError("unreachable: the last attempt returns or raises")
         finally:
             self.pending -= 1
             if message_to is not None:
@@ -251,6 +261,57 @@ class FloodControl(AIORateLimiter):
                     self._pending_in[message_to] = left
                 else:
                     del self._pending_in[message_to]
+
+    async def _turn(self, message_to: int | None, priority: int) -> None:
+        """Wait for the call's turn: a message to `message_to` in its chat's pace and in
+        all chats', any other call in all chats'."""
+        if message_to is not None:
+            # The chat's turn, held while the call waits for the limit on all chats (and,
+            # with replicas, for the moment the shared paces give it).
+            chat = message_to
+            await self._chat_pace(chat).acquire(
+                priority, then=lambda: self._everyone_after(chat, priority)
+            )
+            return
+        await self._overall.acquire(priority)
+        if self._shared is not None:
+            # Not a message, but a call all the same: it counts in the replicas' pace of
+            # all chats too. It books its moment beside its way out and goes (Telegram's
+            # limits are on messages; a status message's removal or the webhook's setting
+            # must not wait behind every replica's albums), and the messages after it leave
+            # that much later.
+            self._book_in_passing()
+
+    async def _hold_chat(self, chat_id: int, seconds: float) -> None:
+        """Telegram answered a message to the chat with a 429: nothing more leaves for it,
+        from this process or (with replicas) any other, for `seconds`."""
+        self._chat_pace(chat_id).hold(seconds)
+        if self._shared is None:
+            return
+        limits = self._limits
+        own = limits.group if chat_id < 0 else limits.private_chat
+        try:
+            await self._shared.hold(
+                chat_id,
+                Bucket(own[0], own[0] / own[1] * SHARED_MARGIN),
+                until=time.time() + seconds,
+            )
+        except Exception as error:
+            _log.warning("shared Telegram pace unavailable (%s): the 429 held here only", error)
+
+    async def _counted(
+        self,
+        request: Coroutine[Any, Any, bool | JSONDict | list[JSONDict]],
+        *,
+        but: type[TelegramError] | None = None,
+    ) -> bool | JSONDict | list[JSONDict]:
+        """The call itself, its error (unless `but`, not yet an error) counted for /metrics."""
+        try:
+            return await request
+        except TelegramError as error:
+            if but is None or not isinstance(error, but):
+                self._metrics.telegram_errors.labels(type(error).__name__).inc()
+            raise
 
     async def _everyone_after(self, chat_id: int, priority: int) -> None:
         """With this process's turn in the chat: the limit on all chats in this process,
@@ -268,8 +329,15 @@ class FloodControl(AIORateLimiter):
         booking.add_done_callback(self._bookings.discard)
 
     async def _shared_turn(self, chat_id: int, priority: int) -> None:
-        """A message's moment in the shared paces: booked, then waited for."""
+        """A message's moment in the shared paces: booked, then waited for. Whether the
+        task is still this process's is asked before the wait, not once the moment has come:
+        the database's answer can take a while when it is busy, and a message that left
+        late would leave together with the next ones, past Telegram's limits (asked again as
+        it leaves, the answer is still fresh)."""
         leave_at = await self._book_shared(chat_id, priority)
+        still_mine = _fence.get()
+        if still_mine is not None and not await still_mine():
+            raise Fenced("the task was taken over by another process")
         if leave_at > time.time():
             await asyncio.sleep(leave_at - time.time())
 
@@ -336,23 +404,14 @@ class FloodControl(AIORateLimiter):
             await self._shared.forget(before=now - 60)
         return leave_at
 
-    async def _send(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> bool | JSONDict | list[JSONDict]:
-        """The call itself, by PTB's limiter (which waits out a 429 and retries)."""
-        try:
-            return await super().process_request(
-                callback, args, kwargs, endpoint, data, rate_limit_args
-            )
-        except TelegramError as error:
-            self._metrics.telegram_errors.labels(type(error).__name__).inc()
-            raise
+
+def _seconds(error: RetryAfter) -> float:
+    """A 429's retry_after in seconds. PTB 22 warns on reading it as an int (it will be a
+    timedelta in PTB 23, and is one with PTB_TIMEDELTA set): both are taken, quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wait = error.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
 
 
 def _fenced(

@@ -43,6 +43,10 @@ class LeakyBucket:
     def take(self, now: float) -> None:
         self._level = self.level(now) + 1
 
+    def hold(self, now: float, seconds: float) -> None:
+        """No call fits for `seconds` from `now` (then one does, and the pace goes on)."""
+        self._level = max(self.level(now), self.capacity - 1 + seconds * self.rate)
+
 
 class PriorityPace:
     """At most `capacity` calls at once, refilled at `capacity` per `period` seconds (the
@@ -95,6 +99,11 @@ class PriorityPace:
         finally:
             self._held = False
             self._release()
+
+    def hold(self, seconds: float) -> None:
+        """Nobody leaves for `seconds` (Telegram asked this chat to wait that long)."""
+        self._bucket.hold(asyncio.get_running_loop().time(), seconds)
+        self._release()
 
     def close(self, error: Exception) -> None:
         """Stop: every call waiting for its turn, and every later one, gets `error`."""
