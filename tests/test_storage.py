@@ -176,13 +176,12 @@ async def test_a_task_is_claimed_by_one_process_while_its_heartbeat_lasts(
     await database.close()
 
 
-async def test_a_claim_checked_is_trusted_only_while_nobody_could_take_it_over(
+async def test_a_call_about_a_task_leaves_only_while_nobody_could_take_the_task_over(
     bot_database: Path | str,
 ) -> None:
-    """A call about a task asks whether the claim is still this process's as it leaves
-    (`ClaimCheck`). The answer is trusted for a moment (`trust`), and never past the end of
-    the process's heartbeat less a margin, the earliest another process could take the
-    task over; past it, every call asks the database."""
+    """A call about a task asks whether it may leave as it goes (`ClaimCheck`): only while
+    the process holds the claim and its heartbeat has more than a margin to run (before it
+    ends nobody may take the task over). The answer is trusted for a moment (`trust`)."""
     database = await Database.open(bot_database)
     tasks = TaskRepository(database)
     task = await create(tasks, new_task())
@@ -194,23 +193,24 @@ async def test_a_claim_checked_is_trusted_only_while_nobody_could_take_it_over(
     check = ClaimCheck(tasks.claims, task.id, "a", clock=lambda: now[0], trust=3.0, margin=5.0)
     assert await check()
 
-    async def taken_by_b() -> None:
-        # What a process that believed "a" dead would write (here, with "a" alive).
-        await database.execute("UPDATE tasks SET claimed_by = 'b' WHERE id = ?", (task.id,))
+    async def claimed_by(owner: str) -> None:
+        await database.execute("UPDATE tasks SET claimed_by = ? WHERE id = ?", (owner, task.id))
 
-    await taken_by_b()
+    await claimed_by("b")  # what a process that believed "a" dead would write
     now[0] = 102.9
     assert await check()  # trusted: read 2.9 s ago
     now[0] = 103.0
     assert not await check()  # asked again: gone
     assert not await check()  # and a claim lost is never trusted
 
-    # Its heartbeat near its end (a process frozen past it): nothing read is trusted.
-    await database.execute("UPDATE tasks SET claimed_by = 'a' WHERE id = ?", (task.id,))
-    now[0] = 116.0  # 4 s before the heartbeat ends, within the 5 s margin
-    assert await check()
-    await taken_by_b()
+    # Its own, but its heartbeat within the margin of its end (a process woken after a
+    # freeze, or stalled): another may be taking the task over; nothing leaves.
+    await claimed_by("a")
+    now[0] = 116.0
     assert not await check()
+    # Once it has beaten again and the task is still its own, calls leave again.
+    await tasks.claims.beat("a", until=136.0)
+    assert await check()
     await database.close()
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.types import Message
 
-from bot.core.task import Task
+from bot.core.lifecycle import TaskKind
+from bot.core.task import NewTask, Task
 from bot.web.routes import WebDependencies, build_web_app, start_server
 from storage.database import Database
 from storage.served_files import ServedFiles
@@ -27,6 +29,10 @@ class _World:
         self.nudged: list[tuple[int, str]] = []
 
     def app(self) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app_itself())
+        return httpx.AsyncClient(transport=transport, base_url="http://bot.test")
+
+    def app_itself(self) -> Starlette:
         async def on_callback(task: Task, upstream_id: str) -> bool:
             self.nudged.append((task.id, upstream_id))
             return True
@@ -46,8 +52,7 @@ class _World:
             database_ok=database_ok,
             metrics_text=metrics_text,
         )
-        transport = httpx.ASGITransport(app=build_web_app(deps))
-        return httpx.AsyncClient(transport=transport, base_url="http://bot.test")
+        return build_web_app(deps)
 
 
 @pytest.fixture
@@ -115,3 +120,52 @@ async def test_a_port_in_use_is_an_error_the_bot_can_handle_not_an_exit() -> Non
     finally:
         taken.close()
     await asyncio.sleep(0)  # the loop goes on
+
+
+async def test_a_callback_whose_caller_went_away_before_its_body_is_answered_quietly(
+    world: _World,
+) -> None:
+    """The upstream gave up on a callback before its body arrived (it timed out while the
+    replica was frozen): a 400 nobody reads, not an "Exception in ASGI application" in the
+    log, and nothing reaches the engine."""
+    tasks = TaskRepository(world.database)
+    task = await tasks.create(
+        NewTask(
+            kind=TaskKind.TEXT_TO_IMAGE,
+            chat_id=1,
+            chat_type="private",
+            user_id=1,
+            lang="en",
+            prompt="p",
+            aspect_ratio="1:1",
+        )
+    )
+    assert isinstance(task, Task)
+    assert task.callback_secret is not None
+    path = f"/callbacks/{task.id}/{task.callback_secret}"
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"20")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("bot.test", 80),
+    }
+    await world.app_itself()(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 400
+    assert world.nudged == []

@@ -456,7 +456,9 @@ class Engine:
                 if self._on_chat_migrated is not None:
                     await self._on_chat_migrated(task.chat_id, moved.new_chat_id)
             except ClaimLost:
-                _tlog(task).warning("task %d: taken over by another process: let go", task.id)
+                # Taken over, or this process's heartbeat ran out (then, still its own, the
+                # task is picked up again at its next beat).
+                _tlog(task).warning("task %d: no longer this process's: let go", task.id)
                 return False
             except Exception:
                 # Whatever broke, the state in the database is still true: wait, then redo the step.

@@ -49,11 +49,12 @@ class Job:
 
 
 class ClaimCheck:
-    """Whether this process still holds a task's claim, asked as each call about the task
-    leaves for the chat. The database says whether it does, and until when its heartbeat
-    keeps anyone else from taking the task over; the answer is trusted for `trust` seconds
-    and up to `margin` before that end, then asked again. A process frozen past its
-    heartbeat trusts nothing it read before: it asks the database for every call."""
+    """Whether a call about a task may still leave for the chat: asked as each call leaves
+    (and once its moment is booked). Only while this process holds the task's claim and its
+    heartbeat has more than `margin` to run, before which nobody may take the task over (so
+    a process frozen past its heartbeat, or about to run out of it, sends nothing until it
+    has beaten again and found the task still its own; another may be taking it over). The
+    database's answer is trusted for `trust` seconds (less than `margin`), then asked again."""
 
     def __init__(
         self,
@@ -78,7 +79,7 @@ class ClaimCheck:
         if asked_at < self._sure_until:
             return True
         held_until = await self._claims.held_until(self._task_id, self._owner)
-        if held_until is None:
+        if held_until is None or held_until - self._margin <= asked_at:
             self._sure_until = float("-inf")
             return False
         self._sure_until = min(asked_at + self._trust, held_until - self._margin)

@@ -79,7 +79,8 @@ class Ticket(Protocol):
 
 class Fenced(Exception):
     """A call about a task this process no longer holds (another replica took it over while
-    this one was frozen or cut off): never sent."""
+    this one was frozen or cut off), or may lose any moment (its heartbeat ran out): never
+    sent."""
 
 
 _priority: ContextVar[int] = ContextVar("flood_priority", default=URGENT)
@@ -337,7 +338,7 @@ class FloodControl(BaseRateLimiter[int]):
         leave_at = await self._book_shared(chat_id, priority)
         still_mine = _fence.get()
         if still_mine is not None and not await still_mine():
-            raise Fenced("the task was taken over by another process")
+            raise Fenced("not this process's to send: taken over, or its heartbeat ran out")
         if leave_at > time.time():
             await asyncio.sleep(leave_at - time.time())
 
@@ -422,7 +423,7 @@ def _fenced(
 
     async def fenced(*args: Any, **kwargs: Any) -> bool | JSONDict | list[JSONDict]:
         if not await still_mine():
-            raise Fenced("the task was taken over by another process")
+            raise Fenced("not this process's to send: taken over, or its heartbeat ran out")
         return await request(*args, **kwargs)
 
     return fenced

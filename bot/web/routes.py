@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from telegram import Update
@@ -51,7 +51,8 @@ class BodyError(Exception):
 
 
 async def read_json(request: Request) -> Any:
-    """The request's JSON body, or `BodyError` for a wrong type, an oversize body or junk."""
+    """The request's JSON body, or `BodyError` for a wrong type, an oversize body, junk, or a
+    caller gone before its body came."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise BodyError(415, "expected application/json")
@@ -59,10 +60,15 @@ async def read_json(request: Request) -> Any:
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BodyError(413, "body too large")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BodyError(413, "body too large")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise BodyError(413, "body too large")
+    except ClientDisconnect:
+        # The caller went away before its body arrived (it timed out while this replica
+        # was frozen or stalled): nobody reads the answer, and it will send again.
+        raise BodyError(400, "the request ended before its body") from None
     try:
         return json.loads(body)
     except ValueError:
