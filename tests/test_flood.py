@@ -313,6 +313,16 @@ async def test_with_replicas_calls_that_are_not_messages_count_in_the_shared_pac
     await database.close()
 
 
+async def _booked_ahead(database: Database, every: Bucket, free_at: float) -> float:
+    """The pace of all chats as another replica left it: booked up to `free_at` (the next
+    message may leave then). Its `tat`."""
+    tat = free_at - 1 / every.rate + every.capacity / every.rate
+    await database.execute(
+        "INSERT INTO telegram_pace (key, tat, step) VALUES (0, ?, ?)", (tat, 1 / every.rate)
+    )
+    return tat
+
+
 async def test_with_replicas_a_result_books_its_moment_only_once_it_is_near(
     bot_database: Path | str,
 ) -> None:
@@ -334,10 +344,7 @@ async def test_with_replicas_a_result_books_its_moment_only_once_it_is_near(
     # Another replica booked the pace of all chats up to 3 s from now.
     ahead = 3.0
     start = time.time()
-    tat = start + ahead - 1 / every.rate + every.capacity / every.rate
-    await database.execute(
-        "INSERT INTO telegram_pace (key, tat, step) VALUES (0, ?, ?)", (tat, 1 / every.rate)
-    )
+    tat = await _booked_ahead(database, every, start + ahead)
     assert await pace.next_free(None, every, every, now=start) == pytest.approx(start + ahead)
 
     result = asyncio.create_task(
@@ -384,10 +391,7 @@ async def test_with_replicas_a_message_asks_whether_its_task_is_still_held_befor
     # Another replica booked the pace of all chats up to 1.5 s from now.
     ahead = 1.5
     start = time.time()
-    tat = start + ahead - 1 / every.rate + every.capacity / every.rate
-    await database.execute(
-        "INSERT INTO telegram_pace (key, tat, step) VALUES (0, ?, ?)", (tat, 1 / every.rate)
-    )
+    await _booked_ahead(database, every, start + ahead)
     sending = Sending(still_mine)
     with about_a_task(urgent=True, still_mine=still_mine, ticket=sending):
         await flood.process_request(request, (), {}, "sendMessage", {"chat_id": 5}, None)

@@ -225,7 +225,11 @@ class FloodControl(BaseRateLimiter[int]):
     ) -> bool | JSONDict | list[JSONDict]:
         mend_call(endpoint, data)  # what PTB would send that the Bot API does not take
         if endpoint in _UNPACED:
-            return await self._counted(callback(*args, **kwargs))
+            try:
+                return await callback(*args, **kwargs)
+            except TelegramError as error:
+                self._count(error)
+                raise
         held = _ticket.get()
         if held is not None:
             callback = _punching(held, callback)
@@ -243,16 +247,19 @@ class FloodControl(BaseRateLimiter[int]):
             for attempt in range(retries + 1):
                 await self._turn(message_to, priority)
                 try:
-                    return await self._counted(callback(*args, **kwargs), but=RetryAfter)
+                    return await callback(*args, **kwargs)
                 except RetryAfter as error:
-                    if attempt == retries:
-                        self._metrics.telegram_errors.labels(type(error).__name__).inc()
+                    if attempt == retries:  # waited out, a 429 is no error; left, it is
+                        self._count(error)
                         raise
                     wait = _seconds(error) + 0.1
                     _log.info("%s: Telegram asks to wait %.1f s: retrying then", endpoint, wait)
                     if message_to is not None:
                         await self._hold_chat(message_to, wait)
                     await asyncio.sleep(wait)
+                except TelegramError as error:
+                    self._count(error)
+                    raise
             raise AssertionError("unreachable: the last attempt returns or raises")
         finally:
             self.pending -= 1
@@ -289,30 +296,27 @@ class FloodControl(BaseRateLimiter[int]):
         self._chat_pace(chat_id).hold(seconds)
         if self._shared is None:
             return
-        limits = self._limits
-        own = limits.group if chat_id < 0 else limits.private_chat
         try:
-            await self._shared.hold(
-                chat_id,
-                Bucket(own[0], own[0] / own[1] * SHARED_MARGIN),
-                until=time.time() + seconds,
-            )
+            chat, _ = self._shared_buckets(chat_id)
+            await self._shared.hold(chat_id, chat, until=time.time() + seconds)
         except Exception as error:
             _log.warning("shared Telegram pace unavailable (%s): the 429 held here only", error)
 
-    async def _counted(
-        self,
-        request: Coroutine[Any, Any, bool | JSONDict | list[JSONDict]],
-        *,
-        but: type[TelegramError] | None = None,
-    ) -> bool | JSONDict | list[JSONDict]:
-        """The call itself, its error (unless `but`, not yet an error) counted for /metrics."""
-        try:
-            return await request
-        except TelegramError as error:
-            if but is None or not isinstance(error, but):
-                self._metrics.telegram_errors.labels(type(error).__name__).inc()
-            raise
+    def _shared_buckets(self, chat_id: int | None) -> tuple[Bucket, Bucket]:
+        """The replicas' shared paces for a message to `chat_id`: (its chat's, all chats').
+        They keep a tenth in hand: messages of several processes reach Telegram with more
+        jitter than one process's."""
+        limits = self._limits
+        own = limits.group if chat_id is not None and chat_id < 0 else limits.private_chat
+        every = limits.overall
+        return (
+            Bucket(own[0], own[0] / own[1] * SHARED_MARGIN),
+            Bucket(every[0], every[0] / every[1] * SHARED_MARGIN),
+        )
+
+    def _count(self, error: TelegramError) -> None:
+        """An error Telegram answered, counted for /metrics."""
+        self._metrics.telegram_errors.labels(type(error).__name__).inc()
 
     async def _everyone_after(self, chat_id: int, priority: int) -> None:
         """With this process's turn in the chat: the limit on all chats in this process,
@@ -363,12 +367,7 @@ class FloodControl(BaseRateLimiter[int]):
         message's in its chat's pace and in all chats', any other call's in all chats'
         (`in_passing`: at once, however far ahead; the call does not wait for it)."""
         assert self._shared is not None
-        limits = self._limits
-        own = limits.group if chat_id is not None and chat_id < 0 else limits.private_chat
-        # The shared paces keep a tenth in hand: messages of several processes reach
-        # Telegram with more jitter than one process's.
-        every = Bucket(limits.overall[0], limits.overall[0] / limits.overall[1] * SHARED_MARGIN)
-        chat = Bucket(own[0], own[0] / own[1] * SHARED_MARGIN)
+        chat, every = self._shared_buckets(chat_id)
         # A message books only a moment that comes soon: what can wait once it is within
         # SHARED_SOON, a result within RESULT_SOON, so results (of any replica) are booked
         # ahead of what can wait. One call of each kind of this process looks at a time, the
